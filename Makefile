@@ -1,0 +1,45 @@
+# dualcam-rt: `make demo` to try it, `make test` to check it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install install-test install-gpu demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# CPU serving install (onnxruntime, sounddevice).
+$(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[cpu,audio]"
+	touch $@
+
+# Everything the test suite needs: + dev tools, + the offline training module (torch 2.13.0, CPU).
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[cpu,audio,dev,train]"
+	touch $@
+
+install: $(VENV)/.stamp-install
+
+install-test: $(VENV)/.stamp-test
+
+# GPU serving install in its own venv: the CPU onnxruntime wheel would shadow onnxruntime-gpu.
+install-gpu:
+	$(PYTHON) -m venv .venv-gpu
+	.venv-gpu/bin/python -m pip install -q --upgrade pip
+	.venv-gpu/bin/python -m pip install -q -e ".[gpu,audio]"
+
+demo: install
+	$(BIN)/dualcam-rt serve "sim://?scenario=1&seed=0" --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .venv-gpu .pytest_cache build *.egg-info

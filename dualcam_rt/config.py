@@ -1,0 +1,43 @@
+"""Settings: the only place that reads the environment (prefix ``DUALCAM_``)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUALCAM_", env_file=".env", extra="ignore")
+
+    # acquisition
+    device_uri: str = Field("dualcam://127.0.0.1:7700", description="Device the service opens")
+    connect_timeout_s: float = Field(2.0, gt=0, description="How long a dualcam:// URI may stay silent before fallback")
+    fallback_to_sim: bool = Field(True, description="serve: fall back from dualcam:// to sim:// when no sensor answers")
+    fallback_uri: str = "sim://?scenario=1&seed=0"
+    dead_channels: tuple[int, ...] = Field((79, 105), description="Microphones excluded everywhere downstream")
+
+    # imaging
+    focus_distance_m: float = Field(2.0, gt=0.1, description="Distance of the acoustic grid plane from the array")
+    beamform_backend: str = Field("auto", pattern="^(auto|numpy|cupy)$")
+
+    # data and models
+    models_dir: Path = REPO_MODELS_DIR
+    sessions_dir: Path = Path("sessions")
+    cache_dir: Path = Path.home() / ".cache" / "dualcam-rt"
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_token: str | None = None
+    hop_s: float = Field(0.5, gt=0.05, le=10)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_seconds: float = 600.0
+    ort_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per session")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,95 @@
+"""The one device interface: every source yields ``SensorFrame``s, one per 1/12 s tick."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class SensorFrame:
+    """One sensor tick: an audio block and the video frame nearest to it in time.
+
+    ``audio`` is (channels, samples) float32 in pascal (128 x 1024 for a DualCam, 1 x 1024 for a
+    microphone); ``first_sample`` is the index of ``audio[:, 0]`` on the device's sample clock and
+    ``timestamp`` its time in seconds on the same clock (``first_sample / sample_rate`` unless the
+    device says otherwise). ``video`` is (480, 640, 3) uint8 BGR, or None; ``video_timestamp`` is
+    the capture time of that frame on the audio clock. ``lost_samples`` counts zero-filled samples
+    in this block (packet loss). ``truth`` carries a simulated scene's ground truth.
+    """
+
+    index: int
+    first_sample: int
+    timestamp: float
+    audio: np.ndarray
+    video: np.ndarray | None = None
+    video_timestamp: float | None = None
+    sample_rate: int = SAMPLE_RATE
+    lost_samples: int = 0
+    truth: dict | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.audio.shape[0]
+
+    @property
+    def samples(self) -> int:
+        return self.audio.shape[1]
+
+
+@dataclass
+class DeviceStats:
+    """Counters a device keeps while streaming (reported by ``probe`` and ``/v1/status``)."""
+
+    audio_blocks: int = 0
+    video_frames: int = 0
+    lost_packets: int = 0
+    lost_samples: int = 0
+    crc_errors: int = 0
+    dropped_bytes: int = 0
+    malformed_packets: int = 0
+    reconnects: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+class Device(ABC):
+    """A source of sensor frames. Use as a context manager; iterate ``frames()``."""
+
+    kind: str = "?"  # "dualcam" | "sim" | "mic" | "replay"
+    simulated: bool = False
+
+    def __init__(self, uri: str, channels: int, sample_rate: int = SAMPLE_RATE,
+                 block_samples: int = BLOCK_SAMPLES):
+        self.uri = uri
+        self.channels = channels
+        self.sample_rate = sample_rate
+        self.block_samples = block_samples
+        self.stats = DeviceStats()
+
+    @abstractmethod
+    def frames(self) -> Iterator[SensorFrame]:
+        """Yield frames until the source ends (replay) or ``close()`` is called."""
+
+    def close(self) -> None:
+        """Release sockets, threads and hardware; safe to call twice."""
+
+    def describe(self) -> dict:
+        return {"uri": self.uri, "kind": self.kind, "simulated": self.simulated,
+                "channels": self.channels, "sample_rate": self.sample_rate,
+                "block_samples": self.block_samples}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
