@@ -1,43 +1,187 @@
-"""Commands of the sessions area."""
+"""Commands of the sessions area: record, verify, replay, make-dataset, import-tfrecords, export-*."""
 
 from __future__ import annotations
 
-import typer
+import json
+import signal
+import sys
 
-from . import app, fail
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import app, console, fail
+
+
+def _progress() -> Progress:
+    """A rich progress bar on a terminal; nothing otherwise (scripts get plain lines instead)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
 
 
 @app.command()
 def record(
-    uri: str = typer.Argument(..., help="Device URI"),
-    seconds: float = typer.Option(..., help="How long to record"),
-    out: str = typer.Option(..., "--out", help="Directory to create the session in"),
-    label: str = typer.Option(None, help="Action class"),
-    scenario: int = typer.Option(None, help="Scenario 1|2|3"),
-    subject: int = typer.Option(None, help="Subject index"),
+    uri: str = typer.Argument(..., help="Device URI, e.g. 'sim://?scenario=1' or dualcam://127.0.0.1:7700"),
+    seconds: float = typer.Option(..., help="How long to record, seconds"),
+    out: str = typer.Option(..., "--out", help="Existing directory to create the session in"),
+    name: str = typer.Option(None, help="Session name (default LABEL-scK-sN-UTCTIME); no '/' or '..'"),
+    label: str = typer.Option(None, help="Action class (default: the URI's label, if any)"),
+    scenario: int = typer.Option(None, help="Scenario 1|2|3 (default: the URI's scenario, if any)"),
+    subject: int = typer.Option(None, help="Subject index (default: the URI's subject, if any)"),
+    channels: str = typer.Option("all", help="Device channels to store: 'all' or a list like '0' or '0,5,9'"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ):
-    """Record a dataset session, with a progress bar."""
-    fail("record is not available yet (sessions issue in progress)")
+    """Record a dataset session from a device, with a progress bar and a summary."""
+    from ..devices import open_device, parse_uri
+    from ..labels import class_index
+    from ..sessions.format import new_session_dir
+    from ..sessions.record import default_session_name, record_frames
+    from ..sessions.writer import SessionWriter
+
+    if not seconds > 0:
+        fail("--seconds must be positive")
+    _, _, query = parse_uri(uri)
+    label = label or query.get("label") or None
+    if label is not None:
+        class_index(label)
+    scenario = scenario if scenario is not None else (int(query["scenario"]) if query.get("scenario", "").isdigit() else None)
+    subject = subject if subject is not None else (int(query["subject"]) if query.get("subject", "").isdigit() else None)
+    try:
+        chans = None if channels == "all" else [int(c) for c in channels.split(",")]
+    except ValueError:
+        fail(f"bad --channels {channels!r}: use 'all' or a comma-separated list of indices")
+    path = new_session_dir(out, name or default_session_name(label, scenario, subject))
+    _sigterm_as_interrupt()
+    with open_device(uri) as device:
+        meta = {"label": label, "scenario": scenario, "subject": subject, "device": device.describe()}
+        writer = SessionWriter(path, meta, channels=chans)
+        total = max(1, round(seconds * 12))
+        with _progress() as bar:
+            task = bar.add_task(f"recording {path.name}", total=total)
+            last_flushed = [0]
+
+            def on_tick(n, w):
+                bar.update(task, completed=n)
+                if not console.is_terminal and w.ticks != last_flushed[0]:  # a line per durable second
+                    last_flushed[0] = w.ticks
+                    print(f"recorded {w.ticks} frames ({w.seconds:.1f} s) to {path}", file=sys.stderr, flush=True)
+
+            summary = record_frames(device.frames(), writer, seconds, on_tick)
+        summary["device_stats"] = device.stats.to_dict()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        console.print(f"[bold]{summary['status']}[/]: {summary['frames']} frames ({summary['seconds']:.2f} s), "
+                      f"{summary['video_frames']} video frames, {summary['drops']} dropped, "
+                      f"{summary['bytes'] / 1e6:.1f} MB, {summary['realtime_x']}x real time -> {path}",
+                      highlight=False)
 
 
 @app.command()
-def verify(session: str = typer.Argument(...), repair: bool = typer.Option(False, "--repair")):
-    """Check a session (and repair one cut short)."""
-    fail("verify is not available yet (sessions issue in progress)")
+def verify(
+    session: str = typer.Argument(..., help="Session directory"),
+    repair: bool = typer.Option(False, "--repair", help="Repair a session cut short (keeps its intact part)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+):
+    """Check a session (and repair one cut short). Exit 1 when problems remain."""
+    from ..sessions.verify import verify_session
+
+    report = verify_session(session, repair=repair)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        state = "[green]ok[/]" if report["ok"] else "[red]problems[/]"
+        console.print(f"{report['id']}: {state}, {report['ticks']} ticks ({report['seconds']:.2f} s), "
+                       f"{report['channels']} channels, {report['video_frames']} video frames"
+                       + (", repaired" if report["repaired"] else ""), highlight=False)
+        for p in report["problems"]:
+            console.print(f"  - {p}", highlight=False)
+    if not report["ok"]:
+        raise typer.Exit(1)
 
 
 @app.command()
 def replay(
-    session: str = typer.Argument(...),
+    session: str = typer.Argument(..., help="Session directory"),
     speed: str = typer.Option("max", help="1 for real time, a factor, or max"),
-    predict: bool = typer.Option(False, "--predict"),
-    as_json: bool = typer.Option(False, "--json"),
+    predict: bool = typer.Option(False, "--predict", help="Add the installed models' predictions"),
+    localise: bool = typer.Option(True, help="Beamform each tick and localise the source (128-channel sessions)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
 ):
-    """Push a session through the live stack."""
-    fail("replay is not available yet (sessions issue in progress)")
+    """Push a session through the live stack and print its timeline."""
+    from ..sessions.replay import replay_timeline
+
+    result = replay_timeline(session, speed=speed, predict=predict, localise=localise)
+    if as_json:
+        print(json.dumps(result))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"replay of {result['session']['session_id']}")
+    for col in ("tick", "time_s", "video", "localisation", "prediction"):
+        t.add_column(col)
+    for row in result["timeline"]:
+        loc = row.get("localisation")
+        pred = row.get("prediction")
+        t.add_row(str(row["tick"]), f"{row['time_s']:.3f}", "yes" if row["video"] else "-",
+                  f"({loc['u_px']:.0f}, {loc['v_px']:.0f}) px, {loc['peak_db']:.1f} dB" if loc else "-",
+                  f"{pred['label']} {pred['top_k'][0]['probability']:.2f}" if pred else "-")
+    console.file = sys.stdout
+    console.print(t)
 
 
 @app.command("make-dataset")
-def make_dataset(out: str = typer.Option(..., "--out"), preset: str = typer.Option("ci", help="ci|small|paper")):
+def make_dataset(
+    out: str = typer.Option(..., "--out", help="Directory for the dataset (created; must be empty if it exists)"),
+    preset: str = typer.Option("ci", help="ci|small|paper"),
+    workers: int = typer.Option(2, help="Processes to use"),
+    raw: bool = typer.Option(None, "--raw/--no-raw", help="Store all 128 raw channels (default: the preset's)"),
+    seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
+):
     """Generate the simulated dataset as sessions plus a manifest with splits."""
-    fail("make-dataset is not available yet (sessions issue in progress)")
+    from ..sessions.dataset import make_dataset as build
+
+    manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress())
+    console.print(f"{len(manifest['sessions'])} sessions, "
+                  f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json", highlight=False)
+
+
+@app.command("import-tfrecords")
+def import_tfrecords(
+    src: str = typer.Argument(..., help="The published dataset's root (Location_*/Subject_*/Action_*/Data_*.tfrecord)"),
+    out: str = typer.Option(..., "--out", help="Directory for the imported sessions and manifest"),
+):
+    """Convert the published DualCam TFRecords into sessions (no TensorFlow needed)."""
+    from ..sessions.importer import import_tfrecords as run_import
+
+    manifest = run_import(src, out, progress=_progress())
+    console.print(f"imported {len(manifest['sessions'])} sequences -> {out}/manifest.json", highlight=False)
+
+
+@app.command("export-wav")
+def export_wav(
+    session: str = typer.Argument(..., help="Session directory"),
+    out: str = typer.Option(..., "--out", help="Output .wav"),
+    channel: int = typer.Option(0, help="Device channel (microphone) to export"),
+):
+    """Write one microphone of a session to a WAV file (float32, pascal)."""
+    from ..sessions.export import export_wav as run
+
+    console.print(f"wrote {run(session, out, channel)}", highlight=False)
+
+
+@app.command("export-video")
+def export_video(
+    session: str = typer.Argument(..., help="Session directory"),
+    out: str = typer.Option(..., "--out", help="Output .mp4"),
+    overlay: bool = typer.Option(True, help="Draw the acoustic image (900-6400 Hz energy) over the video"),
+):
+    """Write a session's video, with the acoustic overlay, to MP4."""
+    from ..sessions.export import export_video as run
+
+    console.print(f"wrote {run(session, out, overlay=overlay)}", highlight=False)

@@ -1,0 +1,263 @@
+"""Writing a session: ``SessionWriter(path, meta).write(frame)`` per tick, then ``close()``.
+
+Crash safety: the HDF5 file is opened in SWMR mode (chunked, resizable datasets) and ticks are
+buffered in memory and appended and flushed once per second, so a process killed at any instant
+leaves a readable file that holds every second flushed before the kill (at most the last second
+is lost). ``session.json`` is replaced atomically and says ``"status": "recording"`` until
+``close()``; ``dualcam-rt verify --repair`` finishes a session whose writer died.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import google_crc32c
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..devices.base import SensorFrame
+from ..errors import BadInput, DualcamError
+from ..geometry import FPS, get_geometry
+from ..labels import CLASSES
+from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
+                     check_name, file_sha256, write_json_atomic)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# Free space a flush must leave for HDF5's metadata and the final session.json: HDF5 can crash
+# the process when a write fails with ENOSPC, so a flush that would not fit is never attempted.
+DISK_RESERVE_BYTES = 1 << 20
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes still available to this process on the file system holding ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    return getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+
+
+def geometry_meta() -> dict:
+    """The geometry facts a session keeps: microphones (m), dead channels, grid and camera."""
+    g = get_geometry()
+    d = g.to_dict()
+    return {k: d[k] for k in ("sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics",
+                              "dead_channels", "camera")} | {
+        "grid": {k: v for k, v in d["grid"].items() if k != "points"}}
+
+
+class SessionWriter:
+    """Writes one session directory (created here; its parent must exist, it must not).
+
+    ``meta`` may hold label, scenario, subject, device (a ``describe()`` dict) and anything else
+    worth keeping. ``channels`` picks which device channels to store (default all; ``[0]`` keeps
+    microphone 0 only). With ``mfcc=True`` every ``write`` must also get that tick's MFCC volume
+    (36, 48, 12). ``flush_every`` ticks (default 12 = 1 s) bounds what a crash can lose.
+    """
+
+    def __init__(self, path: str | Path, meta: dict | None = None, *, channels: list[int] | None = None,
+                 mfcc: bool = False, jpeg_quality: int = 90, flush_every: int = FPS):
+        self.path = Path(path)
+        check_name(self.path.name)
+        if not self.path.parent.is_dir():
+            raise BadInput(f"output directory {self.path.parent} does not exist")
+        if self.path.exists():
+            raise BadInput(f"session {self.path} already exists")
+        self.channels = None if channels is None else list(channels)
+        self.store_mfcc = mfcc
+        self.jpeg_quality = int(jpeg_quality)
+        self.flush_every = max(1, int(flush_every))
+        self.meta = dict(meta or {})
+        label = self.meta.get("label")
+        if label is not None and label not in CLASSES:
+            raise BadInput(f"unknown class {label!r}; known: {', '.join(CLASSES)}")
+        self.ticks = 0  # ticks durable on disk
+        self.video_frames = 0
+        self.bytes_written = 0
+        self.lost_samples = 0
+        self._buffer: list[tuple] = []
+        self._video_bytes = 0
+        self._h5: h5py.File | None = None
+        self._closed = False
+        self.path.mkdir()
+        self._started = time.time()
+
+    # -- the file is created on the first frame, when the channel count is known
+    def _open(self, frame: SensorFrame) -> None:
+        n_device = frame.channels
+        if self.channels is None:
+            self.channels = list(range(n_device))
+        bad = [c for c in self.channels if not 0 <= c < n_device]
+        if bad:
+            raise BadInput(f"channels {bad} out of range: the device has {n_device}")
+        n = len(self.channels)
+        self.meta.update({
+            "id": self.path.name, "format_version": FORMAT_VERSION, "status": "recording",
+            "class_index": CLASSES.index(self.meta["label"]) if self.meta.get("label") else None,
+            "sample_rate": int(frame.sample_rate), "block_samples": int(frame.samples), "fps": FPS,
+            "channels": n, "channel_map": self.channels, "device_channels": n_device,
+            "ticks": 0, "seconds": 0.0, "video_frames": 0, "mfcc": self.store_mfcc,
+            "software_version": __version__, "created_utc": utc_now(), "started_unix": self._started,
+        })
+        self.meta.setdefault("geometry", geometry_meta() if n_device == 128 else None)
+        self.meta.setdefault("labels", [])
+        write_json_atomic(self.path / META_FILE, self.meta)
+        f = h5py.File(self.path / AUDIO_FILE, "w", libver="latest")
+        td = f.create_dataset("time_data", (0, n), "f4", maxshape=(None, n), chunks=(frame.samples, n))
+        td.attrs["sample_freq"] = float(frame.sample_rate)
+        f.create_dataset("ticks", (0,), TICK_DTYPE, maxshape=(None,), chunks=(256,))
+        f.create_dataset("video_jpeg", (0,), "u1", maxshape=(None,), chunks=(1 << 16,))
+        f.create_dataset("video_frames", (0,), VIDEO_DTYPE, maxshape=(None,), chunks=(256,))
+        if self.store_mfcc:
+            f.create_dataset("mfcc", (0, *MFCC_SHAPE), "f4", maxshape=(None, *MFCC_SHAPE),
+                             chunks=(FPS, *MFCC_SHAPE))
+        f.attrs["session_id"] = self.path.name
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.swmr_mode = True  # from here on a reader (or a crash) always sees a consistent file
+        self._h5 = f
+
+    def write(self, frame: SensorFrame, mfcc: np.ndarray | None = None) -> None:
+        """Buffer one tick; every ``flush_every`` ticks append them to the file and flush."""
+        if self._closed:
+            raise DualcamError(f"session {self.path} is closed")
+        if self._h5 is None:
+            self._open(frame)
+        if self.store_mfcc:
+            if mfcc is None or tuple(mfcc.shape) != MFCC_SHAPE:
+                raise BadInput(f"this session stores MFCC volumes: write() needs one of shape {MFCC_SHAPE}")
+            mfcc = np.asarray(mfcc, dtype=np.float32)
+        audio = np.ascontiguousarray(frame.audio[self.channels].T, dtype=np.float32)  # (samples, channels)
+        jpeg = None
+        if frame.video is not None:
+            ok, buf = cv2.imencode(".jpg", frame.video, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:
+                raise BadInput("could not encode a video frame as JPEG")
+            jpeg = buf.ravel()
+        self._buffer.append((frame, audio, jpeg, mfcc))
+        self.lost_samples += frame.lost_samples
+        if len(self._buffer) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered ticks and make them durable."""
+        if not self._buffer or self._h5 is None:
+            return
+        needed = sum(a.nbytes + (0 if j is None else j.nbytes) + (0 if m is None else m.nbytes)
+                     for _, a, j, m in self._buffer)
+        if free_bytes(self.path) < 2 * needed + DISK_RESERVE_BYTES:
+            self._buffer = []
+            self.close({"stopped": "disk full"})
+            raise DualcamError(f"disk full while recording {self.path}: stopped and kept the first "
+                               f"{self.seconds:.1f} s ({self.ticks} ticks), which are complete and readable")
+        try:
+            self._append(self._buffer)
+            self._h5.flush()
+        except OSError as err:
+            self._fail(err)
+        self._buffer = []
+
+    def _append(self, items: list[tuple]) -> None:
+        f = self._h5
+        n_ticks = len(items)
+        rows = np.zeros(n_ticks, TICK_DTYPE)
+        vrows = []
+        jpegs = []
+        for i, (frame, audio, jpeg, _) in enumerate(items):
+            tick = self.ticks + i
+            truth_px = (frame.truth or {}).get("source_px") or (np.nan, np.nan)
+            video_row = -1
+            if jpeg is not None:
+                video_row = self.video_frames + len(vrows)
+                vts = frame.timestamp if frame.video_timestamp is None else frame.video_timestamp
+                vrows.append((tick, vts, self._video_bytes + sum(len(j) for j in jpegs), len(jpeg),
+                              google_crc32c.value(jpeg.tobytes())))
+                jpegs.append(jpeg)
+            rows[i] = (frame.index, frame.first_sample, frame.timestamp, frame.lost_samples, video_row,
+                       google_crc32c.value(audio.tobytes()), truth_px[0], truth_px[1])
+        audio = np.concatenate([it[1] for it in items])
+        td = f["time_data"]
+        start = td.shape[0]
+        td.resize(start + len(audio), axis=0)
+        td[start:] = audio
+        if jpegs:
+            data = np.concatenate(jpegs)
+            vj = f["video_jpeg"]
+            vj.resize(self._video_bytes + len(data), axis=0)
+            vj[self._video_bytes:] = data
+            vf = f["video_frames"]
+            vf.resize(self.video_frames + len(vrows), axis=0)
+            vf[self.video_frames:] = np.array(vrows, VIDEO_DTYPE)
+            self._video_bytes += len(data)
+            self.bytes_written += len(data)
+        if self.store_mfcc:
+            mf = f["mfcc"]
+            mf.resize(self.ticks + n_ticks, axis=0)
+            mf[self.ticks:] = np.stack([it[3] for it in items])
+            self.bytes_written += n_ticks * 4 * int(np.prod(MFCC_SHAPE))
+        ds = f["ticks"]  # the tick index goes last: a reader trusts ticks only as far as it reaches
+        ds.resize(self.ticks + n_ticks, axis=0)
+        ds[self.ticks:] = rows
+        self.ticks += n_ticks
+        self.video_frames += len(vrows)
+        self.bytes_written += audio.nbytes + rows.nbytes
+
+    def _fail(self, err: OSError) -> None:
+        """Stop writing after an I/O error; what was flushed before stays readable."""
+        self._closed = True
+        self._buffer = []
+        try:
+            self._h5.close()
+        except Exception:  # noqa: BLE001  (the file is already in trouble; keep the first error)
+            pass
+        what = "disk full" if _is_disk_full(err) else f"write failed ({err})"
+        raise DualcamError(f"{what} while recording {self.path}: kept the first {self.ticks / FPS:.1f} s "
+                           f"({self.ticks} ticks); run 'dualcam-rt verify {self.path} --repair'") from err
+
+    @property
+    def seconds(self) -> float:
+        return self.ticks / FPS
+
+    def close(self, extra_meta: dict | None = None) -> dict:
+        """Flush, close the file and write the final metadata (with checksums); returns it."""
+        if self._closed:
+            return self.meta
+        self.flush()
+        self._closed = True
+        if self._h5 is None:  # no frame ever arrived: keep an empty, honest session.json
+            self.meta.update({"id": self.path.name, "format_version": FORMAT_VERSION, "status": "empty",
+                              "ticks": 0, "seconds": 0.0, "created_utc": utc_now()})
+            write_json_atomic(self.path / META_FILE, self.meta)
+            return self.meta
+        self._h5.close()
+        seconds = self.ticks * self.meta["block_samples"] / self.meta["sample_rate"]
+        self.meta.update(extra_meta or {})
+        if self.meta.get("label") and not self.meta.get("labels"):
+            self.meta["labels"] = [{"label": self.meta["label"], "start_s": 0.0, "end_s": seconds}]
+        audio = self.path / AUDIO_FILE
+        self.meta.update({"status": "complete", "ticks": self.ticks, "seconds": seconds,
+                          "video_frames": self.video_frames, "lost_samples": self.lost_samples,
+                          "ended_utc": utc_now(),
+                          "checksums": {AUDIO_FILE: {"sha256": file_sha256(audio), "bytes": audio.stat().st_size}}})
+        try:
+            write_json_atomic(self.path / META_FILE, self.meta)
+        except OSError as err:
+            raise DualcamError(f"could not write {self.path / META_FILE} ({err}); the audio is complete: "
+                               f"run 'dualcam-rt verify {self.path} --repair'") from err
+        return self.meta
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
