@@ -1,23 +1,56 @@
-"""Commands of the service area."""
+"""Commands of the service area: ``serve`` (HTTP/WebSocket service) and ``listen`` (microphone → terminal)."""
 
 from __future__ import annotations
 
 import typer
 
-from . import app, fail
+from . import app, console, fail
 
 
 @app.command()
 def serve(
     uri: str = typer.Argument(None, help="Device URI (default: settings' device_uri, falling back to sim://)"),
-    host: str = typer.Option(None, help="Bind address (default 127.0.0.1)"),
-    port: int = typer.Option(None, help="Port (default 8000)"),
+    host: str = typer.Option(None, help="Bind address (default: settings, 127.0.0.1)"),
+    port: int = typer.Option(None, help="Port (default: settings, 8000)"),
+    models_dir: str = typer.Option(None, help="Directory of ONNX students and their cards (default: settings)"),
 ):
-    """Run the HTTP/WebSocket service."""
-    fail("serve is not available yet (service issue in progress)")
+    """Run the HTTP/WebSocket service on a live device (dashboard at /)."""
+    import uvicorn
+
+    from ..config import get_settings
+    from ..devices import parse_uri
+    from ..server.app import create_app
+    from ..server.run import uvicorn_config
+
+    settings = get_settings()
+    if models_dir:
+        settings = settings.model_copy(update={"models_dir": models_dir})
+    if uri:
+        parse_uri(uri)  # a bad URI is the caller's mistake: exit 2 before starting anything
+    host, port = host or settings.host, port or settings.port
+    if not 1 <= port <= 65535:
+        fail(f"port must be in 1..65535, not {port}")
+    console.print(f"dualcam-rt serving {uri or settings.device_uri} on http://{host}:{port} (dashboard at /)")
+    config = uvicorn_config(create_app(settings, uri), host, port, settings.max_ws_frame_bytes)
+    uvicorn.Server(config).run()
 
 
 @app.command()
-def listen(uri: str = typer.Argument("mic://default", help="Microphone URI")):
-    """Live classification from a microphone in the terminal."""
-    fail("listen is not available yet (service issue in progress)")
+def listen(
+    uri: str = typer.Argument("mic://default", help="Microphone URI (mic://default, mic://NAME) or any device URI"),
+    model: str = typer.Option(None, help="Model name (default: the first audio student)"),
+    models_dir: str = typer.Option(None, help="Directory of ONNX students and their cards (default: settings)"),
+    hop: float = typer.Option(None, help="Seconds between predictions (default: settings, 0.5)"),
+    seconds: float = typer.Option(None, help="Stop after this many seconds (default: until Ctrl-C)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON prediction per line instead of the live view"),
+):
+    """Live classification from a microphone, with a live terminal view."""
+    from pathlib import Path
+
+    from ..config import get_settings
+    from ..inference.listen import listen as run_listen
+
+    settings = get_settings()
+    run_listen(uri, Path(models_dir) if models_dir else settings.models_dir, model_name=model,
+               hop_s=hop or settings.hop_s, seconds=seconds, as_json=as_json, threads=settings.ort_threads,
+               mic_channel=settings.mic_channel)

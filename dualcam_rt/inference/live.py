@@ -1,0 +1,213 @@
+"""The live pipeline: a device's frames → predictions, source positions and overlay frames.
+
+Three worker threads joined by bounded queues, so that no stage blocks another:
+
+- acquisition: reads ``device.frames()``, stamps each block's arrival, and hands the audio to the
+  audio stage (queue of ``AUDIO_QUEUE_BLOCKS``; a full queue blocks acquisition: audio is never
+  dropped) and the frame to the imaging stage (queue of 2; when imaging falls behind the oldest
+  frame is dropped and counted). Taps (the recorder) see every frame here.
+- audio: one microphone → sliding window → student, a prediction every hop.
+- imaging: beamform → MFCC volume → band energy → localisation, and an overlay JPEG when some
+  client asked for images.
+
+Results leave through ``publish(message)``: a dict (JSON event) or bytes (an overlay JPEG); it
+is called from the worker threads and must not block.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..devices.base import Device, SensorFrame
+from .audio import resample
+from .models import Model
+from .predict import predict_waves, prediction
+from .stream import SlidingWindow
+
+AUDIO_QUEUE_BLOCKS = 120  # 10 s of sensor ticks
+VISUAL_QUEUE_FRAMES = 2
+JPEG_QUALITY = 70
+
+
+def percentiles(values, qs=(50, 90, 99)) -> dict:
+    """``{"p50": ..., ...}`` in the values' unit (rounded), or {} when there are none."""
+    if not values:
+        return {}
+    arr = np.fromiter(values, dtype=float)
+    return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in qs} | {"n": len(arr)}
+
+
+class LivePipeline:
+    """Runs a device through the student and the imaging chain in worker threads (``start``/``stop``)."""
+
+    def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None],
+                 hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
+                 beamform_backend: str = "auto", geometry=None, top_k: int = 3):
+        self.device, self.model, self.publish = device, model, publish
+        self.hop_s, self.mic_channel, self.imaging, self.top_k = hop_s, mic_channel, imaging, top_k
+        self.beamform_backend, self.geometry = beamform_backend, geometry
+        self.audio_queue: queue.Queue = queue.Queue(maxsize=AUDIO_QUEUE_BLOCKS)
+        self.visual_queue: queue.Queue = queue.Queue(maxsize=VISUAL_QUEUE_FRAMES)
+        self.want_images = threading.Event()  # set while some client wants overlay frames
+        self.taps: list[Callable[[SensorFrame], None]] = []
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.state = "starting"  # starting | streaming | ended | failed | stopped
+        self.error: str | None = None
+        self.started_at = time.time()
+        self.last_frame_at: float | None = None
+        self.frames = 0
+        self.visual_dropped = 0
+        self.imaged = 0
+        self.predictions = 0
+        self.prediction_ms: collections.deque = collections.deque(maxlen=2000)
+        self.imaging_ms: collections.deque = collections.deque(maxlen=2000)
+        self.beamform_backend_used: str | None = None
+        self.latest_mfcc: np.ndarray | None = None
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self) -> None:
+        stages = [("acquisition", self._acquire), ("audio", self._audio)]
+        if self.imaging:
+            stages.append(("imaging", self._image))
+        for name, target in stages:
+            t = threading.Thread(target=self._guard, args=(target,), name=f"live-{name}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.stopping.set()
+        if self.state in ("starting", "streaming"):
+            self.state = "stopped"
+        self.device.close()
+        for q in (self.audio_queue, self.visual_queue):
+            try:
+                q.put_nowait(None)  # wake the stage up so it sees ``stopping``
+            except queue.Full:
+                pass
+        for t in self.threads:
+            t.join(timeout_s)
+
+    @property
+    def streaming(self) -> bool:
+        """True while frames keep arriving (one within the last 2 s)."""
+        return self.state == "streaming" and self.last_frame_at is not None and time.time() - self.last_frame_at < 2.0
+
+    def status(self) -> dict:
+        """Counters, rates and latency percentiles (ms) for ``/v1/status``."""
+        elapsed = max(time.time() - self.started_at, 1e-9)
+        return {"state": self.state, "error": self.error, "frames": self.frames,
+                "frame_rate_hz": round(self.frames / elapsed, 3), "visual_dropped": self.visual_dropped,
+                "imaged_frames": self.imaged, "predictions": self.predictions,
+                "audio_queue": self.audio_queue.qsize(), "hop_s": self.hop_s, "mic_channel": self.mic_channel,
+                "model": self.model.name if self.model else None, "beamform_backend": self.beamform_backend_used,
+                "prediction_latency_ms": percentiles(self.prediction_ms),
+                "imaging_latency_ms": percentiles(self.imaging_ms)}
+
+    # -- stages ----------------------------------------------------------------------------
+    def _guard(self, stage: Callable[[], None]) -> None:
+        try:
+            stage()
+        except Exception as err:  # a broken device or stage ends the pipeline, visibly
+            if not self.stopping.is_set():
+                self.state, self.error = "failed", f"{type(err).__name__}: {err}"
+                self.publish({"type": "error", "message": self.error})
+                self.stopping.set()
+
+    def _acquire(self) -> None:
+        for frame in self.device.frames():
+            if self.stopping.is_set():
+                return
+            arrived = time.time()
+            self.frames += 1
+            self.last_frame_at = arrived
+            self.state = "streaming"
+            self.audio_queue.put((frame, arrived))  # blocks when full: audio is never dropped
+            if self.imaging:
+                self._offer_visual(frame, arrived)
+            for tap in list(self.taps):
+                tap(frame)
+        if not self.stopping.is_set():
+            self.state = "ended"
+            self.publish({"type": "end", "frames": self.frames})
+
+    def _offer_visual(self, frame: SensorFrame, arrived: float) -> None:
+        try:
+            self.visual_queue.put_nowait((frame, arrived))
+        except queue.Full:
+            try:
+                self.visual_queue.get_nowait()  # imaging is behind: drop the oldest frame
+                self.visual_dropped += 1
+            except queue.Empty:
+                pass
+            self.visual_queue.put_nowait((frame, arrived))
+
+    def _audio(self) -> None:
+        if self.model is None:
+            return
+        window: SlidingWindow | None = None
+        while not self.stopping.is_set():
+            item = self.audio_queue.get()
+            if item is None:
+                return
+            frame, arrived = item
+            rate = frame.sample_rate
+            if window is None:
+                window = SlidingWindow(self.model.seconds * rate, self.hop_s * rate)
+            for end, wave in window.push(frame.audio[self.mic_channel]):
+                if rate != self.model.sample_rate:
+                    wave = resample(wave, rate, self.model.sample_rate)
+                probs, timing = predict_waves(self.model, [wave])
+                latency_ms = (time.time() - arrived) * 1e3
+                self.prediction_ms.append(latency_ms)
+                self.predictions += 1
+                self.publish({"type": "prediction", "model": self.model.name, "tick": frame.index,
+                              "t_s": round(end / rate, 4), "window_s": round(len(wave) / self.model.sample_rate, 3),
+                              "arrived_at": arrived, "latency_ms": round(latency_ms, 3),
+                              "features_ms": round(timing["features_ms"], 3),
+                              "inference_ms": round(timing["inference_ms"], 3),
+                              "truth": (frame.truth or {}).get("label"),
+                              **prediction(probs[0], self.model.classes, self.top_k)})
+
+    def _image(self) -> None:
+        from ..dsp.beamform import Beamformer
+        from ..dsp.mfcc import mfcc_volume
+        from ..dsp.overlay import band_energy, localise, overlay
+        from ..geometry import get_geometry
+
+        geometry = self.geometry or get_geometry()
+        beamformer = Beamformer(geometry, backend=self.beamform_backend)
+        self.beamform_backend_used = beamformer.backend
+        while not self.stopping.is_set():
+            item = self.visual_queue.get()
+            if item is None:
+                return
+            frame, arrived = item
+            power = beamformer.images(frame.audio)  # (36, 48, 512)
+            self.latest_mfcc = mfcc_volume(power)  # (36, 48, 12): the teacher's input, at the sensor rate
+            energy = band_energy(power)
+            where = localise(energy, geometry)
+            self.imaged += 1
+            self.imaging_ms.append((time.time() - arrived) * 1e3)
+            truth = frame.truth or {}
+            self.publish({"type": "position", "tick": frame.index, "t_s": round(frame.timestamp, 4),
+                          "arrived_at": arrived, "imaging_ms": round(self.imaging_ms[-1], 3),
+                          **{k: _plain(v) for k, v in where.items()},
+                          "truth_px": truth.get("source_px")})
+            if self.want_images.is_set() and frame.video is not None:
+                import cv2
+
+                ok, jpeg = cv2.imencode(".jpg", overlay(frame.video, energy), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                if ok:
+                    self.publish(jpeg.tobytes())
+
+
+def _plain(value):
+    """A JSON-ready copy of a NumPy scalar (or anything else unchanged)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,130 @@
+"""Model cards and onnxruntime sessions: ``load_models(dir)`` gives every student ready to run.
+
+A model is ``models/<name>.onnx`` plus its card ``models/<name>.json`` (schema in
+``docs/api.md``); the card says which input the network expects (``spectrogram``, ``waveform``
+or ``mfcc_volume``) and which classes its logits stand for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput, NotFound
+
+AUDIO_KINDS = ("spectrogram", "waveform")  # inputs computed from one microphone
+PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")  # priority order
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (..., n_classes) float32 from logits."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class Model:
+    """One loaded student: its card, its onnxruntime session and the providers it really got."""
+
+    name: str
+    card: dict
+    session: object  # onnxruntime.InferenceSession
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card["classes"])
+
+    @property
+    def kind(self) -> str:
+        return self.card["input"]["kind"]
+
+    @property
+    def seconds(self) -> float:
+        return float(self.card["input"].get("seconds", 5.0))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.card["input"].get("sample_rate", 12_288))
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (B, n_classes) float32 of a batch of model inputs (B, ...)."""
+        name = self.session.get_inputs()[0].name
+        return self.session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """The model input (no batch axis) for one clip of the microphone at ``sample_rate``."""
+        from ..dsp.spectrogram import student_input
+
+        if self.kind not in AUDIO_KINDS:
+            raise BadInput(f"model {self.name!r} takes {self.kind!r} input, not a microphone signal")
+        return student_input(self.kind, wave, self.sample_rate)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "architecture": self.card.get("architecture"),
+                "classes": self.classes, "input": self.card["input"], "output": self.card.get("output"),
+                "providers": self.providers, "metrics": self.card.get("metrics", {}),
+                "audio": self.kind in AUDIO_KINDS}
+
+
+def read_card(path: Path) -> dict:
+    """The model card at ``path``, checked for the fields serving relies on."""
+    try:
+        card = json.loads(path.read_text())
+        card["input"]["kind"], card["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"unreadable model card {path}: {err}") from err
+    return card
+
+
+def open_session(onnx_path: Path, threads: int):
+    """An onnxruntime session on CUDA when available, CPU otherwise, with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads  # ORT would size its pool to the whole host otherwise
+    opts.inter_op_num_threads = 1
+    available = set(ort.get_available_providers())
+    providers = [p for p in PROVIDERS if p in available]
+    return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
+
+
+def load_models(models_dir: Path, threads: int = 1) -> dict[str, Model]:
+    """Every model of ``models_dir`` that has both a card and an ONNX file, by name (sorted)."""
+    models: dict[str, Model] = {}
+    for card_path in sorted(Path(models_dir).glob("*.json")):
+        card = read_card(card_path)
+        onnx_path = card_path.parent / card.get("file", card_path.with_suffix(".onnx").name)
+        if not onnx_path.exists():
+            continue
+        name = card.get("name", card_path.stem)
+        models[name] = Model(name, card, open_session(onnx_path, threads))
+    return models
+
+
+class ModelSet:
+    """The loaded models of a service and the default one (the first audio student)."""
+
+    def __init__(self, models: dict[str, Model], default: str | None = None):
+        self.models = models
+        audio = [m for m in models.values() if m.kind in AUDIO_KINDS]
+        self.default = default if default in models else (audio[0].name if audio else None)
+
+    def get(self, name: str | None = None) -> Model:
+        """The model called ``name`` (the default one when None); NotFound otherwise."""
+        name = name or self.default
+        if name is None:
+            raise NotFound("no audio model is loaded")
+        if name not in self.models:
+            raise NotFound(f"unknown model {name!r}; loaded: {', '.join(self.models) or 'none'}")
+        return self.models[name]
+
+    def __len__(self) -> int:
+        return len(self.models)

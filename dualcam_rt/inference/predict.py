@@ -1,0 +1,27 @@
+"""One clip in, one prediction out: features, onnxruntime, softmax, top-k."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .models import Model, softmax
+
+
+def prediction(probs: np.ndarray, classes: list[str], top_k: int = 3) -> dict:
+    """JSON-ready prediction of one probability vector (n_classes,): top-k and every class."""
+    order = np.argsort(probs)[::-1][:top_k]
+    return {"label": classes[order[0]],
+            "top_k": [{"label": classes[i], "probability": round(float(probs[i]), 6)} for i in order],
+            "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}
+
+
+def predict_waves(model: Model, waves: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Probabilities (B, n_classes) of B mono clips at the model's rate, and stage timings in ms."""
+    t0 = time.perf_counter()
+    batch = np.stack([model.features(w) for w in waves])
+    t1 = time.perf_counter()
+    probs = softmax(model.logits(batch))
+    t2 = time.perf_counter()
+    return probs, {"features_ms": (t1 - t0) * 1e3, "inference_ms": (t2 - t1) * 1e3}

@@ -1,0 +1,281 @@
+"""WebSocket routes: ``/v1/stream`` (client PCM → a prediction per hop) and ``/v1/live`` (device events).
+
+Starlette's ``send`` never pushes back, so every client gets a bounded outbox and its own sender
+task: when a client reads too slowly the oldest message is dropped (overlay images: only the
+latest is kept) and counted, and a client whose send stays stuck past ``SEND_TIMEOUT_S`` is
+closed. Close codes: 1003 wrong message type, 1007 bad PCM, 1008 bad hello or unknown model,
+1009 message too big, 1011 server error; each with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from ..errors import BadInput, DualcamError
+from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm, resample
+from ..inference.predict import prediction
+from ..inference.stream import SlidingWindow
+
+router = APIRouter()
+
+OUTBOX = 64  # messages queued per client before the oldest is dropped
+SEND_TIMEOUT_S = 5.0
+HELLO_TIMEOUT_S = 10.0
+IMAGE = object()  # outbox marker: send the client's latest overlay image
+STREAM_VERSION = 1
+
+
+class Closed(Exception):
+    """Close the WebSocket with ``code`` and a one-line ``reason``."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason[:120]  # a close reason must fit in 123 bytes
+
+
+class Outbox:
+    """A client's bounded outgoing queue and the task that drains it."""
+
+    def __init__(self, ws: WebSocket, on_drop, size: int = OUTBOX):
+        self.ws, self.on_drop = ws, on_drop
+        self.queue: asyncio.Queue = asyncio.Queue(size)
+        self.image: bytes | None = None
+        self.dropped = 0
+        self.task = asyncio.create_task(self._send_all())
+
+    def put(self, message) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # drop the oldest: a slow client gets fresh news, not a backlog
+            self.dropped += 1
+            self.on_drop()
+        self.queue.put_nowait(message)
+
+    def put_image(self, jpeg: bytes) -> None:
+        if self.image is not None:  # one still waiting: latest wins
+            self.dropped += 1
+            self.on_drop()
+            self.image = jpeg
+            return
+        self.image = jpeg
+        self.put(IMAGE)
+
+    async def _send_all(self) -> None:
+        try:
+            while True:
+                message = await self.queue.get()
+                if message is IMAGE:
+                    message, self.image = self.image, None
+                    if message is None:
+                        continue
+                    await asyncio.wait_for(self.ws.send_bytes(message), SEND_TIMEOUT_S)
+                else:
+                    await asyncio.wait_for(self.ws.send_text(json.dumps(message)), SEND_TIMEOUT_S)
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+            # stuck or gone: closing makes the receive loop end this client
+            try:
+                await self.ws.close(1008, "client too slow")
+            except (RuntimeError, OSError):
+                pass
+
+    async def drain(self, timeout_s: float = 2.0) -> None:
+        """Wait (bounded) until everything queued has been sent."""
+        deadline = time.monotonic() + timeout_s
+        while not self.queue.empty() and not self.task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+class LiveHub:
+    """Fans live events out to the ``/v1/live`` clients (called on the event loop)."""
+
+    def __init__(self, svc):
+        self.svc = svc
+        self.clients: dict[Outbox, dict] = {}  # outbox -> {"images": bool}
+        self.stream_clients = 0
+
+    def counts(self) -> dict:
+        return {"live": len(self.clients), "stream": self.stream_clients}
+
+    def publish(self, message) -> None:
+        if isinstance(message, dict) and message.get("type") == "prediction":
+            self.svc.metrics.predictions.labels("live", message["model"]).inc()
+            self.svc.metrics.latency.labels("live").observe(message["latency_ms"] / 1e3)
+        for outbox, prefs in list(self.clients.items()):
+            if isinstance(message, bytes):
+                if prefs["images"]:
+                    outbox.put_image(message)
+            else:
+                outbox.put(message)
+
+    def update_images_wanted(self) -> None:
+        live = self.svc.live
+        if live is not None:
+            if any(p["images"] for p in self.clients.values()):
+                live.want_images.set()
+            else:
+                live.want_images.clear()
+
+
+def _dropped(svc, route: str):
+    return lambda: svc.metrics.ws_dropped.labels(route).inc()
+
+
+async def _close(ws: WebSocket, svc, route: str, closed: Closed) -> None:
+    svc.metrics.ws_closed.labels(route, str(closed.code)).inc()
+    try:
+        await ws.close(closed.code, closed.reason)
+    except (RuntimeError, OSError):
+        pass
+
+
+@router.websocket("/v1/live")
+async def live(ws: WebSocket):
+    """Pushes the live device's predictions and source positions; overlay JPEGs (binary) on request.
+
+    Client messages: ``{"type": "subscribe", "images": true|false}``.
+    """
+    svc = ws.app.state.svc
+    await ws.accept()
+    outbox = Outbox(ws, _dropped(svc, "live"))
+    prefs = {"images": ws.query_params.get("images") in ("1", "true")}
+    hub: LiveHub = svc.hub
+    hub.clients[outbox] = prefs
+    hub.update_images_wanted()
+    svc.metrics.ws_clients.labels("live").inc()
+    live = svc.live
+    outbox.put({"type": "hello", "device": svc.device_info or None, "model": live.model.name if live and live.model else None,
+                "classes": live.model.classes if live and live.model else [], "hop_s": live.hop_s if live else None,
+                "images": prefs["images"], "state": live.state if live else "no device"})
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None:
+                raise Closed(1003, "/v1/live takes JSON text messages only")
+            try:
+                request = json.loads(message.get("text") or "")
+            except ValueError:
+                raise Closed(1008, "malformed JSON message") from None
+            if not isinstance(request, dict) or request.get("type") != "subscribe":
+                raise Closed(1008, 'expected {"type": "subscribe", "images": true|false}')
+            prefs["images"] = bool(request.get("images"))
+            hub.update_images_wanted()
+            outbox.put({"type": "subscribed", "images": prefs["images"]})
+    except Closed as closed:
+        await _close(ws, svc, "live", closed)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.clients.pop(outbox, None)
+        hub.update_images_wanted()
+        outbox.stop()
+        svc.metrics.ws_clients.labels("live").dec()
+
+
+def parse_hello(text: str | None, default_hop_s: float) -> dict:
+    """The accepted stream config of a hello message; Closed(1008) when it is malformed."""
+    try:
+        hello = json.loads(text or "")
+    except ValueError:
+        raise Closed(1008, "hello is not JSON") from None
+    if not isinstance(hello, dict):
+        raise Closed(1008, "hello must be a JSON object")
+    rate, encoding, channels = hello.get("sample_rate"), hello.get("encoding"), hello.get("channels", 1)
+    hop_s = hello.get("hop_s", default_hop_s)
+    if not isinstance(rate, int) or isinstance(rate, bool):
+        raise Closed(1008, "hello needs an integer sample_rate")
+    if encoding not in PCM_ENCODINGS:
+        raise Closed(1008, f"encoding must be one of {', '.join(PCM_ENCODINGS)}")
+    if not isinstance(channels, int) or isinstance(channels, bool):
+        raise Closed(1008, "channels must be an integer")
+    if hello.get("version", STREAM_VERSION) != STREAM_VERSION:
+        raise Closed(1008, f"unsupported version {hello.get('version')!r}; this server speaks {STREAM_VERSION}")
+    if not isinstance(hop_s, (int, float)) or isinstance(hop_s, bool) or not 0.05 <= hop_s <= 10:
+        raise Closed(1008, "hop_s must be a number in 0.05..10")
+    try:
+        check_format(rate, channels)
+    except BadInput as err:
+        raise Closed(1008, str(err)) from None
+    return {"sample_rate": rate, "encoding": encoding, "channels": channels, "hop_s": float(hop_s)}
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket):
+    """JSON hello, then binary PCM; a JSON prediction per hop of audio; ``{"type": "end"}`` to finish."""
+    svc = ws.app.state.svc
+    await ws.accept()
+    svc.metrics.ws_clients.labels("stream").inc()
+    svc.hub.stream_clients += 1
+    outbox = None
+    try:
+        try:
+            batcher = svc.batcher(ws.query_params.get("model"))
+        except DualcamError as err:
+            raise Closed(1008, str(err)) from None
+        model = batcher.model
+        try:
+            first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise Closed(1008, f"no hello within {HELLO_TIMEOUT_S:g} s") from None
+        if first["type"] == "websocket.disconnect":
+            return
+        if first.get("bytes") is not None:
+            raise Closed(1003, "send the JSON hello before any audio")
+        config = parse_hello(first.get("text"), svc.settings.hop_s)
+        rate = config["sample_rate"]
+        window = SlidingWindow(model.seconds * rate, config["hop_s"] * rate)
+        outbox = Outbox(ws, _dropped(svc, "stream"))
+        outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
+                    "window_s": model.seconds, "classes": model.classes,
+                    "max_message_bytes": svc.settings.max_ws_frame_bytes})
+        limit = svc.settings.max_ws_frame_bytes
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            payload = message.get("bytes")
+            if payload is None:
+                text = message.get("text") or ""
+                if len(text) > limit:
+                    raise Closed(1009, f"message of {len(text)} bytes exceeds {limit} bytes")
+                try:
+                    request = json.loads(text)
+                except ValueError:
+                    raise Closed(1003, "text after the hello must be JSON; audio goes in binary messages") from None
+                if isinstance(request, dict) and request.get("type") == "end":
+                    outbox.put({"type": "end", "samples": window.total, "seconds": round(window.total / rate, 4)})
+                    await outbox.drain()
+                    await ws.close(1000, "end of stream")
+                    return
+                raise Closed(1003, 'unexpected JSON message; only {"type": "end"} may follow the hello')
+            if len(payload) > limit:
+                raise Closed(1009, f"message of {len(payload)} bytes exceeds {limit} bytes")
+            arrived = time.perf_counter()
+            try:
+                samples = decode_pcm(payload, config["encoding"], config["channels"])
+            except BadInput as err:
+                raise Closed(1007, str(err)) from None
+            for end, wave in window.push(samples):
+                probs, timing = await batcher.predict(resample(wave, rate, model.sample_rate))
+                latency_s = time.perf_counter() - arrived
+                svc.metrics.predictions.labels("stream", model.name).inc()
+                svc.metrics.latency.labels("stream").observe(latency_s)
+                outbox.put({"type": "prediction", "t_s": round(end / rate, 4),
+                            "window_s": round(len(wave) / rate, 4), "latency_ms": round(latency_s * 1e3, 3),
+                            "batch": timing["batch"], **prediction(probs, model.classes)})
+    except Closed as closed:
+        await _close(ws, svc, "stream", closed)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if outbox is not None:
+            outbox.stop()
+        svc.hub.stream_clients -= 1
+        svc.metrics.ws_clients.labels("stream").dec()
