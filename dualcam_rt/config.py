@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_seconds: float = 600.0
     ort_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per session")
+    mic_channel: int = Field(0, ge=0, description="Microphone the live student listens to")
+    max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,13 @@ class NotFound(BadInput):
     code = "not_found"
 
 
+class TooLarge(BadInput):
+    """The caller sent more than a configured limit allows (bytes, seconds, frame size)."""
+
+    http_status = 413
+    code = "too_large"
+
+
 class DeviceError(DualcamError):
     """A device could not be opened or stopped delivering data."""
 
