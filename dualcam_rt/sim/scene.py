@@ -1,18 +1,46 @@
-"""A scene: one subject (a point source) performing an action in front of the sensor.
+"""A scene: one subject performing an action in front of the sensor, in one of three rooms.
 
-Free-field propagation for now: each microphone hears the source delayed by its distance / c and
-attenuated by 1/r (fractional delays by linear interpolation of an oversampled source signal).
+Sound components ("emitters") each have a source signal (Pa at 1 m, synthesised in independent
+4-s chunks seeded by (seed, component, chunk), so any stretch can be regenerated) and positions
+from a cached set. The subject dwells 3-6 s at a position, then walks to another one; its sound
+is cross-faded between the two positions' RIRs over 0.5 s while the figure walks across.
+
+Audio is rendered one second (12 ticks) at a time: every emitter's segment is multiplied in the
+frequency domain with its RIRs' spectra, the products are summed over emitters, and one inverse
+FFT per microphone gives the segment plus a reverberant tail that is overlap-added into the next
+one. Incoherent noise (capsule self-noise; wind outdoors) is added per microphone; dead channels
+are zero. Levels: interferers and the outdoor background are scaled, once per scene, to their
+configured power ratio below the subject at microphone 0, measured on an independent 8-s
+realisation of each signal (the subject at its first position, interferers while active).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
+from scipy import fft as sfft
+from scipy.signal import lfilter
 
-from ..geometry import BLOCK_SAMPLES, FPS, SAMPLE_RATE, SPEED_OF_SOUND, Geometry, get_geometry
+from ..errors import BadInput
+from ..geometry import BLOCK_SAMPLES, FPS, Geometry, get_geometry
+from ..labels import CLASSES, N_SUBJECTS, class_index
+from . import render
+from .actions import synthesize
+from .ambience import AMBIENCE, wind_filter
+from .rooms import Scenario, get_scenario, room_impulse_responses, subject_positions
+
+CHUNK_S = 4.0  # source signals are synthesised in independent chunks of this length
+SEGMENT_TICKS = FPS  # audio is rendered this many ticks at a time (1 s)
+CALIBRATION_S = 8.0  # length of the independent realisation the levels are set on
+DWELL_S = (3.0, 6.0)  # how long a subject stays at one position
+CROSSFADE_S = 0.5  # the walk to the next position
+SELF_NOISE_PA = 5e-4  # MEMS capsule self-noise, rms (about 28 dB SPL)
+IMPULSE_PA = 20.0  # the clock-alignment click, peak at 1 m
+BACKGROUND_MIX_DB = {"traffic": 0.0, "voices": -5.0, "wind": -3.0}  # shares of the outdoor background
+COMPONENTS = ("subject", "interferers", "background", "self_noise")
 
 
 @dataclass(frozen=True)
@@ -22,58 +50,285 @@ class SceneTick:
     truth: dict
 
 
+@dataclass
+class _Emitter:
+    """One sound component: a signal source and the (cached) positions it radiates from."""
+
+    name: str
+    make: Callable[[np.random.Generator, float], tuple[np.ndarray, list]]  # (rng, seconds) -> (Pa, events)
+    positions_m: np.ndarray  # (P, 3)
+    key: int  # component id in the seed sequence
+    far: bool = False
+    gain: float = 1.0
+    chunks: OrderedDict = field(default_factory=OrderedDict)
+
+    def chunk(self, seed: int, k: int) -> tuple[np.ndarray, list]:
+        if k not in self.chunks:
+            self.chunks[k] = self.make(np.random.default_rng([seed, self.key, 1, k]), CHUNK_S)
+            while len(self.chunks) > 3:
+                self.chunks.popitem(last=False)
+        return self.chunks[k]
+
+    def signal(self, seed: int, start: int, n: int, fs: int) -> np.ndarray:
+        """Samples start..start+n of the source signal (Pa at 1 m)."""
+        chunk_n = int(CHUNK_S * fs)
+        out = np.empty(n)
+        pos = start
+        while pos < start + n:
+            k, off = divmod(pos, chunk_n)
+            take = min(chunk_n - off, start + n - pos)
+            out[pos - start:pos - start + take] = self.chunk(seed, k)[0][off:off + take]
+            pos += take
+        return out
+
+    def calibration_power(self, seed: int, fs: int, rir0: np.ndarray) -> float:
+        """Mean power at one microphone (RIR rir0) of an independent CALIBRATION_S realisation."""
+        x = np.concatenate([self.make(np.random.default_rng([seed, self.key, 2, k]), CHUNK_S)[0]
+                            for k in range(int(CALIBRATION_S / CHUNK_S))])
+        y = sfft.irfft(sfft.rfft(x, len(x) + len(rir0)) * sfft.rfft(rir0, len(x) + len(rir0)))[:len(x)]
+        return float(np.mean(y**2))
+
+
 class Scene:
-    """A deterministic scene for a seed. ``impulse_ticks`` adds, at those ticks, a click at the
-    source and a white flash in the video at the same instant (the clock-alignment test)."""
+    """A deterministic scene for a seed; ``next_tick()`` gives the next 1/12 s of audio and video.
+
+    ``label`` (a class name) defaults to ``CLASSES[seed % 14]`` and ``subject`` (0..8) to
+    ``(seed // 14) % 9``. ``impulse_ticks`` adds, at those ticks, a click at the source on the
+    tick's first sample and a white video frame (the clock-alignment test). ``components``
+    selects what is rendered (``COMPONENTS``; all by default), e.g. ``("subject",)`` for the clean
+    reference of the same scene. ``cache_dir`` overrides the settings' RIR cache directory.
+    """
 
     def __init__(self, scenario: int = 1, seed: int = 0, label: str | None = None,
                  subject: int | None = None, geometry: Geometry | None = None,
-                 impulse_ticks: Sequence[int] = ()):
-        self.scenario, self.seed = scenario, seed
-        self.label = label or "clapping"
-        self.subject = 0 if subject is None else subject
+                 impulse_ticks: Sequence[int] = (), components: Sequence[str] = COMPONENTS,
+                 cache_dir=None):
+        self.config: Scenario = get_scenario(scenario)
+        self.scenario, self.seed = self.config.index, int(seed)
+        self.label = CLASSES[self.seed % len(CLASSES)] if label is None else label
+        class_index(self.label)  # BadInput for an unknown class
+        self.subject = (self.seed // len(CLASSES)) % N_SUBJECTS if subject is None else int(subject)
+        if not 0 <= self.subject < N_SUBJECTS:
+            raise BadInput(f"subject must be 0..{N_SUBJECTS - 1}, got {subject}")
+        unknown = set(components) - set(COMPONENTS)
+        if unknown:
+            raise BadInput(f"unknown scene components {sorted(unknown)}; known: {', '.join(COMPONENTS)}")
+        self.components = tuple(components)
         self.geometry = geometry or get_geometry()
-        self.impulse_ticks = set(impulse_ticks)
-        self.rng = np.random.default_rng(seed)
+        self.fs = self.geometry.sample_rate
+        self.impulse_ticks = set(int(t) for t in impulse_ticks)
+        self.cache_dir = cache_dir
         self.tick = 0
-        self._history = np.zeros(BLOCK_SAMPLES, dtype=np.float64)  # previous source block
+        self._positions = subject_positions(self.geometry)
+        self._path = _SubjectPath(np.random.default_rng([self.seed, 0, 3]), len(self._positions), self.fs)
+        self._emitters = self._build_emitters()
+        self._spectra: OrderedDict = OrderedDict()
+        seg = SEGMENT_TICKS * BLOCK_SAMPLES
+        self._nfft = sfft.next_fast_len(seg + int(round(self.config.rir_seconds * self.fs)))
+        self._tail = np.zeros((self.geometry.n_mics, self._nfft - seg), np.float32)
+        self._segment = np.zeros((self.geometry.n_mics, 0), np.float32)
+        self._noise_rng = np.random.default_rng([self.seed, 0, 4])
+        self._wind_ba = wind_filter(self.fs)
+        self._wind_state = np.zeros((self.geometry.n_mics, 2))
+        self._wind_gain = 0.0
+        self._calibrate()
+        self._background = render.background(self.scenario, self.seed, self.geometry.camera)
 
-    def source_position(self, tick: int) -> np.ndarray:
-        """Source position (3,) metres at a tick: a slow horizontal sweep at the focus distance."""
-        t = tick / FPS
-        x = 0.6 * np.sin(2 * np.pi * t / 8.0 + self.seed)
-        y = 0.2 * np.cos(2 * np.pi * t / 11.0 + self.seed)
-        return np.array([x, y, self.geometry.focus_distance_m])
+    # --- set-up ------------------------------------------------------------------------------
 
-    def _source_block(self, tick: int) -> np.ndarray:
-        block = self.rng.standard_normal(BLOCK_SAMPLES) * 0.05  # band-unlimited noise, 0.05 Pa rms
-        if tick in self.impulse_ticks:
-            block[0] += 5.0
-        return block
+    def _build_emitters(self) -> list[_Emitter]:
+        fs, label, subject = self.fs, self.label, self.subject
+        emitters = [_Emitter("subject", lambda rng, s: synthesize(label, subject, s, rng, fs), self._positions, key=1)]
+        for i, it in enumerate(self.config.interferers):
+            emitters.append(_Emitter(f"interferer:{it.name}", _ambience(it.name, fs), np.asarray(it.positions_m),
+                                     key=10 + i, far=it.name == "traffic"))
+        for i, bg in enumerate(self.config.background):
+            for j, pos in enumerate(bg.positions_m):
+                emitters.append(_Emitter(f"background:{bg.name}", _ambience(bg.name, fs), np.asarray([pos]),
+                                         key=20 + 10 * i + j, far=True))
+        return emitters
+
+    def _rir(self, emitter: _Emitter, p: int) -> np.ndarray:
+        return room_impulse_responses(self.config, emitter.positions_m[p], self.geometry, self.cache_dir, far=emitter.far)
+
+    def _calibrate(self) -> None:
+        """Set interferer and background gains from their power ratio to the subject at mic 0."""
+        subject = self._emitters[0]
+        p_subject = subject.calibration_power(self.seed, self.fs, self._rir(subject, self._path.position_at(0))[0])
+        backgrounds = [e for e in self._emitters if e.name.startswith("background:")]
+        for it, e in zip(self.config.interferers, self._emitters[1:]):
+            p = e.calibration_power(self.seed, self.fs, self._rir(e, 0)[0])
+            e.gain = np.sqrt(p_subject / p * 10 ** (-it.sir_db / 10))
+        if self.config.snr_db is None:
+            return
+        p_background = p_subject * 10 ** (-self.config.snr_db / 10)
+        shares = {k: 10 ** (v / 10) for k, v in BACKGROUND_MIX_DB.items()}
+        total = sum(shares.values())
+        for name in ("traffic", "voices"):
+            group = [e for e in backgrounds if e.name == f"background:{name}"]
+            for e in group:
+                p = e.calibration_power(self.seed, self.fs, self._rir(e, 0)[0])
+                e.gain = np.sqrt(p_background * shares[name] / total / len(group) / p)
+        b, a = self._wind_ba
+        unit = lfilter(b, a, np.random.default_rng([self.seed, 0, 5]).standard_normal(int(CALIBRATION_S * self.fs)))
+        self._wind_gain = float(np.sqrt(p_background * shares["wind"] / total / np.mean(unit**2)))
+
+    # --- audio -------------------------------------------------------------------------------
+
+    def _spectrum(self, emitter: _Emitter, p: int) -> np.ndarray:
+        key = (emitter.key, p)
+        if key not in self._spectra:
+            self._spectra[key] = sfft.rfft(self._rir(emitter, p), self._nfft, axis=1, workers=1).astype(np.complex64)
+            while len(self._spectra) > 8:  # about 12 MB each in scenario 2
+                self._spectra.popitem(last=False)
+        self._spectra.move_to_end(key)
+        return self._spectra[key]
+
+    def _weights(self, emitter: _Emitter, start: int, n: int) -> list[tuple[int, np.ndarray | None]]:
+        """(position index, per-sample weight or None for 1) pairs that make up this stretch."""
+        if emitter.name == "subject":
+            return self._path.weights(start, n)
+        if emitter.name == "interferer:traffic":
+            return _passing(start, n, self.fs, len(emitter.positions_m))
+        return [(0, None)]
+
+    def _render_segment(self, start: int) -> np.ndarray:
+        n = SEGMENT_TICKS * BLOCK_SAMPLES
+        acc = None
+        for e in self._emitters:
+            group = {"subject": "subject", "interferer": "interferers", "background": "background"}[e.name.split(":")[0]]
+            if group not in self.components or e.gain == 0:
+                continue
+            x = e.signal(self.seed, start, n, self.fs) * e.gain
+            if e.name == "subject":
+                for t in self.impulse_ticks:
+                    if start <= t * BLOCK_SAMPLES < start + n:
+                        x[t * BLOCK_SAMPLES - start] += IMPULSE_PA
+            for p, w in self._weights(e, start, n):
+                xs = sfft.rfft(x if w is None else x * w, self._nfft, workers=1).astype(np.complex64)
+                h = self._spectrum(e, p)
+                acc = h * xs if acc is None else acc + h * xs
+        if acc is None:
+            y = np.zeros((self.geometry.n_mics, self._nfft), np.float32)
+        else:
+            y = sfft.irfft(acc, self._nfft, axis=1, workers=1)
+        y[:, :self._tail.shape[1]] += self._tail
+        self._tail = y[:, n:].copy()
+        out = y[:, :n]
+        if "self_noise" in self.components:
+            out += self._noise_rng.standard_normal(out.shape, dtype=np.float32) * SELF_NOISE_PA
+        if self._wind_gain and "background" in self.components:
+            wind, self._wind_state = lfilter(*self._wind_ba, self._noise_rng.standard_normal(out.shape, dtype=np.float32),
+                                             axis=1, zi=self._wind_state)
+            out += (wind * self._wind_gain).astype(np.float32)
+        out[~self.geometry.active] = 0.0
+        return out.astype(np.float32, copy=False)
+
+    # --- the tick ----------------------------------------------------------------------------
 
     def next_tick(self) -> SceneTick:
+        """The next tick: audio (n_mics, 1024) float32 Pa, video (480, 640, 3) uint8 BGR, truth."""
         tick = self.tick
-        pos = self.source_position(tick)
-        current = self._source_block(tick)
-        signal = np.concatenate([self._history, current])  # lets delays reach back one block
-        dist = np.linalg.norm(self.geometry.mics - pos, axis=1)
-        delay = dist / SPEED_OF_SOUND * SAMPLE_RATE  # samples
-        t = BLOCK_SAMPLES + np.arange(BLOCK_SAMPLES)[None, :] - delay[:, None]
-        i0 = np.floor(t).astype(int)
-        frac = t - i0
-        audio = (signal[i0] * (1 - frac) + signal[np.minimum(i0 + 1, len(signal) - 1)] * frac) / dist[:, None]
-        audio[~self.geometry.active] = 0.0
-        self._history = current
+        if self._segment.shape[1] == 0:
+            self._segment = self._render_segment(tick * BLOCK_SAMPLES)
+        audio, self._segment = self._segment[:, :BLOCK_SAMPLES], self._segment[:, BLOCK_SAMPLES:]
         self.tick += 1
-        pixel = self.geometry.camera.project(pos)
-        return SceneTick(audio.astype(np.float32), self._render(pixel, flash=tick in self.impulse_ticks),
-                         {"tick": tick, "label": self.label, "subject": self.subject, "scenario": self.scenario,
-                          "source_m": pos.tolist(), "source_px": pixel.tolist(),
-                          "impulse": tick in self.impulse_ticks})
+        truth = self.truth(tick)
+        frame = self._background.copy()
+        if tick in self.impulse_ticks:
+            render.flash(frame)
+        else:
+            render.draw_subject(frame, self.geometry.camera, np.asarray(truth["source_m"]), self.label,
+                                self.subject, self._motion(tick) if truth["active"] else np.zeros(3))
+        return SceneTick(np.ascontiguousarray(audio), frame, truth)
 
-    def _render(self, pixel: np.ndarray, flash: bool) -> np.ndarray:
-        frame = np.full((self.geometry.camera.height, self.geometry.camera.width, 3), 60, np.uint8)
-        if flash:
-            frame[:] = 255
-        cv2.circle(frame, (int(round(pixel[0])), int(round(pixel[1]))), 20, (0, 200, 255), -1)
-        return frame
+    def truth(self, tick: int) -> dict:
+        """Ground truth of a tick: class, subject, source position (m, px), events overlapping it."""
+        start = tick * BLOCK_SAMPLES
+        weights = self._path.weights(start + BLOCK_SAMPLES // 2, 1)
+        pos = sum((w if w is not None else 1.0) * self._positions[p] for p, w in weights)
+        pos = np.asarray(pos, float).ravel()
+        t0, t1 = tick / FPS, (tick + 1) / FPS
+        events = []
+        subject = self._emitters[0]
+        for k in range(int(t0 // CHUNK_S), int(t1 // CHUNK_S) + 1):
+            for a, b in subject.chunk(self.seed, k)[1]:
+                a, b = a + k * CHUNK_S, b + k * CHUNK_S
+                if a < t1 and b > t0:
+                    events.append([round(a, 4), round(b, 4)])
+        cam = self.geometry.camera
+        interferers = [{"name": e.name.split(":")[1], "source_m": e.positions_m[0].tolist()}
+                       for e in self._emitters if e.name.startswith("interferer:")]
+        return {"tick": tick, "time_s": t0, "label": self.label, "class_index": class_index(self.label),
+                "subject": self.subject, "scenario": self.scenario, "source_m": [round(float(v), 4) for v in pos],
+                "source_px": [round(float(v), 2) for v in cam.project(pos)],
+                "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
+                "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
+                "interferers": interferers}
+
+    def _motion(self, tick: int) -> np.ndarray:
+        """Small hand/prop motion (m) while an event sounds, symmetric about the source."""
+        r = np.random.default_rng([self.seed, 0, 6, tick])
+        return np.array([*r.uniform(-0.025, 0.025, 2), 0.0])
+
+
+def _ambience(name: str, fs: int):
+    make = AMBIENCE[name]
+    return lambda rng, s: (make(rng, s, fs), [])
+
+
+class _SubjectPath:
+    """Where the subject stands over time: dwell at a cached position, cross-fade to a neighbour."""
+
+    def __init__(self, rng: np.random.Generator, n_positions: int, fs: int):
+        self.rng, self.n, self.fs = rng, n_positions, fs
+        self.starts = [0]  # sample at which the walk to positions[i] completes (i >= 1: starts fading)
+        self.index = [int(rng.integers(n_positions))]
+
+    def _extend(self, until: int) -> None:
+        while self.starts[-1] <= until:
+            dwell = int(self.rng.uniform(*DWELL_S) * self.fs)
+            cur = self.index[-1]
+            nxt = (cur + int(self.rng.choice([-5, -1, 1, 5]))) % self.n  # a neighbour: next column or row
+            self.starts.append(self.starts[-1] + dwell)
+            self.index.append(nxt)
+
+    def position_at(self, sample: int) -> int:
+        return max(self.weights(sample, 1), key=lambda pw: 1.0 if pw[1] is None else float(pw[1][0]))[0]
+
+    def weights(self, start: int, n: int) -> list[tuple[int, np.ndarray | None]]:
+        self._extend(start + n)
+        fade = int(CROSSFADE_S * self.fs)
+        t = start + np.arange(n)
+        out = []
+        for i, s in enumerate(self.starts):
+            if s >= start + n:
+                break
+            # weight of position i: ramps up over [s, s + fade], down over [next, next + fade]
+            up = np.ones(n) if i == 0 else np.clip((t - s) / fade, 0, 1)
+            nxt = self.starts[i + 1] if i + 1 < len(self.starts) else None
+            down = np.ones(n) if nxt is None else np.clip(1 - (t - nxt) / fade, 0, 1)
+            w = up * down
+            if w.max() <= 0:
+                continue
+            out.append((self.index[i], None if w.min() >= 1 else w))
+        return out
+
+
+PASS_PERIOD_S, PASS_S = 16.0, 6.0
+
+
+def _passing(start: int, n: int, fs: int, n_positions: int) -> list[tuple[int, np.ndarray | None]]:
+    """A vehicle passing every 16 s, crossing the cached positions in 6 s (silent in between)."""
+    t = (start + np.arange(n)) / fs
+    phase = (t % PASS_PERIOD_S) / PASS_S  # 0..1 while passing
+    passing = phase < 1
+    direction = ((t // PASS_PERIOD_S) % 2 == 1)
+    where = np.where(direction, 1 - phase, phase) * (n_positions - 1)
+    envelope = np.where(passing, np.sin(np.pi * np.clip(phase, 0, 1)) ** 0.5, 0.0)
+    out = []
+    for p in range(n_positions):
+        w = np.clip(1 - np.abs(where - p), 0, 1) * envelope
+        if w.max() > 0:
+            out.append((p, w))
+    return out
