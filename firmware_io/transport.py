@@ -48,7 +48,10 @@ class TcpClient:
     def open(self, timeout: float) -> None:
         """Connect and wait up to ``timeout`` s for a valid packet; TransportError otherwise."""
         deadline = time.monotonic() + timeout
-        self._connect(timeout)
+        try:
+            self._connect(timeout)
+        except OSError as err:
+            raise TransportError(f"cannot connect to {self.host}:{self.port}: {err.strerror or err}") from None
         while not self._ready:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -58,6 +61,8 @@ class TcpClient:
             self._sock.settimeout(left)
             try:
                 data = self._sock.recv(self.chunk_bytes)
+            except TimeoutError:
+                continue  # the deadline check above reports it
             except OSError as err:
                 self._disconnect()
                 raise TransportError(f"{self.host}:{self.port}: {err or 'timed out'}"
@@ -83,7 +88,8 @@ class TcpClient:
                 try:
                     self._connect(min(self.read_timeout, max(0.05, self.give_up_s)))
                 except OSError as err:
-                    self._fail_or_wait(f"cannot connect to {self.host}:{self.port}: {err}", last_good, backoff)
+                    self._fail_or_wait(f"cannot connect to {self.host}:{self.port}: {err.strerror or err}",
+                                       last_good, backoff)
                     backoff = min(2 * backoff, self.max_backoff_s)
                     continue
             sock = self._sock

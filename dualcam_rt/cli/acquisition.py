@@ -38,20 +38,75 @@ def geometry(
 
 @app.command("simulate-device")
 def simulate_device(
-    port: int = typer.Option(7700, help="TCP port to listen on"),
+    port: int = typer.Option(7700, help="TCP port to listen on (0: any free port)"),
     host: str = typer.Option("127.0.0.1", help="Address to bind"),
     scenario: int = typer.Option(1, help="Acoustic scenario 1|2|3"),
     seed: int = typer.Option(0, help="Scene seed"),
+    label: str = typer.Option(None, help="Action class the simulated subject performs"),
+    subject: int = typer.Option(None, help="Subject index"),
+    speed: str = typer.Option("1", help="1 for real time, a factor, or max (as fast as the client reads)"),
+    encoding: str = typer.Option("int24", help="Audio sample format on the wire: int24|int16|float32"),
+    impulse: list[int] = typer.Option([], help="Tick at which a click and a white flash happen (repeatable)"),
+    drop_every: int = typer.Option(0, help="Fault injection: skip every Nth audio packet (0: never)"),
 ):
     """Run a simulated DualCam that serves the wire protocol over TCP."""
-    fail("simulate-device is not available yet (acquisition issue in progress)")
+    from firmware_io import AudioEncoding
+
+    from ..labels import class_index
+
+    if encoding.upper() not in AudioEncoding.__members__:
+        fail(f"encoding must be int24, int16 or float32, not {encoding!r}")
+    if scenario not in (1, 2, 3):
+        fail(f"scenario must be 1, 2 or 3, not {scenario}")
+    if label:
+        class_index(label)
+    if not 0 <= port <= 65535 or drop_every < 0:
+        fail("port must be in 0..65535 and drop-every >= 0")
+    from ..devices.sim import parse_speed  # imports the scene renderer: only once the options are valid
+    from ..devices.simulator import SimulatedDualCam
+
+    server = SimulatedDualCam(host, port, scenario=scenario, seed=seed, label=label, subject=subject,
+                              speed=parse_speed(speed), encoding=AudioEncoding[encoding.upper()],
+                              impulse_ticks=impulse, drop_every=drop_every)
+    try:
+        bound = server.start()
+    except OSError as err:
+        fail(f"cannot listen on {host}:{port}: {err.strerror or err}", code=1)
+    console.print(f"simulated DualCam serving dualcam://{host}:{bound} (scenario {scenario}, seed {seed}, "
+                  f"speed {speed}, {encoding}); Ctrl-C stops it", highlight=False)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @app.command()
 def probe(
     uri: str = typer.Argument(..., help="Device URI, e.g. dualcam://127.0.0.1:7700"),
     seconds: float = typer.Option(3.0, help="How long to read"),
+    timeout: float = typer.Option(None, help="Seconds a dualcam:// device may stay silent (default: settings, 2 s)"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ):
-    """Connect to a device, read for a while and report blocks, channels, rates, losses."""
-    fail("probe is not available yet (acquisition issue in progress)")
+    """Connect to a device, read for a while and report blocks, channels, rates, losses.
+
+    Exits 1 (with a one-line message after the report) when the device does not answer, delivers
+    no audio, or shows CRC errors, malformed packets, dropped bytes or lost packets.
+    """
+    from rich.console import Console
+
+    from ..devices.probe import probe
+
+    if not seconds > 0:
+        fail("--seconds must be positive")
+    report = probe(uri, seconds, timeout)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        t = Table(title=f"probe {uri}", show_header=False)
+        for k, v in report.items():
+            t.add_row(k, str(v))
+        Console().print(t)
+    if report["errors"]:
+        fail("; ".join(report["errors"]), code=1)

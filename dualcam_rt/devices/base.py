@@ -67,6 +67,7 @@ class Device(ABC):
 
     kind: str = "?"  # "dualcam" | "sim" | "mic" | "replay"
     simulated: bool = False
+    fallback_from: dict | None = None  # {"uri", "reason"} when open_device fell back to this device
 
     def __init__(self, uri: str, channels: int, sample_rate: int = SAMPLE_RATE,
                  block_samples: int = BLOCK_SAMPLES):
@@ -86,7 +87,8 @@ class Device(ABC):
     def describe(self) -> dict:
         return {"uri": self.uri, "kind": self.kind, "simulated": self.simulated,
                 "channels": self.channels, "sample_rate": self.sample_rate,
-                "block_samples": self.block_samples}
+                "block_samples": self.block_samples, "fallback": self.fallback_from is not None,
+                **({"fallback_from": self.fallback_from} if self.fallback_from else {})}
 
     def __enter__(self):
         return self

@@ -1,0 +1,115 @@
+"""``sim://``: the simulated DualCam, in process (no socket), streaming from ``dualcam_rt.sim.Scene``.
+
+``sim://?scenario=K&seed=N&label=C&subject=S&speed=1|X|max``: paced at real time by default,
+``speed=X`` runs X times faster, ``speed=max`` as fast as the scene renders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+
+from ..errors import BadInput
+from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
+from ..sim import Scene
+from .base import Device, SensorFrame
+
+# The simulated camera exposes in the middle of each 1/12 s tick, so the frame of tick k carries
+# the timestamp of sample k * 1024 + 512 and pairs with audio block k (see docs/protocol.md).
+VIDEO_OFFSET_SAMPLES = BLOCK_SAMPLES // 2
+
+
+def parse_speed(value: str | float | None) -> float:
+    """Pacing factor: 1 real time, X times real time, or ``inf`` for ``max``."""
+    if value is None or value == "":
+        return 1.0
+    if str(value).lower() == "max":
+        return float("inf")
+    try:
+        speed = float(value)
+    except ValueError:
+        raise BadInput(f"speed must be a positive number or 'max', not {value!r}") from None
+    if not speed > 0:
+        raise BadInput(f"speed must be a positive number or 'max', not {value!r}")
+    return speed
+
+
+def int_option(query: dict, key: str, default: int | None) -> int | None:
+    """An integer URI query value, or ``default`` when absent; BadInput when not an integer."""
+    if key not in query or query[key] == "":
+        return default
+    try:
+        return int(query[key])
+    except ValueError:
+        raise BadInput(f"{key} must be an integer, not {query[key]!r}") from None
+
+
+class Pacer:
+    """Sleeps so that tick k is released at start + k / (FPS * speed); no-op for speed=inf."""
+
+    def __init__(self, speed: float):
+        self.speed = speed
+        self.start = time.monotonic()
+
+    def wait(self, tick: int) -> float:
+        """Seconds this tick is late (0 when on time)."""
+        if self.speed == float("inf"):
+            return 0.0
+        due = self.start + tick / (FPS * self.speed)
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+            return 0.0
+        return now - due
+
+
+class SimDevice(Device):
+    kind = "sim"
+    simulated = True
+
+    def __init__(self, uri: str = "sim://", scenario: int = 1, seed: int = 0, label: str | None = None,
+                 subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = ()):
+        super().__init__(uri, channels=N_MICS)
+        if scenario not in (1, 2, 3):
+            raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
+        self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
+                                  impulse_ticks=tuple(impulse_ticks))
+        self.speed = speed
+        self.scene = Scene(**self.scene_options)  # built here: opening pays its set-up cost, not frame 0
+        self._closed = False
+
+    @classmethod
+    def from_uri(cls, uri: str, location: str, query: dict, **options) -> SimDevice:
+        kwargs = dict(scenario=int_option(query, "scenario", 1), seed=int_option(query, "seed", 0),
+                      label=query.get("label") or None, subject=int_option(query, "subject", None),
+                      speed=parse_speed(query.get("speed")))
+        if query.get("label"):
+            from ..labels import class_index
+
+            class_index(query["label"])  # BadInput for an unknown class
+        kwargs.update(options)
+        return cls(uri, **kwargs)
+
+    def frames(self) -> Iterator[SensorFrame]:
+        pacer = Pacer(self.speed)
+        start_tick = self.scene.tick  # a second frames() call carries on where the first stopped
+        for tick in itertools.count(start_tick):
+            if self._closed:
+                return
+            pacer.wait(tick - start_tick)
+            st = self.scene.next_tick()
+            first = tick * BLOCK_SAMPLES
+            self.stats.audio_blocks += 1
+            self.stats.video_frames += 1
+            yield SensorFrame(index=tick, first_sample=first, timestamp=first / SAMPLE_RATE, audio=st.audio,
+                              video=st.video, video_timestamp=(first + VIDEO_OFFSET_SAMPLES) / SAMPLE_RATE,
+                              truth=st.truth)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def describe(self) -> dict:
+        speed = "max" if self.speed == float("inf") else self.speed
+        return {**super().describe(), **{k: v for k, v in self.scene_options.items() if k != "impulse_ticks"},
+                "speed": speed}
