@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import typer
 
-from . import app, fail
+from . import app, console, fail
 
 
 @app.command()
 def beamform(
     input: str = typer.Argument(..., help="A session directory or an HDF5 time-data file (Acoular layout)"),
     out: str = typer.Option(..., "--out", help="Output .npy: frames x 36 x 48 x 512 float32 power"),
-    backend: str = typer.Option("auto", help="auto|numpy|cupy"),
+    backend: str = typer.Option(None, help="auto (CuPy when a GPU is present)|numpy|cupy; default DUALCAM_BEAMFORM_BACKEND or auto"),
 ):
-    """Acoustic images of a session or an HDF5 time-data file."""
-    fail("beamform is not available yet (beamformer issue in progress)")
+    """Acoustic images of a session or an HDF5 time-data file (frames x 36 x 48 x 512, float32 Pa^2)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..config import get_settings
+    from ..dsp.offline import beamform_recording
+    from ..geometry import get_geometry
+
+    settings = get_settings()
+    geometry = get_geometry(settings.focus_distance_m, tuple(settings.dead_channels))
+
+    columns = (TextColumn("beamforming"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("beamform", total=None)
+        shape = beamform_recording(input, out, backend=backend or settings.beamform_backend, geometry=geometry,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"wrote {out}: {' x '.join(map(str, shape))} float32", highlight=False)
 
 
 @app.command()
