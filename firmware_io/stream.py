@@ -80,7 +80,8 @@ class StreamDecoder:
             end = pos + HEADER_SIZE + header.payload_len
             if len(buf) < end:
                 break
-            payload = bytes(buf[pos + HEADER_SIZE:end])
+            with memoryview(buf) as view:  # one copy, straight from the buffer
+                payload = bytes(view[pos + HEADER_SIZE:end])
             if crc32c(payload) != header.payload_crc:
                 self.stats.crc_errors += 1
                 pos = self._skip_one(pos)
