@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import BadInput
 from ..geometry import SAMPLE_RATE, Geometry
 
-RIR_VERSION = 1  # bump when the way RIRs are computed changes (invalidates the cache)
+RIR_VERSION = 2  # bump when the way RIRs are computed changes (invalidates the cache)
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ def _compute(scenario: Scenario, position_m: np.ndarray, geometry: Geometry, far
     rir = np.zeros((geometry.n_mics, max(n_max, n_out)))
     for m, per_source in enumerate(room.rir):
         rir[m, :len(per_source[0])] = per_source[0]
+    rir = rir[:, pra.constants.get("frac_delay_length") // 2:]  # pra centres its delay filters: undo that lag
     if far:  # drop the shared bulk delay, keep 64 samples of lead-in for the delay filters
         first = int(np.argmax(np.abs(rir).max(axis=0) > 1e-3 * np.abs(rir).max()))
         rir = rir[:, max(0, first - 64):]

@@ -40,6 +40,7 @@ CROSSFADE_S = 0.5  # the walk to the next position
 SELF_NOISE_PA = 5e-4  # MEMS capsule self-noise, rms (about 28 dB SPL)
 IMPULSE_PA = 20.0  # the clock-alignment click, peak at 1 m
 BACKGROUND_MIX_DB = {"traffic": 0.0, "voices": -5.0, "wind": -3.0}  # shares of the outdoor background
+SPECTRA_CACHE_BYTES = 200e6  # RIR spectra kept in memory per scene (12 MB each in scenario 2)
 COMPONENTS = ("subject", "interferers", "background", "self_noise")
 
 
@@ -179,7 +180,7 @@ class Scene:
         key = (emitter.key, p)
         if key not in self._spectra:
             self._spectra[key] = sfft.rfft(self._rir(emitter, p), self._nfft, axis=1, workers=1).astype(np.complex64)
-            while len(self._spectra) > 8:  # about 12 MB each in scenario 2
+            while len(self._spectra) * self._spectra[key].nbytes > SPECTRA_CACHE_BYTES:
                 self._spectra.popitem(last=False)
         self._spectra.move_to_end(key)
         return self._spectra[key]
@@ -199,13 +200,13 @@ class Scene:
             group = {"subject": "subject", "interferer": "interferers", "background": "background"}[e.name.split(":")[0]]
             if group not in self.components or e.gain == 0:
                 continue
-            x = e.signal(self.seed, start, n, self.fs) * e.gain
+            x = (e.signal(self.seed, start, n, self.fs) * e.gain).astype(np.float32)
             if e.name == "subject":
                 for t in self.impulse_ticks:
                     if start <= t * BLOCK_SAMPLES < start + n:
                         x[t * BLOCK_SAMPLES - start] += IMPULSE_PA
             for p, w in self._weights(e, start, n):
-                xs = sfft.rfft(x if w is None else x * w, self._nfft, workers=1).astype(np.complex64)
+                xs = sfft.rfft(x if w is None else x * w.astype(np.float32), self._nfft, workers=1)  # complex64
                 h = self._spectrum(e, p)
                 acc = h * xs if acc is None else acc + h * xs
         if acc is None:
@@ -215,14 +216,14 @@ class Scene:
         y[:, :self._tail.shape[1]] += self._tail
         self._tail = y[:, n:].copy()
         out = y[:, :n]
+        white = self._noise_rng.standard_normal(out.shape, dtype=np.float32)  # independent per capsule
         if "self_noise" in self.components:
-            out += self._noise_rng.standard_normal(out.shape, dtype=np.float32) * SELF_NOISE_PA
-        if self._wind_gain and "background" in self.components:
-            wind, self._wind_state = lfilter(*self._wind_ba, self._noise_rng.standard_normal(out.shape, dtype=np.float32),
-                                             axis=1, zi=self._wind_state)
-            out += (wind * self._wind_gain).astype(np.float32)
+            out += white * SELF_NOISE_PA
+        if self._wind_gain and "background" in self.components:  # wind: the same draw, low-passed
+            wind, self._wind_state = lfilter(*self._wind_ba, white, axis=1, zi=self._wind_state)
+            out += wind.astype(np.float32) * np.float32(self._wind_gain)
         out[~self.geometry.active] = 0.0
-        return out.astype(np.float32, copy=False)
+        return out
 
     # --- the tick ----------------------------------------------------------------------------
 
@@ -265,6 +266,10 @@ class Scene:
                 "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
                 "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
                 "interferers": interferers}
+
+    def dry_signal(self, start_sample: int, n_samples: int) -> np.ndarray:
+        """The subject's source signal (Pa at 1 m, float64) before the room: the clean reference."""
+        return self._emitters[0].signal(self.seed, start_sample, n_samples, self.fs)
 
     def _motion(self, tick: int) -> np.ndarray:
         """Small hand/prop motion (m) while an event sounds, symmetric about the source."""
