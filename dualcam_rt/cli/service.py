@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from . import app, console, fail
@@ -13,6 +15,7 @@ def serve(
     host: str = typer.Option(None, help="Bind address (default: settings, 127.0.0.1)"),
     port: int = typer.Option(None, help="Port (default: settings, 8000)"),
     models_dir: str = typer.Option(None, help="Directory of ONNX students and their cards (default: settings)"),
+    no_device: bool = typer.Option(False, "--no-device", help="Open no device: serve /v1/predict and /v1/stream only"),
 ):
     """Run the HTTP/WebSocket service on a live device (dashboard at /)."""
     import uvicorn
@@ -24,14 +27,15 @@ def serve(
 
     settings = get_settings()
     if models_dir:
-        settings = settings.model_copy(update={"models_dir": models_dir})
+        settings = settings.model_copy(update={"models_dir": Path(models_dir)})
     if uri:
         parse_uri(uri)  # a bad URI is the caller's mistake: exit 2 before starting anything
     host, port = host or settings.host, port or settings.port
     if not 1 <= port <= 65535:
         fail(f"port must be in 1..65535, not {port}")
-    console.print(f"dualcam-rt serving {uri or settings.device_uri} on http://{host}:{port} (dashboard at /)")
-    config = uvicorn_config(create_app(settings, uri), host, port, settings.max_ws_frame_bytes)
+    what = "uploads and streams only" if no_device else (uri or settings.device_uri)
+    console.print(f"dualcam-rt serving {what} on http://{host}:{port} (dashboard at /)")
+    config = uvicorn_config(create_app(settings, uri, live=not no_device), host, port, settings.max_ws_frame_bytes)
     uvicorn.Server(config).run()
 
 

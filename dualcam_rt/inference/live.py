@@ -68,11 +68,20 @@ class LivePipeline:
         self.predictions = 0
         self.prediction_ms: collections.deque = collections.deque(maxlen=2000)
         self.imaging_ms: collections.deque = collections.deque(maxlen=2000)
+        self.beamformer = None
         self.beamform_backend_used: str | None = None
         self.latest_mfcc: np.ndarray | None = None
 
     # -- control -----------------------------------------------------------------------------
     def start(self) -> None:
+        """Build the imaging chain (steering matrices take seconds), then start the stage threads."""
+        if self.imaging:
+            from ..dsp.beamform import Beamformer
+            from ..geometry import get_geometry
+
+            self.geometry = self.geometry or get_geometry()
+            self.beamformer = Beamformer(self.geometry, backend=self.beamform_backend)
+            self.beamform_backend_used = self.beamformer.backend
         stages = [("acquisition", self._acquire), ("audio", self._audio)]
         if self.imaging:
             stages.append(("imaging", self._image))
@@ -176,23 +185,18 @@ class LivePipeline:
                               **prediction(probs[0], self.model.classes, self.top_k)})
 
     def _image(self) -> None:
-        from ..dsp.beamform import Beamformer
         from ..dsp.mfcc import mfcc_volume
         from ..dsp.overlay import band_energy, localise, overlay
-        from ..geometry import get_geometry
 
-        geometry = self.geometry or get_geometry()
-        beamformer = Beamformer(geometry, backend=self.beamform_backend)
-        self.beamform_backend_used = beamformer.backend
         while not self.stopping.is_set():
             item = self.visual_queue.get()
             if item is None:
                 return
             frame, arrived = item
-            power = beamformer.images(frame.audio)  # (36, 48, 512)
+            power = self.beamformer.images(frame.audio)  # (36, 48, 512)
             self.latest_mfcc = mfcc_volume(power)  # (36, 48, 12): the teacher's input, at the sensor rate
             energy = band_energy(power)
-            where = localise(energy, geometry)
+            where = localise(energy, self.geometry)
             self.imaged += 1
             self.imaging_ms.append((time.time() - arrived) * 1e3)
             truth = frame.truth or {}

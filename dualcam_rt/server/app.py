@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..config import Settings, get_settings
 from ..errors import DualcamError
+from ..geometry import get_geometry
 from ..inference.live import LivePipeline
 from ..inference.models import ModelSet, load_models
 from ..inference.stream import Batcher
@@ -68,12 +68,11 @@ def open_live(svc: Service, publish) -> None:
         options = {"fallback": s.fallback_to_sim, "timeout": s.connect_timeout_s}
     device = open_device(uri, **options)
     svc.device_info = device.describe()
-    if svc.device_info.get("fallback"):
-        warnings.warn(f"no sensor answered at {uri}; serving the simulated sensor {device.uri}", stacklevel=1)
-        log.warning("no sensor answered at %s; serving the simulated sensor %s", uri, device.uri)
+    # a fallback to sim:// has been logged as a warning by open_device; /v1/status shows it too
     model = svc.models.get() if svc.models.default else None
+    geometry = get_geometry(s.focus_distance_m, tuple(s.dead_channels))
     svc.live = LivePipeline(device, model, publish, hop_s=s.hop_s, mic_channel=s.mic_channel,
-                            beamform_backend=s.beamform_backend)
+                            beamform_backend=s.beamform_backend, geometry=geometry)
     svc.live.start()
 
 

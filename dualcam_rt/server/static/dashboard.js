@@ -37,7 +37,7 @@ function showPrediction(msg) {
 
 function showPosition(msg) {
   $("position").textContent = `source: az ${msg.azimuth_deg.toFixed(1)} deg, el ${msg.elevation_deg.toFixed(1)} deg, ` +
-    `${msg.peak_db.toFixed(1)} dB (pixel ${msg.row}, ${msg.col})`;
+    `${msg.peak_db.toFixed(1)} dB (row ${msg.row.toFixed(1)}, col ${msg.col.toFixed(1)})`;
   $("imaging").textContent = msg.imaging_ms.toFixed(1) + " ms";
   const marker = $("marker");
   marker.style.left = msg.u_px + "px";

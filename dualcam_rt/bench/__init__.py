@@ -1,0 +1,1 @@
+"""Benchmarks reached by ``dualcam-rt bench NAME``: each module has ``run(as_json=False) -> dict``."""

@@ -1,0 +1,161 @@
+"""The live service on the simulated sensor over real HTTP/WebSocket: /v1/live, status, readiness,
+recordings (with the bearer token) and the fallback from an unanswering dualcam:// sensor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from conftest import free_port
+from dualcam_rt.config import Settings
+from dualcam_rt.inference.tiny import write_tiny_model
+from dualcam_rt.labels import CLASSES
+from dualcam_rt.server.app import create_app
+from dualcam_rt.server.run import BackgroundServer
+
+TOKEN = "s3cret-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def live_url(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    write_tiny_model(models)
+    settings = Settings(models_dir=models, api_token=TOKEN, hop_s=0.5,
+                        sessions_dir=tmp_path_factory.mktemp("sessions"))
+    app = create_app(settings, "sim://?scenario=1&seed=3&label=knocking")
+    with BackgroundServer(app, free_port()) as url:
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield url
+
+
+async def collect(url: str, want: dict, subscribe_images=False, timeout_s=20.0) -> dict:
+    """Messages from /v1/live by type until each type in ``want`` reached its count."""
+    got = {"hello": [], "prediction": [], "position": [], "image": [], "subscribed": []}
+    async with websockets.connect(url.replace("http://", "ws://") + "/v1/live", max_size=None) as ws:
+        if subscribe_images:
+            await ws.send(json.dumps({"type": "subscribe", "images": True}))
+        deadline = time.monotonic() + timeout_s
+        while any(len(got[k]) < n for k, n in want.items()) and time.monotonic() < deadline:
+            m = await asyncio.wait_for(ws.recv(), timeout_s)
+            if isinstance(m, bytes):
+                got["image"].append(m)
+            else:
+                msg = json.loads(m)
+                got.setdefault(msg["type"], []).append(msg)
+    return got
+
+
+def test_live_pushes_predictions_and_source_positions(live_url):
+    got = asyncio.run(collect(live_url, {"hello": 1, "prediction": 2, "position": 3}))
+    hello = got["hello"][0]
+    assert hello["device"]["kind"] == "sim" and hello["model"] == "tone-bands"
+    assert hello["classes"] == list(CLASSES) and hello["hop_s"] == 0.5
+    p = got["prediction"][-1]
+    assert p["label"] in CLASSES and p["truth"] == "knocking"
+    assert p["latency_ms"] > 0 and p["arrived_at"] <= time.time()
+    assert got["prediction"][1]["t_s"] - got["prediction"][0]["t_s"] == pytest.approx(0.5)
+    pos = got["position"][-1]
+    assert 0 <= pos["row"] < 36 and 0 <= pos["col"] < 48
+    assert 0 <= pos["u_px"] <= 640 and 0 <= pos["v_px"] <= 480
+    assert -40 < pos["azimuth_deg"] < 40
+
+
+def test_live_sends_overlay_frames_only_on_request(live_url):
+    got = asyncio.run(collect(live_url, {"position": 4}))
+    assert got["image"] == []
+    got = asyncio.run(collect(live_url, {"subscribed": 1, "image": 2}, subscribe_images=True))
+    frame = cv2.imdecode(np.frombuffer(got["image"][-1], np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (480, 640, 3)
+
+
+def test_status_reports_the_device_rates_drops_and_latency(live_url):
+    asyncio.run(collect(live_url, {"prediction": 1}))
+    s = httpx.get(f"{live_url}/v1/status").json()
+    assert s["device"]["kind"] == "sim" and s["simulated"] is True and s["fallback"] is False
+    assert s["live"]["state"] == "streaming" and s["live"]["frames"] > 0
+    assert s["live"]["visual_dropped"] >= 0 and s["live"]["imaged_frames"] > 0
+    assert s["live"]["prediction_latency_ms"]["p50"] > 0
+    assert s["models"]["tone-bands"]["providers"] == ["CPUExecutionProvider"]
+    assert httpx.get(f"{live_url}/readyz").json()["checks"] == {"models": True, "device": True}
+    assert "dualcam_live_frames" in httpx.get(f"{live_url}/metrics").text
+
+
+def test_recordings_need_the_token_and_produce_a_readable_session(live_url):
+    from dualcam_rt.sessions import open_session
+
+    body = {"seconds": 1.0, "label": "knocking", "scenario": 1, "subject": 2}
+    r = httpx.post(f"{live_url}/v1/recordings", json=body)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert httpx.post(f"{live_url}/v1/recordings", json=body,
+                      headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{live_url}/v1/recordings").status_code == 401
+    r = httpx.post(f"{live_url}/v1/recordings", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    rec = r.json()
+    assert rec["state"] == "recording"
+    deadline = time.monotonic() + 20
+    while rec["state"] == "recording" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rec = httpx.get(f"{live_url}/v1/recordings/{rec['id']}", headers=AUTH).json()
+    assert rec["state"] == "complete", rec
+    listed = httpx.get(f"{live_url}/v1/recordings", headers=AUTH).json()["recordings"]
+    assert rec["id"] in [x["id"] for x in listed]
+    session = open_session(rec["path"])
+    assert session.meta["label"] == "knocking" and session.meta["subject"] == 2
+    assert session.meta["ticks"] == 12 and session.mic(0).shape == (12 * 1024,)
+
+
+def test_bad_recording_requests_get_json_4xx(live_url):
+    r = httpx.post(f"{live_url}/v1/recordings", json={"seconds": -1}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = httpx.post(f"{live_url}/v1/recordings", json={"seconds": 1, "label": "yodelling"}, headers=AUTH)
+    assert r.status_code == 400 and "yodelling" in r.json()["error"]["message"]
+    r = httpx.post(f"{live_url}/v1/recordings", content=b"not json", headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422
+    r = httpx.get(f"{live_url}/v1/recordings/nope", headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_bad_live_client_is_closed_and_others_keep_receiving(live_url):
+    ws_url = live_url.replace("http://", "ws://") + "/v1/live"
+
+    async def bad(message):
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(message)
+            try:
+                async for _ in ws:
+                    pass
+            except ConnectionClosed:
+                pass
+            return ws.close_code, ws.close_reason
+
+    async def main():
+        good = asyncio.create_task(collect(live_url, {"prediction": 2}))
+        closes = await asyncio.gather(bad(b"\x00\x01"), bad("not json"), bad(json.dumps({"type": "dance"})))
+        return closes, await good
+
+    closes, got = asyncio.run(main())
+    assert [c for c, _ in closes] == [1003, 1008, 1008]
+    assert all(reason for _, reason in closes)
+    assert len(got["prediction"]) == 2
+
+
+def test_an_unanswering_sensor_falls_back_to_the_simulator(tmp_path):
+    write_tiny_model(tmp_path)
+    settings = Settings(models_dir=tmp_path, connect_timeout_s=0.5)
+    app = create_app(settings, f"dualcam://127.0.0.1:{free_port()}")
+    with BackgroundServer(app, free_port()) as url:
+        s = httpx.get(f"{url}/v1/status").json()
+        assert s["fallback"] is True and s["simulated"] is True
+        assert s["device"]["kind"] == "sim" and s["device"]["fallback_from"]["uri"].startswith("dualcam://")
