@@ -35,7 +35,8 @@ class TcpClient:
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.chunk_bytes = chunk_bytes
         self.decoder = StreamDecoder()
-        self.connections = 0
+        self.connections = 0  # successful connects
+        self.attempts = 0  # connect attempts, successful or not
         self.last_error: str | None = None
         self._sock: socket.socket | None = None
         self._ready: list[Packet] = []
@@ -119,6 +120,7 @@ class TcpClient:
         self._disconnect()
 
     def _connect(self, timeout: float) -> None:
+        self.attempts += 1
         self._sock = socket.create_connection((self.host, self.port), timeout=timeout)
         self._sock.settimeout(self.read_timeout)
         self.connections += 1

@@ -170,3 +170,33 @@ def test_mutated_streams_never_crash_and_never_invent_packets(data):
             assert decode_audio(p.payload, p.header.encoding)[0].shape == (8, 64)
     dec.discard_pending()
     assert dec.stats.balanced()
+
+
+def test_client_backs_off_exponentially_and_gives_up_when_the_device_is_gone():
+    import socket
+    import threading
+    import time
+
+    from firmware_io import TcpClient, TransportError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_once_then_vanish():
+        conn, _ = listener.accept()
+        conn.sendall(encode_status({"hello": 1}, 0, 0))
+        conn.close()
+        listener.close()  # the port now refuses connections
+
+    threading.Thread(target=answer_once_then_vanish, daemon=True).start()
+    client = TcpClient("127.0.0.1", port, read_timeout=1.0, give_up_s=1.5, backoff_s=0.1, max_backoff_s=2.0)
+    client.open(2.0)
+    start = time.monotonic()
+    got = []
+    with pytest.raises(TransportError, match="cannot connect"):
+        for packet in client.packets():
+            got.append(packet)
+    took = time.monotonic() - start
+    assert [decode_status(p.payload) for p in got] == [{"hello": 1}]
+    # Waits of 0.1, 0.2, 0.4, 0.8 s: a handful of attempts, not a busy loop, and it does give up.
+    assert 3 <= client.attempts <= 6 and 0.5 < took < 4
