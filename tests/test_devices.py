@@ -191,3 +191,37 @@ def test_assembler_restarts_the_block_clock_after_a_very_long_gap():
     later = asm.add(10**7, np.ones((1, 1024), np.float32))
     assert first == [] and [b[0] for b in later] == [0, 10**7]
     assert later[0][2] == 512 and later[1][2] == 0  # the padded block says it is half zeros
+
+
+def test_dualcam_client_survives_a_corrupting_link():
+    """Bit errors on the link cost the damaged packets only: no crash, the clock and counts hold."""
+    rng = np.random.default_rng(5)
+    scene = Scene(seed=5)
+    wire = bytearray(encode_status({"device": "noisy"}, 0, 0))
+    for tick in range(24):
+        st = scene.next_tick()
+        wire += encode_audio(st.audio, tick, tick * 1024, 12288)
+        wire += encode_video(cv2.imencode(".jpg", st.video)[1].tobytes(), tick, tick * 1024 + 512)
+    for at in rng.integers(64, len(wire), 12):  # a dozen flipped bytes somewhere in 24 ticks
+        wire[at] ^= 0x5A
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(wire)
+            time.sleep(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    device = open_device(f"dualcam://127.0.0.1:{listener.getsockname()[1]}", timeout=1, reconnect=False)
+    frames = []
+    with device, pytest.raises(DeviceError):
+        for f in device.frames():
+            frames.append(f)
+    listener.close()
+    s = device.stats
+    assert s.crc_errors >= 1 and s.dropped_bytes > 0 and s.lost_packets >= 1
+    assert len(frames) >= 22 and all(f.audio.shape == (128, 1024) for f in frames)  # held blocks flushed at the end
+    starts = [f.first_sample for f in frames]
+    assert starts == list(range(starts[0], starts[0] + 1024 * len(frames), 1024))  # zero-filled, not skipped
+    assert sum(f.lost_samples for f in frames) == s.lost_samples and s.lost_samples % 1024 == 0

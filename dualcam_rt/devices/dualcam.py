@@ -160,16 +160,21 @@ class DualCamDevice(Device):
                 # one is known), or when it has waited HOLD_BLOCKS blocks (video late or absent).
                 while blocks and (len(blocks) > HOLD_BLOCKS
                                   or (videos and videos[-1][0] >= blocks[0][0] + self.block_samples / 2)):
-                    first, audio, lost = blocks.popleft()
-                    video, video_ts = self._nearest_video(videos, first)
-                    self.stats.audio_blocks += 1
-                    yield SensorFrame(index=index, first_sample=first, timestamp=first / self.sample_rate,
-                                      audio=audio, video=video, video_timestamp=video_ts,
-                                      sample_rate=self.sample_rate, lost_samples=lost)
+                    yield self._frame(index, blocks.popleft(), videos)
                     index += 1
         except TransportError as err:
             self._sync_stats(assembler)
+            for index, block in enumerate(blocks, index):  # the stream ended: what arrived still goes out
+                yield self._frame(index, block, videos)
             raise DeviceError(f"{self.uri}: {err}") from None
+
+    def _frame(self, index: int, block: tuple[int, np.ndarray, int], videos: deque) -> SensorFrame:
+        first, audio, lost = block
+        video, video_ts = self._nearest_video(videos, first)
+        self.stats.audio_blocks += 1
+        return SensorFrame(index=index, first_sample=first, timestamp=first / self.sample_rate, audio=audio,
+                           video=video, video_timestamp=video_ts, sample_rate=self.sample_rate,
+                           lost_samples=lost)
 
     def _nearest_video(self, videos: deque, first_sample: int) -> tuple[np.ndarray | None, float | None]:
         """The frame nearest to the block's centre if within one block of it, else (None, None)."""
