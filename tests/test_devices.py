@@ -225,3 +225,10 @@ def test_dualcam_client_survives_a_corrupting_link():
     starts = [f.first_sample for f in frames]
     assert starts == list(range(starts[0], starts[0] + 1024 * len(frames), 1024))  # zero-filled, not skipped
     assert sum(f.lost_samples for f in frames) == s.lost_samples and s.lost_samples % 1024 == 0
+
+
+def test_simulated_dualcam_answers_at_once_even_when_its_scene_is_slow_to_build(sim_server):
+    uri = sim_server(scenario=3, seed=1)  # the room is built at start-up, not per connection
+    start = time.monotonic()
+    frames = take(open_device(uri, timeout=0.5), 2)
+    assert time.monotonic() - start < 2 and frames[1].first_sample == 1024

@@ -1,7 +1,8 @@
 """A simulated DualCam that serves the wire protocol over TCP (``dualcam-rt simulate-device``).
 
-Each connection gets its own device clock starting at sample 0 and its own ``Scene``, so a
-client sees a deterministic stream. Per tick it sends one audio packet (128 x 1024) and one
+Each connection gets its own device clock starting at sample 0 and its own copy of a ``Scene``
+built once at start-up (building one can take seconds; copying it, milliseconds), so a client
+sees a deterministic stream and an immediate answer. Per tick it sends one audio packet (128 x 1024) and one
 JPEG video packet timestamped mid-tick; on connect, and then once a second, a status packet.
 Paced at real time, a device that falls more than a second behind (a slow client) drops ticks,
 as the real sensor's buffer would: the client sees sequence gaps. ``speed=inf`` sends as fast
@@ -10,6 +11,7 @@ as the client reads.
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 import threading
@@ -42,12 +44,14 @@ class SimulatedDualCam:
         self.encoding = AudioEncoding(encoding)
         self.drop_every = drop_every  # fault injection: skip every Nth audio packet (0: never)
         self.jpeg_quality = jpeg_quality
+        self._scene: Scene | None = None  # pristine template, copied per connection
         self._server: socket.socket | None = None
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> int:
         """Bind, start accepting in a background thread, and return the port (useful with port=0)."""
+        self._scene = Scene(**self.scene_options)
         self._server = socket.create_server((self.host, self.port))
         self._server.settimeout(0.2)
         self.port = self._server.getsockname()[1]
@@ -106,7 +110,7 @@ class SimulatedDualCam:
             log.info("client stream ended: %s", err)
 
     def _stream(self, conn: socket.socket) -> None:
-        scene = Scene(**self.scene_options)
+        scene = copy.deepcopy(self._scene)
         pacer = Pacer(self.speed)
         seq_audio = seq_video = seq_status = 0
         dropped = 0
