@@ -8,7 +8,7 @@ import pytest
 from scipy.signal import fftconvolve, welch
 
 from dualcam_rt.errors import BadInput
-from dualcam_rt.geometry import BLOCK_SAMPLES, SPEED_OF_SOUND, get_geometry
+from dualcam_rt.geometry import BLOCK_SAMPLES, SPEED_OF_SOUND, Geometry, get_geometry
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.sim import Scene, rooms
 from dualcam_rt.sim.actions import subject_traits, synthesize
@@ -200,13 +200,18 @@ def _mic0_power(scene, ticks):
     return float(np.mean(np.concatenate([scene.next_tick().audio[0] for _ in range(ticks)]) ** 2))
 
 
-@pytest.mark.parametrize("label,seed", [("paper_shaking", 1), ("typing", 2)])
-def test_scenario_3_snr_at_one_microphone_is_as_configured(cache, label, seed):
-    ticks = 36  # the first 3 s: the subject is still at its first position
-    signal = _mic0_power(Scene(3, seed, label, components=("subject",), cache_dir=cache), ticks)
-    noise = _mic0_power(Scene(3, seed, label, components=("background",), cache_dir=cache), ticks)
-    snr_db = 10 * np.log10(signal / noise)
-    assert snr_db == pytest.approx(get_scenario(3).snr_db, abs=2.0)
+@pytest.mark.parametrize("label", ["paper_shaking", "typing", "clapping"])
+def test_scenario_3_snr_at_one_microphone_is_as_configured(cache, label):
+    """Subject-only and background-only renderings of one scene, 10 s at microphone 0.
+
+    Levels are set on an independent realisation, so this measures, not restates, the ratio;
+    the subject is held at one position and only four capsules are rendered (it is mic 0's SNR).
+    """
+    four_mics = Geometry(mics=get_geometry().mics[:4], dead_channels=())
+    options = dict(scenario=3, seed=1, label=label, positions=(7,), geometry=four_mics, cache_dir=cache)
+    signal = _mic0_power(Scene(components=("subject",), **options), 120)
+    noise = _mic0_power(Scene(components=("background",), **options), 120)
+    assert 10 * np.log10(signal / noise) == pytest.approx(get_scenario(3).snr_db, abs=1.5)
 
 
 def test_streamed_audio_equals_one_long_convolution(cache):

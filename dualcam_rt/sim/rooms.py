@@ -43,6 +43,7 @@ class Interferer:
     name: str  # "voice" | "hum" | "traffic"
     positions_m: tuple[tuple[float, float, float], ...]
     sir_db: float  # subject-to-interferer power ratio at microphone 0
+    far: bool = False  # tens of metres away: RIRs lose the common propagation delay
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ SCENARIOS: dict[int, Scenario] = {
                 rir_seconds=0.08, floor_absorption=0.05, snr_db=5.0,
                 interferers=(Interferer("voice", ((-2.5, 0.1, 6.0),), sir_db=8.0),
                              Interferer("traffic", tuple((x, -1.3, 25.0) for x in (-30.0, -15.0, 0.0, 15.0, 30.0)),
-                                        sir_db=6.0)),
-                background=(Interferer("traffic", ((-50.0, -1.3, 45.0), (55.0, -1.3, -40.0), (0.0, -1.3, -60.0)), 0.0),
-                            Interferer("voices", ((-18.0, 0.0, 12.0), (20.0, 0.0, -15.0)), 0.0))),
+                                        sir_db=6.0, far=True)),  # a road behind the terrace
+                background=(Interferer("traffic", ((-50.0, -1.3, 45.0), (55.0, -1.3, -40.0), (0.0, -1.3, -60.0)), 0.0, True),
+                            Interferer("voices", ((-18.0, 0.0, 12.0), (20.0, 0.0, -15.0)), 0.0, True))),
 }
 
 
@@ -104,6 +105,15 @@ def subject_positions(geometry: Geometry) -> np.ndarray:
             x = (col * cam.width - cam.cx) / cam.fx * z
             out.append((round(x, 2), SUBJECT_HAND_HEIGHTS_M[(i + j) % 2], z))
     return np.asarray(out)
+
+
+def warm_cache(scenario: Scenario, geometry: Geometry, cache_dir: str | Path | None = None) -> int:
+    """Compute (or load) every RIR a scene of this scenario can use; returns how many there are."""
+    sources = [(p, False) for p in subject_positions(geometry)]
+    sources += [(p, it.far) for it in scenario.interferers + scenario.background for p in it.positions_m]
+    for position, far in sources:
+        room_impulse_responses(scenario, position, geometry, cache_dir, far=far)
+    return len(sources)
 
 
 def _to_room(scenario: Scenario, points_cam: np.ndarray) -> np.ndarray:

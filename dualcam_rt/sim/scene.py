@@ -12,6 +12,7 @@ one. Incoherent noise (capsule self-noise; wind outdoors) is added per microphon
 are zero. Levels: interferers and the outdoor background are scaled, once per scene, to their
 configured power ratio below the subject at microphone 0, measured on an independent 8-s
 realisation of each signal (the subject at its first position, interferers while active).
+Over a few seconds the ratio wanders with the action's rhythm (an intermittent sound's power does).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .rooms import Scenario, get_scenario, room_impulse_responses, subject_posit
 
 CHUNK_S = 4.0  # source signals are synthesised in independent chunks of this length
 SEGMENT_TICKS = FPS  # audio is rendered this many ticks at a time (1 s)
-CALIBRATION_S = 8.0  # length of the independent realisation the levels are set on
+CALIBRATION_S = 16.0  # length of the independent realisation the levels are set on
 DWELL_S = (3.0, 6.0)  # how long a subject stays at one position
 CROSSFADE_S = 0.5  # the walk to the next position
 SELF_NOISE_PA = 5e-4  # MEMS capsule self-noise, rms (about 28 dB SPL)
@@ -97,13 +98,15 @@ class Scene:
     ``(seed // 14) % 9``. ``impulse_ticks`` adds, at those ticks, a click at the source on the
     tick's first sample and a white video frame (the clock-alignment test). ``components``
     selects what is rendered (``COMPONENTS``; all by default), e.g. ``("subject",)`` for the clean
-    reference of the same scene. ``cache_dir`` overrides the settings' RIR cache directory.
+    reference of the same scene. ``positions`` restricts the subject to these indices of
+    ``rooms.subject_positions`` (one index: the subject never moves). ``cache_dir`` overrides the
+    settings' RIR cache directory.
     """
 
     def __init__(self, scenario: int = 1, seed: int = 0, label: str | None = None,
                  subject: int | None = None, geometry: Geometry | None = None,
                  impulse_ticks: Sequence[int] = (), components: Sequence[str] = COMPONENTS,
-                 cache_dir=None):
+                 positions: Sequence[int] | None = None, cache_dir=None):
         self.config: Scenario = get_scenario(scenario)
         self.scenario, self.seed = self.config.index, int(seed)
         self.label = CLASSES[self.seed % len(CLASSES)] if label is None else label
@@ -121,7 +124,10 @@ class Scene:
         self.cache_dir = cache_dir
         self.tick = 0
         self._positions = subject_positions(self.geometry)
-        self._path = _SubjectPath(np.random.default_rng([self.seed, 0, 3]), len(self._positions), self.fs)
+        allowed = range(len(self._positions)) if positions is None else [int(p) for p in positions]
+        if not allowed or not all(0 <= p < len(self._positions) for p in allowed):
+            raise BadInput(f"positions must be indices 0..{len(self._positions) - 1}, got {positions!r}")
+        self._path = _SubjectPath(np.random.default_rng([self.seed, 0, 3]), len(self._positions), allowed, self.fs)
         self._emitters = self._build_emitters()
         self._spectra: OrderedDict = OrderedDict()
         seg = SEGMENT_TICKS * BLOCK_SAMPLES
@@ -142,11 +148,11 @@ class Scene:
         emitters = [_Emitter("subject", lambda rng, s: synthesize(label, subject, s, rng, fs), self._positions, key=1)]
         for i, it in enumerate(self.config.interferers):
             emitters.append(_Emitter(f"interferer:{it.name}", _ambience(it.name, fs), np.asarray(it.positions_m),
-                                     key=10 + i, far=it.name == "traffic"))
+                                     key=10 + i, far=it.far))
         for i, bg in enumerate(self.config.background):
             for j, pos in enumerate(bg.positions_m):
                 emitters.append(_Emitter(f"background:{bg.name}", _ambience(bg.name, fs), np.asarray([pos]),
-                                         key=20 + 10 * i + j, far=True))
+                                         key=20 + 10 * i + j, far=bg.far))
         return emitters
 
     def _rir(self, emitter: _Emitter, p: int) -> np.ndarray:
@@ -285,16 +291,18 @@ def _ambience(name: str, fs: int):
 class _SubjectPath:
     """Where the subject stands over time: dwell at a cached position, cross-fade to a neighbour."""
 
-    def __init__(self, rng: np.random.Generator, n_positions: int, fs: int):
-        self.rng, self.n, self.fs = rng, n_positions, fs
-        self.starts = [0]  # sample at which the walk to positions[i] completes (i >= 1: starts fading)
-        self.index = [int(rng.integers(n_positions))]
+    def __init__(self, rng: np.random.Generator, n_positions: int, allowed: Sequence[int], fs: int):
+        self.rng, self.n, self.allowed, self.fs = rng, n_positions, list(allowed), fs
+        self.starts = [0]  # sample at which the walk to positions[i] begins
+        self.index = [int(rng.choice(self.allowed))]
 
     def _extend(self, until: int) -> None:
-        while self.starts[-1] <= until:
+        while self.starts[-1] <= until and len(self.allowed) > 1:
             dwell = int(self.rng.uniform(*DWELL_S) * self.fs)
             cur = self.index[-1]
-            nxt = (cur + int(self.rng.choice([-5, -1, 1, 5]))) % self.n  # a neighbour: next column or row
+            near = [(cur + d) % self.n for d in (-5, -1, 1, 5)]  # next column or row of the set
+            options = [p for p in near if p in self.allowed] or [p for p in self.allowed if p != cur]
+            nxt = int(self.rng.choice(options))
             self.starts.append(self.starts[-1] + dwell)
             self.index.append(nxt)
 
@@ -309,9 +317,11 @@ class _SubjectPath:
         for i, s in enumerate(self.starts):
             if s >= start + n:
                 break
+            nxt = self.starts[i + 1] if i + 1 < len(self.starts) else None
+            if nxt is not None and nxt + fade <= start:
+                continue  # faded out before this stretch
             # weight of position i: ramps up over [s, s + fade], down over [next, next + fade]
             up = np.ones(n) if i == 0 else np.clip((t - s) / fade, 0, 1)
-            nxt = self.starts[i + 1] if i + 1 < len(self.starts) else None
             down = np.ones(n) if nxt is None else np.clip(1 - (t - nxt) / fade, 0, 1)
             w = up * down
             if w.max() <= 0:

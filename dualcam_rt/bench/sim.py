@@ -1,0 +1,113 @@
+"""Simulated-sensor throughput: seconds of 128-channel audio + video + truth per second, one core.
+
+For each scenario, in a fresh temporary RIR cache, with the process pinned to one CPU:
+
+- RIR for one source position (128 microphones): computed (cold) vs loaded from the disk cache;
+- warm-up: ``rooms.warm_cache`` computes every RIR the scenario can use (15 subject positions,
+  interferers, background);
+- scene start-up with a warm cache (level calibration included);
+- streaming: 10 s of ticks after a 1-s warm-up, as a multiple of real time (goal >= 5x);
+- baseline measured in the same run: the straightforward per-tick convolution of the subject alone
+  with its 128 RIRs (``scipy.signal.oaconvolve`` on each 1024-sample block, tail carried over),
+  without interferers or video; the ratio is the scene's speed over the baseline's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+from scipy.signal import oaconvolve
+
+from ..geometry import BLOCK_SAMPLES, FPS, get_geometry
+from ..sim import Scene
+from ..sim.rooms import get_scenario, room_impulse_responses, subject_positions, warm_cache
+
+STREAM_S = 10
+BASELINE_TICKS = 24
+GOAL = 5.0
+
+
+def _pin_to_one_cpu() -> set[int] | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    return before
+
+
+def _baseline_x_realtime(scene: Scene, rir: np.ndarray) -> float:
+    dry = scene.dry_signal(0, BASELINE_TICKS * BLOCK_SAMPLES)
+    tail = np.zeros((rir.shape[0], rir.shape[1] - 1))
+    t = time.perf_counter()
+    for k in range(BASELINE_TICKS):
+        y = oaconvolve(dry[None, k * BLOCK_SAMPLES:(k + 1) * BLOCK_SAMPLES], rir, axes=1)
+        y[:, :tail.shape[1]] += tail
+        tail = y[:, BLOCK_SAMPLES:]
+    return BASELINE_TICKS / FPS / (time.perf_counter() - t)
+
+
+def run(as_json: bool = False) -> dict:
+    """Measure, print a table (or JSON), and return the figures."""
+    restore = _pin_to_one_cpu()
+    g = get_geometry()
+    results = {"pinned_to_one_cpu": restore is not None, "stream_seconds": STREAM_S, "goal_x_realtime": GOAL,
+               "scenarios": {}}
+    try:
+        with tempfile.TemporaryDirectory() as cache:
+            for k in (1, 2, 3):
+                cfg = get_scenario(k)
+                pos = subject_positions(g)[7]
+                t = time.perf_counter()
+                rir = room_impulse_responses(cfg, pos, g, cache)
+                cold = time.perf_counter() - t
+                t = time.perf_counter()
+                room_impulse_responses(cfg, pos, g, cache)
+                warm = time.perf_counter() - t
+                n_rirs = warm_cache(cfg, g, cache)
+                t = time.perf_counter()
+                scene = Scene(k, seed=0, label="typing", positions=(7,), cache_dir=cache)
+                startup = time.perf_counter() - t
+                for _ in range(FPS):  # warm-up: first segment, spectra in memory
+                    scene.next_tick()
+                t = time.perf_counter()
+                for _ in range(STREAM_S * FPS):
+                    scene.next_tick()
+                stream_x = STREAM_S / (time.perf_counter() - t)
+                base_x = _baseline_x_realtime(scene, rir)
+                results["scenarios"][k] = {
+                    "name": cfg.name, "rir_samples": int(rir.shape[1]), "rirs_per_scenario": n_rirs,
+                    "rir_compute_s": round(cold, 3), "rir_cached_load_s": round(warm, 4),
+                    "startup_s": round(startup, 2), "x_realtime": round(stream_x, 1),
+                    "baseline_x_realtime": round(base_x, 2), "speedup_over_baseline": round(stream_x / base_x, 1),
+                }
+        results["meets_goal"] = all(s["x_realtime"] >= GOAL for s in results["scenarios"].values())
+    finally:
+        if restore:
+            os.sched_setaffinity(0, restore)
+    if as_json:
+        print(json.dumps(results))
+    else:
+        _print_table(results)
+    return results
+
+
+def _print_table(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"sim: {r['stream_seconds']} s of 128-channel audio + video + truth per scenario, one CPU")
+    for col in ("scenario", "RIRs", "RIR samples", "RIR compute s", "RIR cached s", "start-up s", "x real time",
+                "baseline x", "speed-up"):
+        t.add_column(col, justify="right")
+    for k, s in r["scenarios"].items():
+        t.add_row(f"{k} {s['name'].split(' (')[0]}", str(s["rirs_per_scenario"]), str(s["rir_samples"]),
+                  str(s["rir_compute_s"]), str(s["rir_cached_load_s"]),
+                  str(s["startup_s"]), str(s["x_realtime"]), str(s["baseline_x_realtime"]),
+                  str(s["speedup_over_baseline"]))
+    t.caption = (f"baseline: per-tick oaconvolve of the subject alone with its 128 RIRs; "
+                 f"goal >= {r['goal_x_realtime']:g}x real time: {'met' if r['meets_goal'] else 'NOT met'}")
+    Console(width=120).print(t)
