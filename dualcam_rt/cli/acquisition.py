@@ -96,11 +96,11 @@ def probe(
     """
     from rich.console import Console
 
-    from ..devices.probe import probe
+    from ..devices.probe import probe_device
 
     if not seconds > 0:
         fail("--seconds must be positive")
-    report = probe(uri, seconds, timeout)
+    report = probe_device(uri, seconds, timeout)
     if as_json:
         print(json.dumps(report))
     else:

@@ -14,7 +14,7 @@ from .registry import open_device
 GRACE_S = 1.0
 
 
-def probe(uri: str, seconds: float, timeout: float | None = None) -> dict:
+def probe_device(uri: str, seconds: float, timeout: float | None = None) -> dict:
     """A report of ``seconds`` of streaming; ``report["errors"]`` lists what went wrong (empty: healthy).
 
     A ``dualcam://`` device is opened without fallback and without reconnecting, so that a
