@@ -200,3 +200,16 @@ def test_client_backs_off_exponentially_and_gives_up_when_the_device_is_gone():
     assert [decode_status(p.payload) for p in got] == [{"hello": 1}]
     # Waits of 0.1, 0.2, 0.4, 0.8 s: a handful of attempts, not a busy loop, and it does give up.
     assert 3 <= client.attempts <= 6 and 0.5 < took < 4
+
+
+def test_decode_benchmark_prints_its_figures_as_json(monkeypatch, capsys):
+    import json
+
+    from dualcam_rt.bench import decode
+
+    monkeypatch.setattr(decode, "SECONDS", 1)  # the figures' shape, not their size, is checked here
+    monkeypatch.setattr(decode, "REPEATS", 1)
+    figures = decode.run(as_json=True)
+    assert json.loads(capsys.readouterr().out) == figures
+    assert set(figures["encodings"]) == {"int24", "int16", "float32"}
+    assert figures["encodings"]["int24"]["x_realtime"] > 0 and figures["baselines"]["memcpy_x_realtime"] > 0
