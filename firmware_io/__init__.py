@@ -5,10 +5,8 @@ firmware engineer can read, test and reuse it on its own. The format is specifie
 ``docs/protocol.md``.
 """
 
-from .codec import (FULL_SCALE_PA, decode_audio, encode_audio, encode_packet, encode_status,
-                    encode_video, decode_status)
-from .packet import (AUDIO, HEADER_SIZE, MAGIC, STATUS, VERSION, VIDEO, AudioEncoding, Header,
-                     Packet, ProtocolError)
+from .codec import FULL_SCALE_PA, decode_audio, decode_status, encode_audio, encode_packet, encode_status, encode_video
+from .packet import AUDIO, HEADER_SIZE, MAGIC, STATUS, VERSION, VIDEO, AudioEncoding, Header, Packet, ProtocolError
 from .stream import StreamDecoder, StreamStats
 from .transport import TcpClient, TransportError
 

@@ -13,8 +13,8 @@ import json
 import google_crc32c
 import numpy as np
 
-from .packet import (AUDIO, AUDIO_SUBHEADER, CRC_SPAN, HEADER, JPEG, JSON, MAGIC, MAX_CHANNELS,
-                     MAX_SAMPLES, STATUS, VERSION, VIDEO, AudioEncoding, Header, ProtocolError)
+from .packet import (AUDIO, AUDIO_SUBHEADER, CRC_SPAN, HEADER, JPEG, JSON, MAGIC, MAX_CHANNELS, MAX_SAMPLES,
+                     STATUS, VERSION, VIDEO, AudioEncoding, Header, ProtocolError)
 
 FULL_SCALE_PA = 20.0  # sound pressure of integer full scale: 120 dB SPL re 20 uPa
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .codec import audio_info, crc32c, parse_header
-from .packet import (AUDIO, AUDIO_SUBHEADER, HEADER_SIZE, MAGIC, MAX_PAYLOAD, AudioEncoding,
-                     Packet, ProtocolError)
+from .packet import AUDIO, AUDIO_SUBHEADER, HEADER_SIZE, MAGIC, MAX_PAYLOAD, AudioEncoding, Packet, ProtocolError
 
 # The most the decoder ever holds: one maximal packet plus the partial next one.
 MAX_PENDING = HEADER_SIZE + max(MAX_PAYLOAD.values())

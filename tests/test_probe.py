@@ -9,14 +9,13 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import pytest
-
 from conftest import CLI, free_port, run_cli
+
 from firmware_io import VIDEO, encode_audio, encode_status
 from firmware_io.codec import crc32c
 from firmware_io.packet import CRC_SPAN, HEADER, MAGIC
-
-import numpy as np
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import numpy as np
 from firmware_io import AUDIO, STATUS, VIDEO, ProtocolError, TcpClient, TransportError, decode_audio, decode_status
 
 from ..errors import BadInput, DeviceError
-from ..geometry import BLOCK_SAMPLES, N_MICS, SAMPLE_RATE
+from ..geometry import N_MICS
 from .base import Device, SensorFrame
 
 DEFAULT_PORT = 7700
