@@ -5,7 +5,8 @@ Sound components ("emitters") each have a source signal (Pa at 1 m, synthesised 
 from a cached set. The subject dwells 3-6 s at a position, then walks to another one; its sound
 is cross-faded between the two positions' RIRs over 0.5 s while the figure walks across.
 
-Audio is rendered one second (12 ticks) at a time: every emitter's segment is multiplied in the
+Audio is rendered a segment at a time (1 s in the echoic room, 0.25 s where RIRs are short, so
+no tick waits long for its segment): every emitter's segment is multiplied in the
 frequency domain with its RIRs' spectra, the products are summed over emitters, and one inverse
 FFT per microphone gives the segment plus a reverberant tail that is overlap-added into the next
 one. Incoherent noise (capsule self-noise; wind outdoors) is added per microphone; dead channels
@@ -34,7 +35,7 @@ from .ambience import AMBIENCE, wind_filter
 from .rooms import Scenario, get_scenario, room_impulse_responses, subject_positions
 
 CHUNK_S = 4.0  # source signals are synthesised in independent chunks of this length
-SEGMENT_TICKS = FPS  # audio is rendered this many ticks at a time (1 s)
+MIN_SEGMENT_TICKS, MAX_SEGMENT_TICKS = 3, FPS  # audio is rendered about twice the RIR's length at a time
 CALIBRATION_S = 16.0  # length of the independent realisation the levels are set on
 DWELL_S = (3.0, 6.0)  # how long a subject stays at one position
 CROSSFADE_S = 0.5  # the walk to the next position
@@ -83,12 +84,16 @@ class _Emitter:
             pos += take
         return out
 
-    def calibration_power(self, seed: int, fs: int, rir0: np.ndarray) -> float:
-        """Mean power at one microphone (RIR rir0) of an independent CALIBRATION_S realisation."""
-        x = np.concatenate([self.make(np.random.default_rng([seed, self.key, 2, k]), CHUNK_S)[0]
-                            for k in range(int(CALIBRATION_S / CHUNK_S))])
-        y = sfft.irfft(sfft.rfft(x, len(x) + len(rir0)) * sfft.rfft(rir0, len(x) + len(rir0)))[:len(x)]
-        return float(np.mean(y**2))
+    def calibration_signal(self, seed: int) -> np.ndarray:
+        """An independent CALIBRATION_S realisation of the source signal (never streamed)."""
+        return np.concatenate([self.make(np.random.default_rng([seed, self.key, 2, k]), CHUNK_S)[0]
+                               for k in range(int(CALIBRATION_S / CHUNK_S))])
+
+
+def _power_at(dry: np.ndarray, rir0: np.ndarray) -> float:
+    """Mean power of dry convolved with one microphone's RIR."""
+    n = len(dry) + len(rir0)
+    return float(np.mean(sfft.irfft(sfft.rfft(dry, n) * sfft.rfft(rir0, n), n)[:len(dry)] ** 2))
 
 
 class Scene:
@@ -130,8 +135,10 @@ class Scene:
         self._path = _SubjectPath(np.random.default_rng([self.seed, 0, 3]), len(self._positions), allowed, self.fs)
         self._emitters = self._build_emitters()
         self._spectra: OrderedDict = OrderedDict()
-        seg = SEGMENT_TICKS * BLOCK_SAMPLES
-        self._nfft = sfft.next_fast_len(seg + int(round(self.config.rir_seconds * self.fs)))
+        rir_samples = int(round(self.config.rir_seconds * self.fs))
+        self._segment_ticks = int(np.clip(np.ceil(2 * rir_samples / BLOCK_SAMPLES), MIN_SEGMENT_TICKS, MAX_SEGMENT_TICKS))
+        seg = self._segment_ticks * BLOCK_SAMPLES
+        self._nfft = sfft.next_fast_len(seg + rir_samples)
         self._tail = np.zeros((self.geometry.n_mics, self._nfft - seg), np.float32)
         self._segment = np.zeros((self.geometry.n_mics, 0), np.float32)
         self._noise_rng = np.random.default_rng([self.seed, 0, 4])
@@ -140,6 +147,7 @@ class Scene:
         self._wind_gain = 0.0
         self._calibrate()
         self._background = render.background(self.scenario, self.seed, self.geometry.camera)
+        self._segment = self._render_segment(0)  # so that the first tick (and a copy's) comes at once
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -161,10 +169,10 @@ class Scene:
     def _calibrate(self) -> None:
         """Set interferer and background gains from their power ratio to the subject at mic 0."""
         subject = self._emitters[0]
-        p_subject = subject.calibration_power(self.seed, self.fs, self._rir(subject, self._path.position_at(0))[0])
+        p_subject = _power_at(subject.calibration_signal(self.seed), self._rir(subject, self._path.position_at(0))[0])
         backgrounds = [e for e in self._emitters if e.name.startswith("background:")]
         for it, e in zip(self.config.interferers, self._emitters[1:]):
-            p = e.calibration_power(self.seed, self.fs, self._rir(e, 0)[0])
+            p = _power_at(e.calibration_signal(self.seed), self._rir(e, 0)[0])
             e.gain = np.sqrt(p_subject / p * 10 ** (-it.sir_db / 10))
         if self.config.snr_db is None:
             return
@@ -173,8 +181,9 @@ class Scene:
         total = sum(shares.values())
         for name in ("traffic", "voices"):
             group = [e for e in backgrounds if e.name == f"background:{name}"]
+            dry = group[0].calibration_signal(self.seed)  # one generator per group: one realisation
             for e in group:
-                p = e.calibration_power(self.seed, self.fs, self._rir(e, 0)[0])
+                p = _power_at(dry, self._rir(e, 0)[0])
                 e.gain = np.sqrt(p_background * shares[name] / total / len(group) / p)
         b, a = self._wind_ba
         unit = lfilter(b, a, np.random.default_rng([self.seed, 0, 5]).standard_normal(int(CALIBRATION_S * self.fs)))
@@ -200,7 +209,7 @@ class Scene:
         return [(0, None)]
 
     def _render_segment(self, start: int) -> np.ndarray:
-        n = SEGMENT_TICKS * BLOCK_SAMPLES
+        n = self._segment_ticks * BLOCK_SAMPLES
         acc = None
         for e in self._emitters:
             group = {"subject": "subject", "interferer": "interferers", "background": "background"}[e.name.split(":")[0]]
