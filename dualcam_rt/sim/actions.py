@@ -3,20 +3,20 @@
 Every generator returns the sound pressure (Pa) a microphone 1 m from the hands would record,
 as float64 at the given sample rate, plus the time spans (s) of its events. One line each:
 
-- clapping: 2–4 claps/s; 6–12 ms noise bursts through the cupped-hands resonance (0.9–2.2 kHz).
+- clapping: 2–4 claps/s; 6–12 ms noise bursts through the cupped-hands resonance (0.75–2 kHz).
 - snapping_fingers: ~1.5 snaps/s; 2–3 ms bursts, 2–5 kHz, brighter and shorter than a clap.
 - speaking: syllables at ~4/s: glottal pulses at F0 95–230 Hz through vowel formants (< 3 kHz).
 - whistling: a melody of 150–400 ms notes, one partial at 0.9–2.8 kHz with vibrato; a line spectrum.
-- playing_kendama: ball-on-wood ticks in pairs, 1–2.6 kHz cup modes ringing ~25 ms.
+- playing_kendama: ball-on-wood ticks in pairs, 1–3 kHz cup modes ringing ~25 ms.
 - clicking: single and double pen/mouse clicks, < 2 ms, plastic modes at 3–5.5 kHz.
 - typing: 4–8 keystrokes/s, irregular: a 150–500 Hz key-bottom thud plus a 1.5–4 kHz click.
-- knocking: groups of 2–4 knocks at ~5/s on a door: panel modes at 90–450 Hz.
+- knocking: groups of 2–4 knocks at ~5/s on a door: panel modes at 80–520 Hz.
 - hammering: ~1.5 blows/s on metal: broadband hit plus inharmonic ringing at 1.8–5 kHz (~120 ms).
 - peanut_breaking: every ~1.5 s a 60–150 ms cluster of 3–10 shell micro-cracks, 1.5–5 kHz.
 - paper_ripping: 0.5–1.5 s rips: dense crackle (400–1500 cracks/s) over 0.8–5 kHz noise.
 - plastic_crumpling: 1–2 s bouts of sparse, irregular crackles, 2–6 kHz, the brightest texture.
 - paper_shaking: 1.5–3 s rustle: 0.4–3.5 kHz noise, amplitude-modulated at the 3–6 Hz shake rate.
-- stick_dropping: a drop then 3–5 bounces at shrinking gaps, each ringing bar modes f1 x (1, 2.76, 5.40).
+- stick_dropping: a drop then 3–5 bounces at shrinking gaps, each ringing bar modes f1 x (1, 2.76, 5.40), f1 250–770 Hz.
 
 ``docs/simulation.md`` lists the spectral signature each one is tested for.
 """

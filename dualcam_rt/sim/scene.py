@@ -11,7 +11,7 @@ frequency domain with its RIRs' spectra, the products are summed over emitters, 
 FFT per microphone gives the segment plus a reverberant tail that is overlap-added into the next
 one. Incoherent noise (capsule self-noise; wind outdoors) is added per microphone; dead channels
 are zero. Levels: interferers and the outdoor background are scaled, once per scene, to their
-configured power ratio below the subject at microphone 0, measured on an independent 8-s
+configured power ratio below the subject at microphone 0, measured on an independent 16-s
 realisation of each signal (the subject at its first position, interferers while active).
 Over a few seconds the ratio wanders with the action's rhythm (an intermittent sound's power does).
 """
