@@ -1,0 +1,67 @@
+"""Export helpers: one microphone to WAV, the video (with the acoustic overlay) to MP4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+from ..errors import BadInput
+from ..geometry import FPS, N_MICS
+from .reader import open_session
+
+
+def _output(path: str | Path, suffix: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise BadInput(f"output must be a {suffix} file, not {out.name}")
+    if not out.parent.is_dir():
+        raise BadInput(f"directory {out.parent} does not exist")
+    return out
+
+
+def export_wav(session: str | Path, out: str | Path, channel: int = 0) -> Path:
+    """Write device channel ``channel`` as a mono 32-bit float WAV in pascal; returns the path."""
+    out = _output(out, ".wav")
+    with open_session(session) as s:
+        sf.write(out, s.mic(channel), s.sample_rate, subtype="FLOAT")
+    return out
+
+
+def export_video(session: str | Path, out: str | Path, overlay: bool = True) -> Path:
+    """Write the session's video frames to MP4 at 12 fps; with ``overlay`` (and 128 stored
+    channels) each frame carries its tick's 900-6400 Hz acoustic energy as a heat map."""
+    out = _output(out, ".mp4")
+    with open_session(session) as s:
+        if s.n_video_frames == 0:
+            raise BadInput(f"session {s.id} has no video frames")
+        imaging = overlay and s.channels == N_MICS
+        if overlay and not imaging:
+            raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {N_MICS} "
+                           "(use --no-overlay)")
+        if imaging:
+            from ..dsp.beamform import Beamformer
+            from ..dsp.overlay import band_energy
+            from ..dsp.overlay import overlay as draw
+
+            beamformer = Beamformer()
+        writer = None
+        try:
+            for frame in s.frames():
+                if frame.video is None:
+                    continue
+                image = frame.video
+                if imaging:
+                    image = draw(image, band_energy(beamformer.images(frame.audio)))
+                if writer is None:
+                    h, w = image.shape[:2]
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
+                    if not writer.isOpened():
+                        raise BadInput(f"OpenCV cannot write MP4 to {out}")
+                writer.write(np.ascontiguousarray(image))
+        finally:
+            if writer is not None:
+                writer.release()
+    return out
