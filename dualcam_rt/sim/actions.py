@@ -391,4 +391,6 @@ def synthesize(label: str, subject: int, seconds: float, rng: np.random.Generato
         raise BadInput(f"unknown class {label!r}; known: {', '.join(CLASSES)}")
     tr = subject_traits(subject)
     wave, events = GENERATORS[label](rng, tr, seconds, sample_rate)
+    fade = int(0.01 * sample_rate)  # an event cut by the end of the clip dies away, not clicks
+    wave[-fade:] *= np.cos(np.linspace(0, np.pi / 2, fade))
     return wave * 10 ** (tr.level_db / 20), events

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,6 @@ class Scenario:
     snr_db: float | None = None  # outdoor: subject-to-background ratio at microphone 0
     interferers: tuple[Interferer, ...] = ()
     background: tuple[Interferer, ...] = ()  # distant sources making the diffuse noise
-    background_colours: dict = field(default_factory=dict)  # renderer's palette (BGR)
 
 
 SCENARIOS: dict[int, Scenario] = {

@@ -35,6 +35,7 @@ from .ambience import AMBIENCE, wind_filter
 from .rooms import Scenario, get_scenario, room_impulse_responses, subject_positions
 
 CHUNK_S = 4.0  # source signals are synthesised in independent chunks of this length
+CHUNK_XFADE_S = 0.1  # stationary sounds (hum, traffic) cross-fade from one chunk into the next
 MIN_SEGMENT_TICKS, MAX_SEGMENT_TICKS = 3, FPS  # audio is rendered about twice the RIR's length at a time
 CALIBRATION_S = 16.0  # length of the independent realisation the levels are set on
 DWELL_S = (3.0, 6.0)  # how long a subject stays at one position
@@ -62,25 +63,34 @@ class _Emitter:
     positions_m: np.ndarray  # (P, 3)
     key: int  # component id in the seed sequence
     far: bool = False
+    stationary: bool = False  # a continuous sound: chunks overlap and cross-fade (no seam clicks)
     gain: float = 1.0
     chunks: OrderedDict = field(default_factory=OrderedDict)
 
     def chunk(self, seed: int, k: int) -> tuple[np.ndarray, list]:
         if k not in self.chunks:
-            self.chunks[k] = self.make(np.random.default_rng([seed, self.key, 1, k]), CHUNK_S)
+            seconds = CHUNK_S + (CHUNK_XFADE_S if self.stationary else 0.0)
+            self.chunks[k] = self.make(np.random.default_rng([seed, self.key, 1, k]), seconds)
             while len(self.chunks) > 3:
                 self.chunks.popitem(last=False)
         return self.chunks[k]
 
     def signal(self, seed: int, start: int, n: int, fs: int) -> np.ndarray:
         """Samples start..start+n of the source signal (Pa at 1 m)."""
-        chunk_n = int(CHUNK_S * fs)
+        chunk_n, fade_n = int(CHUNK_S * fs), int(CHUNK_XFADE_S * fs)
         out = np.empty(n)
         pos = start
         while pos < start + n:
             k, off = divmod(pos, chunk_n)
             take = min(chunk_n - off, start + n - pos)
-            out[pos - start:pos - start + take] = self.chunk(seed, k)[0][off:off + take]
+            piece = self.chunk(seed, k)[0][off:off + take]
+            if self.stationary and k > 0 and off < fade_n:  # equal-power fade from chunk k-1's overhang
+                m = min(take, fade_n - off)
+                angle = (off + np.arange(m)) / fade_n * (np.pi / 2)
+                prev = self.chunk(seed, k - 1)[0][chunk_n + off:chunk_n + off + m]
+                piece = piece.copy()
+                piece[:m] = piece[:m] * np.sin(angle) + prev * np.cos(angle)
+            out[pos - start:pos - start + take] = piece
             pos += take
         return out
 
@@ -156,11 +166,11 @@ class Scene:
         emitters = [_Emitter("subject", lambda rng, s: synthesize(label, subject, s, rng, fs), self._positions, key=1)]
         for i, it in enumerate(self.config.interferers):
             emitters.append(_Emitter(f"interferer:{it.name}", _ambience(it.name, fs), np.asarray(it.positions_m),
-                                     key=10 + i, far=it.far))
+                                     key=10 + i, far=it.far, stationary=True))
         for i, bg in enumerate(self.config.background):
             for j, pos in enumerate(bg.positions_m):
                 emitters.append(_Emitter(f"background:{bg.name}", _ambience(bg.name, fs), np.asarray([pos]),
-                                         key=20 + 10 * i + j, far=bg.far))
+                                         key=20 + 10 * i + j, far=bg.far, stationary=True))
         return emitters
 
     def _rir(self, emitter: _Emitter, p: int) -> np.ndarray:
@@ -273,7 +283,7 @@ class Scene:
                 if a < t1 and b > t0:
                     events.append([round(a, 4), round(b, 4)])
         cam = self.geometry.camera
-        interferers = [{"name": e.name.split(":")[1], "source_m": e.positions_m[0].tolist()}
+        interferers = [{"name": e.name.split(":")[1], "source_m": self._where(e, start + BLOCK_SAMPLES // 2)}
                        for e in self._emitters if e.name.startswith("interferer:")]
         return {"tick": tick, "time_s": t0, "label": self.label, "class_index": class_index(self.label),
                 "subject": self.subject, "scenario": self.scenario, "source_m": [round(float(v), 4) for v in pos],
@@ -281,6 +291,14 @@ class Scene:
                 "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
                 "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
                 "interferers": interferers}
+
+    def _where(self, emitter: _Emitter, sample: int) -> list[float] | None:
+        """An emitter's position (m) at a sample, None while it is silent (no passing vehicle)."""
+        weights = [(p, 1.0 if w is None else float(w[0])) for p, w in self._weights(emitter, sample, 1)]
+        total = sum(w for _, w in weights)
+        if total <= 0:
+            return None
+        return [round(float(v), 3) for v in sum(w * emitter.positions_m[p] for p, w in weights) / total]
 
     def dry_signal(self, start_sample: int, n_samples: int) -> np.ndarray:
         """The subject's source signal (Pa at 1 m, float64) before the room: the clean reference."""
