@@ -34,8 +34,8 @@ def _read_video(path):
 
 def test_export_video_draws_the_acoustic_image_over_the_frames(tmp_path):
     frames = write_session(tmp_path / "s", n=12)
-    assert run_cli("export-video", str(tmp_path / "s"), "--out", str(tmp_path / "o.mp4")).returncode == 0
-    assert run_cli("export-video", str(tmp_path / "s"), "--no-overlay", "--out", str(tmp_path / "p.mp4")).returncode == 0
+    assert run_cli("export-video", str(tmp_path / "s"), "--out", str(tmp_path / "o.mp4"), timeout=600).returncode == 0
+    assert run_cli("export-video", str(tmp_path / "s"), "--no-overlay", "--out", str(tmp_path / "p.mp4"), timeout=600).returncode == 0
     with_overlay, fps = _read_video(tmp_path / "o.mp4")
     plain, _ = _read_video(tmp_path / "p.mp4")
     assert len(with_overlay) == len(plain) == 12 and fps == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import google_crc32c
@@ -48,7 +49,10 @@ def verify_session(path, repair: bool = False) -> dict:
     path = session_dir(path)
     problems: list[str] = []
     audio_path = path / AUDIO_FILE
-    s = Session(path)
+    try:
+        s = Session(path)
+    except BadInput as err:  # no audio.h5, or one its writer never got to initialise
+        return _verify_without_audio(path, str(err), repair)
     try:
         meta = s.meta
         if not meta:
@@ -89,6 +93,23 @@ def verify_session(path, repair: bool = False) -> dict:
         after = verify_session(path)
         report.update(repaired=True, ok=after["ok"], ticks=after["ticks"], seconds=after["seconds"],
                       video_frames=after["video_frames"], remaining_problems=after["problems"])
+    return report
+
+
+def _verify_without_audio(path, problem: str, repair: bool) -> dict:
+    """The report for a session killed before its first audio was durable (and its repair)."""
+    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
+    report = {"session": str(path), "id": meta.get("id", path.name), "ok": meta.get("status") == "empty",
+              "problems": [] if meta.get("status") == "empty" else [problem], "ticks": 0, "seconds": 0.0,
+              "channels": meta.get("channels", 0), "video_frames": 0, "mfcc": False, "repaired": False}
+    if repair and not report["ok"]:
+        audio_path = path / AUDIO_FILE
+        if audio_path.exists():  # holds no flushed tick: keep it aside rather than delete anything
+            os.replace(audio_path, audio_path.with_name(AUDIO_FILE + ".unreadable"))
+        write_json_atomic(path / META_FILE, dict(meta, id=meta.get("id", path.name), status="empty", ticks=0,
+                                                 seconds=0.0, labels=[], repaired_utc=utc_now(),
+                                                 repair={"status_before": meta.get("status"), "problem": problem}))
+        report.update(repaired=True, ok=True, remaining_problems=[])
     return report
 
 

@@ -91,6 +91,9 @@ class SessionWriter:
         self._closed = False
         self.path.mkdir()
         self._started = time.time()
+        # says "recording" from the first instant, so a kill before any audio still leaves a session
+        write_json_atomic(self.path / META_FILE, {"id": self.path.name, "format_version": FORMAT_VERSION,
+                                                  "status": "recording", "ticks": 0, **self.meta})
 
     # -- the file is created on the first frame, when the channel count is known
     def _open(self, frame: SensorFrame) -> None:
