@@ -152,7 +152,7 @@ def test_silent_dualcam_without_fallback_fails_within_the_timeout():
         start = time.monotonic()
         with pytest.raises(DeviceError, match="did not answer"):
             open_device(f"dualcam://127.0.0.1:{silent.getsockname()[1]}", timeout=0.4)
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 3
 
 
 def test_unanswering_dualcam_falls_back_to_sim_with_a_warning(caplog):
