@@ -62,7 +62,7 @@ def subject_traits(subject: int) -> Traits:
 
 # --- building blocks ------------------------------------------------------------------------
 
-def _band_noise(rng: np.random.Generator, n: int, lo_hz: float, hi_hz: float, fs: int) -> np.ndarray:
+def band_noise(rng: np.random.Generator, n: int, lo_hz: float, hi_hz: float, fs: int) -> np.ndarray:
     """Unit-rms white noise confined to lo..hi Hz (brick-wall in the FFT domain)."""
     spec = np.fft.rfft(rng.standard_normal(n))
     f = np.fft.rfftfreq(n, 1 / fs)
@@ -84,7 +84,7 @@ def _modes(freqs_hz, taus_s, amps, n: int, fs: int, rng: np.random.Generator) ->
 def _burst(rng, n: int, lo_hz: float, hi_hz: float, tau_s: float, fs: int) -> np.ndarray:
     """A band-limited noise burst with a fast attack and exponential decay."""
     t = np.arange(n) / fs
-    return _band_noise(rng, n, lo_hz, hi_hz, fs) * np.exp(-t / tau_s) * (1 - np.exp(-t / 0.0004))
+    return band_noise(rng, n, lo_hz, hi_hz, fs) * np.exp(-t / tau_s) * (1 - np.exp(-t / 0.0004))
 
 
 def _resonate(x: np.ndarray, f_hz: float, q: float, fs: int) -> np.ndarray:
@@ -182,7 +182,7 @@ def speaking(rng, tr: Traits, seconds: float, fs: int):
             syll = voiced * env
             if rng.random() < 0.3:  # a fricative onset (s, f, sh)
                 nf = int(0.06 * fs)
-                fric = _band_noise(rng, nf, 2500, 5800, fs) * np.hanning(nf) * 0.15 * np.std(voiced)
+                fric = band_noise(rng, nf, 2500, 5800, fs) * np.hanning(nf) * 0.15 * np.std(voiced)
                 syll[:nf] += fric[:min(nf, n)]
             _add(out, _rms(syll, 0.06 * rng.uniform(0.7, 1.3)), int(t * fs))
             t += dur + rng.uniform(0.01, 0.06)
@@ -211,7 +211,7 @@ def whistling(rng, tr: Traits, seconds: float, fs: int):
         f *= 1 + 0.006 * np.sin(2 * np.pi * 5.5 * np.arange(len(f)) / fs)  # vibrato
         f = np.clip(f, 900, 2800)
         tone = np.sin(2 * np.pi * np.cumsum(f) / fs)
-        breath = 0.03 * _band_noise(rng, len(f), 1000, 4000, fs)
+        breath = 0.03 * band_noise(rng, len(f), 1000, 4000, fs)
         env = np.minimum(1, np.minimum(np.arange(len(f)), np.arange(len(f))[::-1]) / (0.03 * fs))
         placed = _add(out, _rms((tone + breath) * env, 0.1), int(t * fs))
         events.append((float(start), float(start + placed / fs)))
@@ -327,7 +327,7 @@ def paper_ripping(rng, tr: Traits, seconds: float, fs: int):
     def rip(n):
         env = np.linspace(0.5, 1, n) * np.minimum(1, (n - np.arange(n)) / (0.02 * fs))
         tex = _crackle(rng, n, rng.uniform(400, 1500) * tr.tempo, 800, 5000, fs)
-        tex = tex / (np.std(tex) + 1e-12) + 0.5 * _band_noise(rng, n, 800, 5000, fs)
+        tex = tex / (np.std(tex) + 1e-12) + 0.5 * band_noise(rng, n, 800, 5000, fs)
         return tex * env
 
     return _textures(rng, seconds, fs, (0.5, 1.5), (0.5, 1.5), rip, 0.12)
@@ -347,7 +347,7 @@ def paper_shaking(rng, tr: Traits, seconds: float, fs: int):
         rate = rng.uniform(3, 6) * tr.tempo
         t = np.arange(n) / fs
         mod = np.abs(np.sin(np.pi * rate * t)) ** 2
-        return _band_noise(rng, n, 400, 3500, fs) * (0.1 + mod)
+        return band_noise(rng, n, 400, 3500, fs) * (0.1 + mod)
 
     return _textures(rng, seconds, fs, (1.5, 3.0), (0.5, 1.5), shake, 0.06)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter
 
-from .actions import Traits, _band_noise, speaking
+from .actions import Traits, band_noise, speaking
 
 
 def _stranger(rng: np.random.Generator) -> Traits:
@@ -31,7 +31,7 @@ def voice(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
 def hum(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
     n = int(round(seconds * fs))
     t = np.arange(n) / fs
-    out = 0.4 * _band_noise(rng, n, 40, 800, fs)
+    out = 0.4 * band_noise(rng, n, 40, 800, fs)
     for k in range(2, 9):  # mains harmonics, random phase per chunk
         out += (0.5 / k) * np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi))
     blade_hz = 147.0  # fan blade-pass frequency
@@ -47,7 +47,7 @@ def traffic(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
     spec[f > 1500] = 0
     rumble = np.fft.irfft(spec, n)
     rumble /= np.std(rumble) + 1e-12
-    return rumble + 0.25 * _band_noise(rng, n, 1000, 4000, fs)
+    return rumble + 0.25 * band_noise(rng, n, 1000, 4000, fs)
 
 
 def voices(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:

@@ -34,8 +34,9 @@ PROPS = {  # class -> (kind, BGR colour, width m, height m)
 }
 
 
-def background(scenario: int, seed: int, camera: Camera = Camera()) -> np.ndarray:
+def background(scenario: int, seed: int, camera: Camera | None = None) -> np.ndarray:
     """The empty scene for a scenario, (H, W, 3) uint8 BGR, with small per-seed variation."""
+    camera = camera or Camera()
     rng = np.random.default_rng([seed, 77])
     h, w = camera.height, camera.width
     img = np.zeros((h, w, 3), np.uint8)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
-from ..geometry import SAMPLE_RATE, Geometry
+from ..geometry import Geometry
 
 RIR_VERSION = 2  # bump when the way RIRs are computed changes (invalidates the cache)
 
