@@ -15,6 +15,7 @@ from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.server.app import create_app
 from dualcam_rt.server.run import BackgroundServer
+from test_server_live import wait_until_imaging
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # RECIPES.md: without the background-networking flags Chromium floods the closed network.
@@ -29,6 +30,7 @@ def test_dashboard_shows_live_overlay_probabilities_and_latency(tmp_path):
     write_tiny_model(tmp_path / "models")
     settings = Settings(models_dir=tmp_path / "models", hop_s=0.5)
     with BackgroundServer(create_app(settings, "sim://?scenario=1&seed=1&label=clapping"), free_port()) as url:
+        wait_until_imaging(url)
         page_html = httpx.get(url + "/").text
         assert "<script src=\"/static/dashboard.js\">" in page_html and "http" not in page_html.split("<body>")[1]
         with sync_playwright() as pw:

@@ -25,6 +25,16 @@ TOKEN = "s3cret-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
+def wait_until_imaging(url: str, timeout_s: float = 180) -> None:
+    """Wait until the service is ready and has made an acoustic image (the beamformer takes seconds to build)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/readyz").status_code == 200 and httpx.get(f"{url}/v1/status").json()["live"]["imaged_frames"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no acoustic image within {timeout_s} s")
+
+
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
@@ -33,9 +43,7 @@ def live_url(tmp_path_factory):
                         sessions_dir=tmp_path_factory.mktemp("sessions"))
     app = create_app(settings, "sim://?scenario=1&seed=3&label=knocking")
     with BackgroundServer(app, free_port()) as url:
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until_imaging(url)
         yield url
 
 

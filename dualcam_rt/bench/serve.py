@@ -190,6 +190,11 @@ def bench_live(url: str) -> dict:
     import websockets
 
     latencies, server_ms = [], []
+    deadline = time.monotonic() + 120
+    while not httpx.get(url + "/v1/status").json()["live"]["imaged_frames"]:  # full imaging running first
+        if time.monotonic() > deadline:
+            raise RuntimeError("the imaging stage did not start in 120 s")
+        time.sleep(0.2)
 
     async def main():
         async with websockets.connect(url.replace("http://", "ws://") + "/v1/live?images=1", max_size=None) as ws:

@@ -17,6 +17,7 @@ is called from the worker threads and must not block.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ from .stream import SlidingWindow
 AUDIO_QUEUE_BLOCKS = 120  # 10 s of sensor ticks
 VISUAL_QUEUE_FRAMES = 2
 JPEG_QUALITY = 70
+IMAGING_NICE = 5  # Linux applies a thread's nice value to that thread alone
 
 
 def percentiles(values, qs=(50, 90, 99)) -> dict:
@@ -48,7 +50,7 @@ class LivePipeline:
 
     def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None],
                  hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
-                 beamform_backend: str = "auto", geometry=None, top_k: int = 3):
+                 beamform_backend: str = "auto", geometry=None, beamformer=None, top_k: int = 3):
         self.device, self.model, self.publish = device, model, publish
         self.hop_s, self.mic_channel, self.imaging, self.top_k = hop_s, mic_channel, imaging, top_k
         self.beamform_backend, self.geometry = beamform_backend, geometry
@@ -68,20 +70,13 @@ class LivePipeline:
         self.predictions = 0
         self.prediction_ms: collections.deque = collections.deque(maxlen=2000)
         self.imaging_ms: collections.deque = collections.deque(maxlen=2000)
-        self.beamformer = None
+        self.beamformer = beamformer  # built in start() unless given
         self.beamform_backend_used: str | None = None
         self.latest_mfcc: np.ndarray | None = None
 
     # -- control -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Build the imaging chain (steering matrices take seconds), then start the stage threads."""
-        if self.imaging:
-            from ..dsp.beamform import Beamformer
-            from ..geometry import get_geometry
-
-            self.geometry = self.geometry or get_geometry()
-            self.beamformer = Beamformer(self.geometry, backend=self.beamform_backend)
-            self.beamform_backend_used = self.beamformer.backend
+        """Start the stage threads (the imaging stage first builds its beamformer, which takes seconds)."""
         stages = [("acquisition", self._acquire), ("audio", self._audio)]
         if self.imaging:
             stages.append(("imaging", self._image))
@@ -188,6 +183,17 @@ class LivePipeline:
         from ..dsp.mfcc import mfcc_volume
         from ..dsp.overlay import band_energy, localise, overlay
 
+        from ..dsp.beamform import Beamformer
+        from ..geometry import get_geometry
+
+        try:  # imaging may drop frames, predictions may not lag: let the audio path win the CPU
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMAGING_NICE)
+        except (OSError, AttributeError):
+            pass
+        self.geometry = self.geometry or get_geometry()
+        if self.beamformer is None:  # steering for 1728 points x 126 mics x 512 bins: seconds to build
+            self.beamformer = Beamformer(self.geometry, backend=self.beamform_backend)
+        self.beamform_backend_used = getattr(self.beamformer, "backend", None)
         while not self.stopping.is_set():
             item = self.visual_queue.get()
             if item is None:

@@ -23,7 +23,7 @@ class BackgroundServer:
     """``with BackgroundServer(app, port) as url:`` serves ``app`` on loopback in a thread."""
 
     def __init__(self, app, port: int, host: str = "127.0.0.1", max_ws_frame_bytes: int = 1 << 20,
-                 start_timeout_s: float = 60.0):
+                 start_timeout_s: float = 120.0):
         self.server = uvicorn.Server(uvicorn_config(app, host, port, max_ws_frame_bytes, log_level="warning"))
         self.url = f"http://{host}:{port}"
         self.start_timeout_s = start_timeout_s
