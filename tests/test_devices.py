@@ -12,6 +12,8 @@ import time
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dualcam_rt.devices import open_device
 from dualcam_rt.devices.dualcam import AudioAssembler
@@ -232,3 +234,26 @@ def test_simulated_dualcam_answers_at_once_even_when_its_scene_is_slow_to_build(
     device = open_device(uri, timeout=1.0)  # "did not answer" if the room were built on connect
     frames = take(device, 2)
     assert frames[1].first_sample == 1024 and device.device_status["scenario"] == 3
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(-600, 3000), st.integers(1, 1500)), min_size=1, max_size=25))
+def test_assembler_never_loses_the_clock_whatever_packets_arrive(packets):
+    """Packets with random gaps (positive), overlaps (negative) and sizes: blocks stay contiguous,
+    every sample holds the first data that arrived for it or is counted as zero fill."""
+    asm = AudioAssembler(1024, 12288)
+    clock, blocks, written = 0, [], {}
+    for shift, size in packets:
+        first = max(0, clock + shift)
+        data = np.arange(first, first + size, dtype=np.float32)[None, :] + 1  # sample i holds i + 1
+        for i in range(max(first, clock), first + size):  # late samples for filled gaps are dropped
+            written[i] = i + 1
+        blocks += asm.add(first, data)
+        clock = max(clock, first + size)
+    if not blocks:
+        return
+    starts = [b[0] for b in blocks]
+    assert starts == list(range(starts[0], starts[0] + 1024 * len(blocks), 1024))
+    for start, audio, lost in blocks:
+        expect = np.array([written.get(i, 0) for i in range(start, start + 1024)], np.float32)
+        assert np.array_equal(audio[0], expect) and lost == int((expect == 0).sum())
