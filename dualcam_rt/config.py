@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_upload_seconds: float = 600.0
     ort_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per session")
     mic_channel: int = Field(0, ge=0, description="Microphone the live student listens to")
+    imaging: bool = Field(True, description="serve: beamform, localise and overlay live frames (off: predictions only)")
     max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")
 
 

@@ -72,7 +72,7 @@ def open_live(svc: Service, publish) -> None:
     model = svc.models.get() if svc.models.default else None
     geometry = get_geometry(s.focus_distance_m, tuple(s.dead_channels))
     svc.live = LivePipeline(device, model, publish, hop_s=s.hop_s, mic_channel=s.mic_channel,
-                            beamform_backend=s.beamform_backend, geometry=geometry)
+                            imaging=s.imaging, beamform_backend=s.beamform_backend, geometry=geometry)
     svc.live.start()
 
 
