@@ -157,6 +157,7 @@ def test_probe_of_sim_uri_needs_no_socket():
 
 
 @pytest.mark.parametrize("args", [["probe", "nope://x"], ["probe", "sim://", "--seconds", "0"],
+                                  ["probe", "dualcam://127.0.0.1:1", "--timeout", "0"],
                                   ["simulate-device", "--encoding", "int12"],
                                   ["simulate-device", "--scenario", "7"]])
 def test_bad_usage_exits_2_with_one_line(args):

@@ -98,8 +98,8 @@ def probe(
 
     from ..devices.probe import probe_device
 
-    if not seconds > 0:
-        fail("--seconds must be positive")
+    if not seconds > 0 or (timeout is not None and not timeout > 0):
+        fail("--seconds and --timeout must be positive")
     report = probe_device(uri, seconds, timeout)
     if as_json:
         print(json.dumps(report))
