@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..geometry import FPS
-from .format import AUDIO_FILE, META_FILE, file_sha256, session_dir, write_json_atomic
+from .format import AUDIO_FILE, META_FILE, file_checksum, session_dir, write_json_atomic
 from .reader import Session
 from .writer import utc_now
 
@@ -42,7 +42,7 @@ def verify_session(path, repair: bool = False) -> dict:
 
     Checks: metadata present and finished, the HDF5 closed cleanly (opens without SWMR), all
     datasets cover the same ticks, per-tick audio and per-frame JPEG CRC32C, and the file's
-    SHA-256 against ``session.json``. Repair keeps the intact ticks (up to the first damaged
+    CRC32C against ``session.json``. Repair keeps the intact ticks (up to the first damaged
     one), rewrites ``audio.h5`` without the partial tail, and rewrites ``session.json`` with the
     true tick count, label spans and checksums.
     """
@@ -79,9 +79,9 @@ def verify_session(path, repair: bool = False) -> dict:
             problems.append(f"{len(bad_video)} video frames fail their checksum (first {bad_video[0]})")
         if meta.get("ticks") not in (None, s.n_ticks):
             problems.append(f"{META_FILE} says {meta.get('ticks')} ticks, the audio holds {s.n_ticks}")
-        stored = (meta.get("checksums") or {}).get(AUDIO_FILE, {}).get("sha256")
-        if stored and cleanly_closed and not problems and stored != file_sha256(audio_path):
-            problems.append(f"{AUDIO_FILE} does not match its SHA-256 in {META_FILE}")
+        stored = (meta.get("checksums") or {}).get(AUDIO_FILE)
+        if stored and cleanly_closed and not problems and stored != file_checksum(audio_path):
+            problems.append(f"{AUDIO_FILE} does not match its checksum in {META_FILE}")
         report = {"session": str(path), "id": s.id, "ok": not problems, "problems": problems,
                   "ticks": s.n_ticks, "seconds": s.seconds, "channels": s.channels,
                   "video_frames": s.n_video_frames, "mfcc": "mfcc" in s.h5, "repaired": False}
@@ -171,5 +171,5 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
     meta = dict(meta, id=meta.get("id", path.name), status="repaired", ticks=keep_ticks, seconds=seconds,
                 video_frames=n_video, labels=labels, repaired_utc=utc_now(),
                 repair={"ticks_claimed": meta.get("ticks"), "status_before": meta.get("status")},
-                checksums={AUDIO_FILE: {"sha256": file_sha256(audio_path), "bytes": audio_path.stat().st_size}})
+                checksums={AUDIO_FILE: file_checksum(audio_path)})
     write_json_atomic(path / META_FILE, meta)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..errors import BadInput, DualcamError
 from ..geometry import FPS, get_geometry
 from ..labels import CLASSES
 from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
-                     check_name, file_sha256, write_json_atomic)
+                     check_name, file_checksum, write_json_atomic)
 
 
 def utc_now() -> str:
@@ -74,6 +75,7 @@ class SessionWriter:
         if self.path.exists():
             raise BadInput(f"session {self.path} already exists")
         self.channels = None if channels is None else list(channels)
+        self._all_channels = channels is None
         self.store_mfcc = mfcc
         self.jpeg_quality = int(jpeg_quality)
         self.flush_every = max(1, int(flush_every))
@@ -86,6 +88,7 @@ class SessionWriter:
         self.bytes_written = 0
         self.lost_samples = 0
         self._buffer: list[tuple] = []
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="jpeg")
         self._video_bytes = 0
         self._h5: h5py.File | None = None
         self._closed = False
@@ -139,24 +142,26 @@ class SessionWriter:
             if mfcc is None or tuple(mfcc.shape) != MFCC_SHAPE:
                 raise BadInput(f"this session stores MFCC volumes: write() needs one of shape {MFCC_SHAPE}")
             mfcc = np.asarray(mfcc, dtype=np.float32)
-        audio = np.ascontiguousarray(frame.audio[self.channels].T, dtype=np.float32)  # (samples, channels)
-        jpeg = None
-        if frame.video is not None:
-            ok, buf = cv2.imencode(".jpg", frame.video, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            if not ok:
-                raise BadInput("could not encode a video frame as JPEG")
-            jpeg = buf.ravel()
+        # the device's (channels, samples) block; transposed once per second in _append
+        audio = frame.audio if self._all_channels else frame.audio[self.channels]
+        # JPEG encoding (the costliest step per tick) runs on a worker thread, beside the HDF5 writes
+        jpeg = None if frame.video is None else self._encoder.submit(self._encode, frame.video)
         self._buffer.append((frame, audio, jpeg, mfcc))
         self.lost_samples += frame.lost_samples
         if len(self._buffer) >= self.flush_every:
             self.flush()
 
+    def _encode(self, image: np.ndarray) -> np.ndarray:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise BadInput("could not encode a video frame as JPEG")
+        return buf.ravel()
+
     def flush(self) -> None:
         """Append the buffered ticks and make them durable."""
         if not self._buffer or self._h5 is None:
             return
-        needed = sum(a.nbytes + (0 if j is None else j.nbytes) + (0 if m is None else m.nbytes)
-                     for _, a, j, m in self._buffer)
+        needed = sum(a.nbytes + (0 if m is None else m.nbytes) for _, a, _, m in self._buffer) * 5 // 4  # + JPEGs
         if free_bytes(self.path) < 2 * needed + DISK_RESERVE_BYTES:
             self._buffer = []
             self.close({"stopped": "disk full"})
@@ -172,22 +177,25 @@ class SessionWriter:
     def _append(self, items: list[tuple]) -> None:
         f = self._h5
         n_ticks = len(items)
+        b = items[0][1].shape[1]
+        # (ticks, channels, samples) -> (ticks * samples, channels): time_data's layout, one copy
+        audio = np.stack([it[1] for it in items]).transpose(0, 2, 1).reshape(n_ticks * b, -1).astype(np.float32, copy=False)
         rows = np.zeros(n_ticks, TICK_DTYPE)
         vrows = []
         jpegs = []
-        for i, (frame, audio, jpeg, _) in enumerate(items):
+        for i, (frame, _, jpeg, _) in enumerate(items):
             tick = self.ticks + i
             truth_px = (frame.truth or {}).get("source_px") or (np.nan, np.nan)
             video_row = -1
             if jpeg is not None:
+                jpeg = jpeg.result()
                 video_row = self.video_frames + len(vrows)
                 vts = frame.timestamp if frame.video_timestamp is None else frame.video_timestamp
                 vrows.append((tick, vts, self._video_bytes + sum(len(j) for j in jpegs), len(jpeg),
                               google_crc32c.value(jpeg.tobytes())))
                 jpegs.append(jpeg)
             rows[i] = (frame.index, frame.first_sample, frame.timestamp, frame.lost_samples, video_row,
-                       google_crc32c.value(audio.tobytes()), truth_px[0], truth_px[1])
-        audio = np.concatenate([it[1] for it in items])
+                       google_crc32c.value(audio[i * b:(i + 1) * b].tobytes()), truth_px[0], truth_px[1])
         td = f["time_data"]
         start = td.shape[0]
         td.resize(start + len(audio), axis=0)
@@ -218,6 +226,7 @@ class SessionWriter:
         """Stop writing after an I/O error; what was flushed before stays readable."""
         self._closed = True
         self._buffer = []
+        self._encoder.shutdown(cancel_futures=True)
         try:
             self._h5.close()
         except Exception:  # noqa: BLE001  (the file is already in trouble; keep the first error)
@@ -236,6 +245,7 @@ class SessionWriter:
             return self.meta
         self.flush()
         self._closed = True
+        self._encoder.shutdown()
         if self._h5 is None:  # no frame ever arrived: keep an empty, honest session.json
             self.meta.update({"id": self.path.name, "format_version": FORMAT_VERSION, "status": "empty",
                               "ticks": 0, "seconds": 0.0, "created_utc": utc_now()})
@@ -250,7 +260,7 @@ class SessionWriter:
         self.meta.update({"status": "complete", "ticks": self.ticks, "seconds": seconds,
                           "video_frames": self.video_frames, "lost_samples": self.lost_samples,
                           "ended_utc": utc_now(),
-                          "checksums": {AUDIO_FILE: {"sha256": file_sha256(audio), "bytes": audio.stat().st_size}}})
+                          "checksums": {AUDIO_FILE: file_checksum(audio)}})
         try:
             write_json_atomic(self.path / META_FILE, self.meta)
         except OSError as err:
