@@ -1,12 +1,11 @@
 """Beamforming speed: frames/s single-frame and batched per backend, against Acoular on the same map.
 
 One run measures, on the same simulated blocks: the steering build time; NumPy (and CuPy when a
-GPU is present) frames/s one frame per call and ``BATCH`` frames per call; Acoular's
+GPU is present) frames/s one frame per call and ``BATCH`` frames per call; the naive method (dense
+precomputed steering, ~0.9 GB re-read per frame) as a second baseline; Acoular's
 ``BeamformerBase`` (classic steering, full CSM) for the same 512-bin map, run in a fresh process
-that imports Acoular before NumPy so its numba kernels may run in parallel; and the two roofline
-ceilings of this machine for the algorithm: single-frame is memory-bound (the whole complex64
-steering, ~0.9 GB, is read per frame) and batched is compute-bound (8 real flops per point, mic
-and bin).
+that imports Acoular before NumPy so its numba kernels may run in parallel; and this machine's
+roofline ceilings for the factored algorithm (see ``_roofline``).
 """
 
 from __future__ import annotations
@@ -22,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..dsp.beamform import Beamformer, array_module, steering_matrices
-from ..geometry import N_BINS, get_geometry
+from ..geometry import GRID_COLS, GRID_ROWS, N_BINS, get_geometry
 
-BATCH = 64
+BATCH = 32
 SINGLE_SECONDS = 4.0  # time budget of the single-frame loop per backend
 
 _ACOULAR_SCRIPT = """
@@ -59,7 +58,7 @@ def _sync(xp) -> None:
 def _backend_figures(backend: str) -> dict:
     xp = array_module(backend)
     t = time.perf_counter()
-    bf = Beamformer(backend=backend, batch_frames=BATCH)
+    bf = Beamformer(backend=backend)
     _sync(xp)
     build_s = time.perf_counter() - t
     single = xp.asarray(_blocks(1)[0])
@@ -82,23 +81,52 @@ def _backend_figures(backend: str) -> dict:
     return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps}
 
 
-def _roofline() -> dict:
-    """Measured ceilings: stream bandwidth over the steering and complex64 GEMM throughput."""
-    geometry = get_geometry()
-    steering = steering_matrices(geometry)
-    bytes_per_frame = steering.nbytes
+def _dense_baseline(blocks: np.ndarray) -> dict:
+    """The naive method on the same frames: dense precomputed steering, one (1728 x M) product per bin."""
+    bf = Beamformer(backend="numpy")
+    steering = steering_matrices(bf.geometry)
+    spec = np.ascontiguousarray(bf.spectra(blocks).transpose(1, 2, 0))  # (512, M, frames)
+
+    def maps(x):
+        y = np.einsum("kpm,kmf->kpf", steering, x) if x.shape[2] == 1 else np.matmul(steering, x)
+        return y.real * y.real + y.imag * y.imag
+
+    maps(spec[:, :, :1])
     t = time.perf_counter()
-    steering.view(np.float32).sum(dtype=np.float32)
-    bandwidth = bytes_per_frame / (time.perf_counter() - t)
-    spec = np.ones((16, steering.shape[2], 256), np.complex64)
-    np.matmul(steering[:16], spec)
+    for i in range(2):
+        maps(spec[:, :, i:i + 1])
+    single_fps = 2 / (time.perf_counter() - t)
     t = time.perf_counter()
-    np.matmul(steering[:16], spec)
-    gemm_flops = 16 * steering.shape[1] * steering.shape[2] * 256 * 8 / (time.perf_counter() - t)
-    flops_per_frame = N_BINS * steering.shape[1] * steering.shape[2] * 8
-    return {"steering_gb": bytes_per_frame / 1e9, "gflop_per_frame": flops_per_frame / 1e9,
+    maps(spec)
+    return {"single_fps": single_fps, "batched_fps": spec.shape[2] / (time.perf_counter() - t)}
+
+
+def _roofline(bf: Beamformer) -> dict:
+    """This machine's ceilings for the factored algorithm: stream bandwidth and complex64 GEMM rate.
+
+    Single frame: the core steering is read once per frame (memory-bound). Batched: the core
+    product (8 flops per core point, mic and bin) plus the two real expansions (2 flops per
+    multiply-add on re and im) per frame (compute-bound), or the complex intermediate and the
+    float32 output streamed through memory, whichever is slower.
+    """
+    qr, qc, n_mics = bf.rows.shape[1], bf.cols.shape[1], bf.core.shape[2]
+    core_bytes = bf.core.nbytes
+    t = time.perf_counter()
+    bf.core.view(np.float32).sum(dtype=np.float32)
+    bandwidth = core_bytes / (time.perf_counter() - t)
+    spec = np.ones((16, n_mics, 64), np.complex64)
+    np.matmul(bf.core[:16], spec)
+    t = time.perf_counter()
+    np.matmul(bf.core[:16], spec)
+    gemm_flops = 16 * qr * qc * n_mics * 64 * 8 / (time.perf_counter() - t)
+    flops = N_BINS * (qr * qc * n_mics * 8 + 2 * 2 * (qr * qc * GRID_COLS + GRID_ROWS * qr * GRID_COLS))
+    stream_bytes = GRID_ROWS * GRID_COLS * N_BINS * (8 + 8 + 4)  # complex written and read, float32 written
+    return {"core_steering_gb": core_bytes / 1e9, "dense_steering_gb": N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8 / 1e9,
+            "core_grid": [qr, qc], "gflop_per_frame": flops / 1e9,
+            "dense_gflop_per_frame": N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8 / 1e9,
             "stream_gb_s": bandwidth / 1e9, "gemm_gflop_s": gemm_flops / 1e9,
-            "single_fps_ceiling": bandwidth / bytes_per_frame, "batched_fps_ceiling": gemm_flops / flops_per_frame}
+            "single_fps_ceiling": bandwidth / core_bytes,
+            "batched_fps_ceiling": min(gemm_flops / flops, bandwidth / stream_bytes)}
 
 
 def _acoular_seconds_per_map() -> float | None:
@@ -124,7 +152,8 @@ def run(as_json: bool = False) -> dict:
     figures["numpy"] = _backend_figures("numpy")
     if array_module("auto") is not np:
         figures["cupy"] = _backend_figures("cupy")
-    figures["roofline"] = _roofline()
+    figures["numpy_dense"] = _dense_baseline(_blocks(BATCH, seed=1))
+    figures["roofline"] = _roofline(Beamformer(backend="numpy"))
     seconds = _acoular_seconds_per_map()
     if seconds is not None:
         figures["acoular"] = {"seconds_per_map": seconds, "speedup": seconds * figures["numpy"]["single_fps"],
@@ -144,17 +173,19 @@ def _print_table(figures: dict) -> None:
     for column in ("backend", "steering build (s)", "single-frame fps", "batched fps", "x Acoular (single)"):
         table.add_column(column, justify="right")
     acoular = figures.get("acoular", {}).get("seconds_per_map")
-    for name in ("numpy", "cupy"):
+    for name in ("numpy", "cupy", "numpy_dense"):
         if name in figures:
             f = figures[name]
             ratio = f"{acoular * f['single_fps']:,.0f}" if acoular else "n/a"
-            table.add_row(name, f"{f['steering_build_s']:.2f}", f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", ratio)
+            build = f"{f['steering_build_s']:.2f}" if "steering_build_s" in f else ""
+            table.add_row(name, build, f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", ratio)
     if acoular:
         table.add_row("acoular", "", f"{1 / acoular:.3f}", "", "1")
     console = Console()
     console.print(table)
     r = figures["roofline"]
-    console.print(f"roofline: single-frame reads {r['steering_gb']:.2f} GB of steering at {r['stream_gb_s']:.1f} GB/s "
-                  f"-> <= {r['single_fps_ceiling']:.1f} fps; batched needs {r['gflop_per_frame']:.2f} GFLOP/frame at "
-                  f"{r['gemm_gflop_s']:.0f} GFLOP/s (complex64 GEMM) -> <= {r['batched_fps_ceiling']:.0f} fps; "
+    console.print(f"roofline: single-frame reads {r['core_steering_gb']:.2f} GB of core steering (dense: "
+                  f"{r['dense_steering_gb']:.2f}) at {r['stream_gb_s']:.1f} GB/s -> <= {r['single_fps_ceiling']:.0f} fps; "
+                  f"batched needs {r['gflop_per_frame']:.2f} GFLOP/frame (dense: {r['dense_gflop_per_frame']:.2f}) at "
+                  f"{r['gemm_gflop_s']:.0f} GFLOP/s -> <= {r['batched_fps_ceiling']:.0f} fps; "
                   f"load average {figures['machine']['load_avg_1m']:.1f} on {figures['machine']['cpus']} CPUs")
