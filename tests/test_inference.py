@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_tone_band_model_classifies_tones_by_frequency(model):
 def test_batcher_serves_concurrent_callers_in_shared_batches(model):
     async def main():
         batcher = Batcher(model, max_batch=8)
-        results = await asyncio.gather(*[batcher.predict(tone(f, 1.0)) for f in [500, 3000] * 8])
+        results = await asyncio.gather(*[batcher.predict(partial(model.features, tone(f, 1.0))) for f in [500, 3000] * 8])
         await batcher.close()
         return results, batcher
 
@@ -166,3 +167,19 @@ def test_live_pipeline_never_drops_audio_while_a_slow_imaging_stage_drops_frames
     assert pipeline.visual_dropped > 0 and pipeline.imaged + pipeline.visual_dropped <= 60
     assert pipeline.status()["beamform_backend"] == "slow"
     assert {"type": "end", "frames": 60} in events
+
+
+@pytest.mark.parametrize("hop_s,chunk", [(0.5, 3072), (0.5, 1000), (0.25, 4096), (1 / 6, 777)])
+def test_incremental_stream_features_equal_the_plain_ones(model, hop_s, chunk):
+    from dualcam_rt.inference.features import StreamFeatures
+
+    rng = np.random.default_rng(7)
+    signal = (rng.standard_normal(12_288 * 9) * 0.1 + tone(700, 9.0)).astype(np.float32)
+    features = StreamFeatures(model)
+    window = SlidingWindow(5 * 12_288, round(hop_s * 12_288))
+    for i in range(0, len(signal), chunk):
+        features.push(signal[i:i + chunk])
+        for end, wave in window.push(signal[i:i + chunk]):
+            np.testing.assert_allclose(features.at(end, wave), model.features(wave), rtol=1e-5, atol=1e-3)
+    assert features.incremental_hits >= 4  # windows from 5 s to 9 s on the 1/6 s grid
+    assert len(features.x) <= 5 * 12_288 + 4 * 2048  # history stays bounded

@@ -81,7 +81,12 @@ def soundnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
 
 def hearnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """HearNet's linear amplitude spectrogram of a 5 s clip: float32 (257 bins, 500 frames)."""
-    y = soundnet_input(wave, sample_rate).astype(np.float64)
+    return spectrogram_of(soundnet_input(wave, sample_rate))
+
+
+def spectrogram_of(waveform: np.ndarray) -> np.ndarray:
+    """HearNet's spectrogram (257, 500) float32 of a prepared waveform (110250,) from ``soundnet_input``."""
+    y = np.asarray(waveform).astype(np.float64)
     frames = np.lib.stride_tricks.sliding_window_view(y, WIN_SAMPLES)[::HOP_SAMPLES][:N_FRAMES]
     spec = np.abs(np.fft.rfft(frames * _hann(), n=NFFT, axis=1))  # (500, 257)
     return spec.T.astype(np.float32)

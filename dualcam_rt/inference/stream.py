@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .models import Model
-from .predict import predict_waves
+from .predict import predict_batch
 
 
 class SlidingWindow:
@@ -37,9 +38,9 @@ class SlidingWindow:
 class Batcher:
     """Runs one model for many concurrent streams: windows queued together share one ORT call.
 
-    ``await predict(wave)`` queues a clip; a single worker task takes everything queued (up to
-    ``max_batch``) and computes it in a worker thread, so the event loop never blocks and the
-    batch grows by itself when the service is busy.
+    ``await predict(make_input)`` queues a window (a call that computes its model input); a single
+    worker task takes everything queued (up to ``max_batch``) and computes it in a worker thread,
+    so the event loop never blocks and the batch grows by itself when the service is busy.
     """
 
     def __init__(self, model: Model, max_batch: int = 64, executor: ThreadPoolExecutor | None = None):
@@ -50,13 +51,13 @@ class Batcher:
         self.batches = 0
         self.items = 0
 
-    async def predict(self, wave: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Probabilities (n_classes,) of one clip, and its timings (queue, features, inference ms)."""
+    async def predict(self, make_input: Callable[[], np.ndarray]) -> tuple[np.ndarray, dict]:
+        """Probabilities (n_classes,) of one window, and its timings (queue, features, inference ms)."""
         if self.task is None:
             self.queue = asyncio.Queue()
             self.task = asyncio.create_task(self._work())
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((wave, future, time.perf_counter()))
+        await self.queue.put((make_input, future, time.perf_counter()))
         return await future
 
     async def _work(self) -> None:
@@ -68,7 +69,7 @@ class Batcher:
             started = time.perf_counter()
             try:
                 probs, timing = await loop.run_in_executor(
-                    self.executor, predict_waves, self.model, [w for w, _, _ in items])
+                    self.executor, predict_batch, self.model, [make for make, _, _ in items])
             except Exception as err:  # one bad clip must not kill the worker: fail this batch only
                 for _, fut, _ in items:
                     if not fut.done():

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from functools import partial
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import BadInput, DualcamError
 from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm, resample
 from ..inference.predict import prediction
+from ..inference.features import StreamFeatures
 from ..inference.stream import SlidingWindow
 
 router = APIRouter()
@@ -206,6 +208,11 @@ def parse_hello(text: str | None, default_hop_s: float) -> dict:
     return {"sample_rate": rate, "encoding": encoding, "channels": channels, "hop_s": float(hop_s)}
 
 
+def _resampled_input(model, wave, rate: int):
+    """The model input of a window of a stream at another rate than the model's."""
+    return model.features(resample(wave, rate, model.sample_rate))
+
+
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket):
     """JSON hello, then binary PCM; a JSON prediction per hop of audio; ``{"type": "end"}`` to finish."""
@@ -231,6 +238,7 @@ async def stream(ws: WebSocket):
         config = parse_hello(first.get("text"), svc.settings.hop_s)
         rate = config["sample_rate"]
         window = SlidingWindow(model.seconds * rate, config["hop_s"] * rate)
+        features = StreamFeatures(model) if rate == model.sample_rate else None  # incremental at the sensor rate
         outbox = Outbox(ws, _dropped(svc, "stream"))
         outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
                     "window_s": model.seconds, "classes": model.classes,
@@ -262,8 +270,14 @@ async def stream(ws: WebSocket):
                 samples = decode_pcm(payload, config["encoding"], config["channels"])
             except BadInput as err:
                 raise Closed(1007, str(err)) from None
+            if features is not None:
+                features.push(samples)
             for end, wave in window.push(samples):
-                probs, timing = await batcher.predict(resample(wave, rate, model.sample_rate))
+                if features is not None:
+                    make_input = partial(features.at, end, wave)
+                else:
+                    make_input = partial(_resampled_input, model, wave, rate)
+                probs, timing = await batcher.predict(make_input)
                 latency_s = time.perf_counter() - arrived
                 svc.metrics.predictions.labels("stream", model.name).inc()
                 svc.metrics.latency.labels("stream").observe(latency_s)
