@@ -123,6 +123,12 @@ def create_app(settings: Settings | None = None, device_uri: str | None = None, 
         svc.metrics.errors.labels("invalid_request").inc()
         return JSONResponse(error_body("invalid_request", f"{where}: {first.get('msg', 'invalid')}"), status_code=422)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, err: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        svc.metrics.errors.labels("internal_error").inc()
+        return JSONResponse(error_body("internal_error", f"{type(err).__name__}: {err}"), status_code=500)
+
     app.include_router(routes.router)
     app.include_router(recordings.router)
     app.include_router(ws.router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from functools import partial
 
@@ -23,6 +24,7 @@ from ..inference.features import StreamFeatures
 from ..inference.stream import SlidingWindow
 
 router = APIRouter()
+log = logging.getLogger("dualcam_rt.server")
 
 OUTBOX = 64  # messages queued per client before the oldest is dropped
 SEND_TIMEOUT_S = 5.0
@@ -174,6 +176,9 @@ async def live(ws: WebSocket):
         await _close(ws, svc, "live", closed)
     except WebSocketDisconnect:
         pass
+    except Exception:  # a bug must cost this client only, with a close code, not the server
+        log.exception("live client failed")
+        await _close(ws, svc, "live", Closed(1011, "internal error"))
     finally:
         hub.clients.pop(outbox, None)
         hub.update_images_wanted()
@@ -288,6 +293,9 @@ async def stream(ws: WebSocket):
         await _close(ws, svc, "stream", closed)
     except WebSocketDisconnect:
         pass
+    except Exception:  # a bug must cost this client only, with a close code, not the server
+        log.exception("stream client failed")
+        await _close(ws, svc, "stream", Closed(1011, "internal error"))
     finally:
         if outbox is not None:
             outbox.stop()
