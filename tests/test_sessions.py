@@ -56,6 +56,7 @@ def test_recorded_session_reads_back_exactly(tmp_path):
             np.testing.assert_array_equal(a.audio, b.audio)
             assert (b.video is None) == (a.video is None)
             assert b.truth["source_px"] == pytest.approx(a.truth["source_px"], abs=1e-3)
+            assert b.truth["active"] == a.truth["active"]
         assert back[2].video_timestamp == pytest.approx(2 / 12 + 0.01)
         # JPEG is lossy but close on this flat synthetic image
         assert np.abs(back[0].video.astype(int) - frames[0].video.astype(int)).mean() < 2.0

@@ -39,6 +39,7 @@ TICK_DTYPE = np.dtype([
     ("video_frame", "<i4"),  # row in video_frames, or -1 when the tick has no frame
     ("audio_crc32c", "<u4"),  # CRC32C of the block as stored (samples x channels, float32)
     ("source_u", "<f4"), ("source_v", "<f4"),  # true source pixel of a simulated scene, else NaN
+    ("source_active", "i1"),  # 1 while the simulated subject makes sound, 0 while silent, -1 unknown
 ])
 VIDEO_DTYPE = np.dtype([
     ("tick", "<i8"),  # row in ticks this frame belongs to

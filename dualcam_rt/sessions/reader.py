@@ -146,6 +146,8 @@ class Session:
                          "scenario": self.meta.get("scenario")}
                 if not np.isnan(row["source_u"]):
                     truth["source_px"] = [float(row["source_u"]), float(row["source_v"])]
+                if row["source_active"] >= 0:
+                    truth["active"] = bool(row["source_active"])
             yield SensorFrame(index=int(row["index"]), first_sample=int(row["first_sample"]),
                               timestamp=float(row["timestamp"]),
                               audio=np.ascontiguousarray(td[t * b:(t + 1) * b].T),

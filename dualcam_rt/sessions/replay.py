@@ -58,7 +58,7 @@ def replay_timeline(path: str | Path, speed: str = "max", predict: bool = False,
         for frame in device.frames():
             row = {"tick": frame.index, "time_s": round(frame.timestamp, 4), "video": frame.video is not None,
                    "lost_samples": frame.lost_samples,
-                   "truth_px": (frame.truth or {}).get("source_px")}
+                   "truth_px": (frame.truth or {}).get("source_px"), "truth_active": (frame.truth or {}).get("active")}
             if imaging:
                 row["localisation"] = locate(band_energy(beamformer.images(frame.audio)), beamformer.geometry)
             if student is not None:

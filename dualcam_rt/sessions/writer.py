@@ -185,7 +185,9 @@ class SessionWriter:
         jpegs = []
         for i, (frame, _, jpeg, _) in enumerate(items):
             tick = self.ticks + i
-            truth_px = (frame.truth or {}).get("source_px") or (np.nan, np.nan)
+            truth = frame.truth or {}
+            truth_px = truth.get("source_px") or (np.nan, np.nan)
+            active = -1 if truth.get("active") is None else int(bool(truth["active"]))
             video_row = -1
             if jpeg is not None:
                 jpeg = jpeg.result()
@@ -195,7 +197,7 @@ class SessionWriter:
                               google_crc32c.value(jpeg.tobytes())))
                 jpegs.append(jpeg)
             rows[i] = (frame.index, frame.first_sample, frame.timestamp, frame.lost_samples, video_row,
-                       google_crc32c.value(audio[i * b:(i + 1) * b].tobytes()), truth_px[0], truth_px[1])
+                       google_crc32c.value(audio[i * b:(i + 1) * b].tobytes()), truth_px[0], truth_px[1], active)
         td = f["time_data"]
         start = td.shape[0]
         td.resize(start + len(audio), axis=0)
