@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dsp.beamform import Beamformer, array_module, steering_matrices
-from ..geometry import GRID_COLS, GRID_ROWS, N_BINS, get_geometry
+from ..geometry import GRID_COLS, GRID_ROWS, N_BINS
 
 BATCH = 32
 SINGLE_SECONDS = 4.0  # time budget of the single-frame loop per backend
@@ -55,7 +55,7 @@ def _sync(xp) -> None:
         xp.cuda.Stream.null.synchronize()
 
 
-def _backend_figures(backend: str) -> dict:
+def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
     xp = array_module(backend)
     t = time.perf_counter()
     bf = Beamformer(backend=backend)
@@ -78,12 +78,11 @@ def _backend_figures(backend: str) -> dict:
         bf.images(batch, to_numpy=False)
     _sync(xp)
     batched_fps = reps * BATCH / (time.perf_counter() - t)
-    return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps}
+    return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps}, bf
 
 
-def _dense_baseline(blocks: np.ndarray) -> dict:
+def _dense_baseline(bf: Beamformer, blocks: np.ndarray) -> dict:
     """The naive method on the same frames: dense precomputed steering, one (1728 x M) product per bin."""
-    bf = Beamformer(backend="numpy")
     steering = steering_matrices(bf.geometry)
     spec = np.ascontiguousarray(bf.spectra(blocks).transpose(1, 2, 0))  # (512, M, frames)
 
@@ -104,37 +103,40 @@ def _dense_baseline(blocks: np.ndarray) -> dict:
 def _roofline(bf: Beamformer) -> dict:
     """This machine's ceilings for the factored algorithm: stream bandwidth and complex64 GEMM rate.
 
-    Single frame: the core steering is read once per frame (memory-bound). Batched: the core
-    product (8 flops per core point, mic and bin) plus the two real expansions (2 flops per
-    multiply-add on re and im) per frame (compute-bound), or the complex intermediate and the
+    Single frame: every band's core steering is read once per frame (memory-bound). Batched: the
+    core products (8 flops per core point, mic and bin) plus the two real expansions (2 flops per
+    multiply-add, on re and im) per frame (compute-bound), or the complex intermediate and the
     float32 output streamed through memory, whichever is slower.
     """
-    qr, qc, n_mics = bf.rows.shape[1], bf.cols.shape[1], bf.core.shape[2]
-    core_bytes = bf.core.nbytes
+    n_mics = bf.bands[0].core.shape[2]
+    cores = np.concatenate([band.core.reshape(-1) for band in bf.bands])
     t = time.perf_counter()
-    bf.core.view(np.float32).sum(dtype=np.float32)
-    bandwidth = core_bytes / (time.perf_counter() - t)
-    spec = np.ones((16, n_mics, 64), np.complex64)
-    np.matmul(bf.core[:16], spec)
+    cores.view(np.float32).sum(dtype=np.float32)
+    bandwidth = cores.nbytes / (time.perf_counter() - t)
+    top = bf.bands[-1].core
+    spec = np.ones((len(top), n_mics, 64), np.complex64)
+    np.matmul(top, spec)
     t = time.perf_counter()
-    np.matmul(bf.core[:16], spec)
-    gemm_flops = 16 * qr * qc * n_mics * 64 * 8 / (time.perf_counter() - t)
-    flops = N_BINS * (qr * qc * n_mics * 8 + 2 * 2 * (qr * qc * GRID_COLS + GRID_ROWS * qr * GRID_COLS))
+    np.matmul(top, spec)
+    gemm_flops = top.size * 64 * 8 / (time.perf_counter() - t)
+    flops = 0
+    for band in bf.bands:
+        qr, qc, n_bins = band.rows.shape[1], band.cols.shape[1], band.stop - band.start
+        flops += n_bins * (qr * qc * n_mics * 8 + 2 * 2 * (GRID_ROWS * qr * qc + GRID_ROWS * qc * GRID_COLS))
+    dense_flops = N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8
     stream_bytes = GRID_ROWS * GRID_COLS * N_BINS * (8 + 8 + 4)  # complex written and read, float32 written
-    return {"core_steering_gb": core_bytes / 1e9, "dense_steering_gb": N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8 / 1e9,
-            "core_grid": [qr, qc], "gflop_per_frame": flops / 1e9,
-            "dense_gflop_per_frame": N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8 / 1e9,
+    return {"core_steering_gb": cores.nbytes / 1e9, "dense_steering_gb": dense_flops / 1e9,
+            "core_grids": [[band.rows.shape[1], band.cols.shape[1]] for band in bf.bands],
+            "gflop_per_frame": flops / 1e9, "dense_gflop_per_frame": dense_flops / 1e9,
             "stream_gb_s": bandwidth / 1e9, "gemm_gflop_s": gemm_flops / 1e9,
-            "single_fps_ceiling": bandwidth / core_bytes,
+            "single_fps_ceiling": bandwidth / cores.nbytes,
             "batched_fps_ceiling": min(gemm_flops / flops, bandwidth / stream_bytes)}
 
 
-def _acoular_seconds_per_map() -> float | None:
+def _acoular_seconds_per_map(bf: Beamformer) -> float | None:
     """Acoular's time for one 512-bin map of the same geometry, or None if Acoular is not installed."""
-    geometry = get_geometry()
-    bf = Beamformer(geometry, backend="numpy")
+    geometry = bf.geometry
     spectra = bf.spectra(_blocks(1)[0])[0].astype(np.complex128)
-    del bf
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "map.npz"
         np.savez(data, mics=geometry.mics.T, dead=np.array(geometry.dead_channels), grid=geometry.grid_points.T,
@@ -149,12 +151,12 @@ def _acoular_seconds_per_map() -> float | None:
 def run(as_json: bool = False) -> dict:
     """Figures of one run: {"numpy": {...}, "cupy": {...} (GPU only), "acoular": {...}, "roofline": {...}}."""
     figures: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}}
-    figures["numpy"] = _backend_figures("numpy")
+    figures["numpy"], bf = _backend_figures("numpy")
     if array_module("auto") is not np:
-        figures["cupy"] = _backend_figures("cupy")
-    figures["numpy_dense"] = _dense_baseline(_blocks(BATCH, seed=1))
-    figures["roofline"] = _roofline(Beamformer(backend="numpy"))
-    seconds = _acoular_seconds_per_map()
+        figures["cupy"] = _backend_figures("cupy")[0]
+    figures["numpy_dense"] = _dense_baseline(bf, _blocks(BATCH, seed=1))
+    figures["roofline"] = _roofline(bf)
+    seconds = _acoular_seconds_per_map(bf)
     if seconds is not None:
         figures["acoular"] = {"seconds_per_map": seconds, "speedup": seconds * figures["numpy"]["single_fps"],
                               "speedup_batched": seconds * figures["numpy"]["batched_fps"]}

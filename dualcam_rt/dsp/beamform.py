@@ -22,7 +22,8 @@ The same array code runs on NumPy and CuPy (``xp``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -94,20 +95,20 @@ def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> 
     return xp.concatenate([chunk for _, chunk in steering_chunks(geometry or get_geometry(), xp)])
 
 
-def separable_basis(geometry: Geometry, tolerance: float = 1e-6, bin_step: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Orthonormal real bases (36, Qr) over grid rows and (48, Qc) over grid columns, float64.
+def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal real bases (36, Qr) over grid rows and (48, Qc) over grid columns for ``bins``, float64.
 
     Every steering column (one bin, one mic), seen as a 36 x 48 image, is smooth: with the
-    phase referred to the array centre it varies by at most k |m| / z ~ 0.5 rad per acoustic
-    pixel. So all of them lie, to ``tolerance`` of their norm, in span(rows) x span(cols): the
-    leading eigenvectors of the real Gram matrices Re(A A^H) of the row and column unfoldings,
-    accumulated over every ``bin_step``-th bin (and the top bin, the least smooth) in float64.
+    phase referred to the array centre it turns by at most k |m| / z (~0.5 rad per acoustic pixel
+    at the top bin, far less below). So the columns of a band of bins lie, to ``tolerance`` of
+    their norm, in span(rows) x span(cols): the leading eigenvectors of the real Gram matrices
+    Re(A A^H) of the row and column unfoldings of the given bins' steering, in float64.
     """
     bin_hz = geometry.sample_rate / geometry.nfft
     phase = 2 * np.pi * bin_hz * focus_path_differences(geometry) / SPEED_OF_SOUND
     images = phase.reshape(GRID_ROWS, GRID_COLS, -1)
     gram_rows, gram_cols = np.zeros((GRID_ROWS, GRID_ROWS)), np.zeros((GRID_COLS, GRID_COLS))
-    for k in sorted({*range(bin_step - 1, N_BINS, bin_step), N_BINS - 1}):
+    for k in bins:
         a = np.exp(1j * k * images)
         rows = a.reshape(GRID_ROWS, -1).view(np.float64)  # Re(A A^H) is the real Gram of the interleaved view
         cols = a.transpose(1, 0, 2).reshape(GRID_COLS, -1).view(np.float64)
@@ -121,40 +122,57 @@ def separable_basis(geometry: Geometry, tolerance: float = 1e-6, bin_step: int =
     return bases[0], bases[1]
 
 
+@dataclass
+class Band:
+    """The factored steering of bins [start, stop): S_k = (rows (x) cols) core_k."""
+
+    start: int
+    stop: int
+    rows: object  # (36, Qr) float32
+    cols: object  # (48, Qc) float32
+    core: object  # (bins, Qr * Qc, M) complex64
+
+
 class Beamformer:
     """Acoustic images of (128, 1024) blocks: holds the factored steering for one geometry on one backend.
 
-    The steering of bin k is kept as a core G_k (Qr Qc x M) with S_k = (U_rows (x) U_cols) G_k
-    (see ``separable_basis``): a frame is beamformed onto the Qr x Qc core grid (~290 points
-    instead of 1728: 6x fewer complex multiply-adds, 0.15 GB of steering instead of 0.9 GB),
-    then expanded to 36 x 48 by two real matrix products shared by every bin and frame.
+    Per band of 32 bins, the steering of bin k is kept as a core G_k (Qr Qc x M) with
+    S_k = (U_rows (x) U_cols) G_k (``separable_basis``): a frame is beamformed onto the
+    Qr x Qc core grid (from ~3 x 4 points at the lowest bins to ~16 x 18 at the top, instead
+    of 36 x 48), then expanded to 36 x 48 by two real matrix products shared by the band's
+    bins and by every frame.
     """
 
     def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 16,
-                 tolerance: float = 1e-6):
+                 tolerance: float = 1e-6, band_bins: int = 32):
         self.geometry = geometry or get_geometry()
         self.xp = xp = array_module(backend)
         self.backend = "numpy" if xp is np else "cupy"
-        self.batch_frames = batch_frames  # frames per pass: bounds the complex (frames, 36, 48, 512) intermediate
+        self.batch_frames = batch_frames  # frames per pass: bounds the complex (36, 48, frames, band) intermediate
         window = block_window(self.geometry.nfft)
         self.active = xp.asarray(np.flatnonzero(self.geometry.active))
         self.window = xp.asarray(window, dtype=xp.float32)
         self.scale = xp.asarray(spectrum_scale(window), dtype=xp.complex64)
-        rows, cols = separable_basis(self.geometry, tolerance)
-        self.rows = xp.asarray(rows, dtype=xp.float32)  # (36, Qr)
-        self.cols = xp.asarray(cols, dtype=xp.float32)  # (48, Qc)
-        self.core = xp.empty((N_BINS, rows.shape[1] * cols.shape[1], int(self.geometry.active.sum())), xp.complex64)
-        for k0, steering in steering_chunks(self.geometry, xp):
-            self.core[k0:k0 + len(steering)] = self._project(steering)
+        self.bands: list[Band] = []
+        for k0, steering in steering_chunks(self.geometry, xp, group=band_bins):
+            k1 = k0 + len(steering)
+            rows, cols = separable_basis(self.geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance)
+            band = Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), None)
+            band.core = self._project(band, steering)
+            self.bands.append(band)
 
-    def _project(self, steering):
+    @property
+    def core_bytes(self) -> int:
+        return sum(band.core.nbytes for band in self.bands)
+
+    def _project(self, band: Band, steering):
         """Core steering (bins, Qr Qc, M) of full steering (bins, 1728, M): two large real GEMMs on float views."""
         xp, (n_bins, _, n_mics) = self.xp, steering.shape
-        qr, qc = self.rows.shape[1], self.cols.shape[1]
+        qr, qc = band.rows.shape[1], band.cols.shape[1]
         parts = xp.ascontiguousarray(steering.reshape(n_bins, GRID_ROWS, -1).transpose(1, 0, 2))  # (36, bins, 48 M)
-        parts = (self.rows.T @ parts.view(xp.float32).reshape(GRID_ROWS, -1)).reshape(qr, n_bins, GRID_COLS, -1)
+        parts = (band.rows.T @ parts.view(xp.float32).reshape(GRID_ROWS, -1)).reshape(qr, n_bins, GRID_COLS, -1)
         parts = xp.ascontiguousarray(parts.transpose(2, 0, 1, 3))  # (48, Qr, bins, 2M)
-        parts = (self.cols.T @ parts.reshape(GRID_COLS, -1)).reshape(qc, qr, n_bins, 2 * n_mics)
+        parts = (band.cols.T @ parts.reshape(GRID_COLS, -1)).reshape(qc, qr, n_bins, 2 * n_mics)
         parts = xp.ascontiguousarray(parts.transpose(2, 1, 0, 3))  # (bins, Qr, Qc, 2M)
         return parts.view(xp.complex64).reshape(n_bins, qr * qc, n_mics)
 
@@ -174,24 +192,21 @@ class Beamformer:
         spec = xp.fft.rfft(x[:, self.active, :] * self.window, axis=-1)[..., :N_BINS]
         return (spec * self.scale).astype(xp.complex64).transpose(0, 2, 1)
 
-    def _core_images(self, spec):
-        """Core maps (bins, Qr Qc, frames) complex64 of spectra (bins, M, frames)."""
-        if spec.shape[2] == 1:
+    def _band_power(self, band: Band, spec, out) -> None:
+        """Write the power (frames, 36, 48, bins) of spectra (bins, M, frames) for ``band`` into ``out``."""
+        xp = self.xp
+        n_bins, _, n_frames = spec.shape
+        qr, qc = band.rows.shape[1], band.cols.shape[1]
+        if n_frames == 1:
             # one frame is memory-bound (each core element is used once): a plain single-threaded
             # loop streams as fast as BLAS gemv and avoids BLAS threads spinning on shared cores
-            return self.xp.einsum("kqm,kmf->kqf", self.core, spec)
-        return self.xp.matmul(self.core, spec)
-
-    def _power(self, spec, out) -> None:
-        """Write the power (frames, 36, 48, 512) float32 of spectra (frames, 512, M) into ``out``."""
-        xp = self.xp
-        n_frames = spec.shape[0]
-        qr, qc = self.rows.shape[1], self.cols.shape[1]
-        z = self._core_images(xp.ascontiguousarray(spec.transpose(1, 2, 0)))  # (512, Qr Qc, frames)
-        z = xp.ascontiguousarray(z.reshape(N_BINS, qr, qc, n_frames).transpose(1, 2, 3, 0))  # (Qr, Qc, frames, 512)
-        z = xp.matmul(self.cols, z.view(xp.float32).reshape(qr, qc, -1))  # real maps act on re/im alike: (Qr, 48, ...)
-        y = (self.rows @ z.reshape(qr, -1)).view(xp.complex64).reshape(GRID_ROWS, GRID_COLS, n_frames, N_BINS)
-        power = out.transpose(1, 2, 0, 3)  # a (36, 48, frames, 512) view of out
+            z = xp.einsum("kqm,kmf->kqf", band.core, spec)
+        else:
+            z = xp.matmul(band.core, spec)  # (bins, Qr Qc, frames): the core read once per batch
+        z = xp.ascontiguousarray(z.reshape(n_bins, qr, qc, n_frames).transpose(1, 2, 3, 0))  # (Qr, Qc, frames, bins)
+        z = (band.rows @ z.view(xp.float32).reshape(qr, -1)).reshape(GRID_ROWS, qc, -1)  # real maps act on re/im alike
+        y = xp.matmul(band.cols, z).view(xp.complex64).reshape(GRID_ROWS, GRID_COLS, n_frames, n_bins)
+        power = out.transpose(1, 2, 0, 3)  # a (36, 48, frames, bins) view of out
         xp.multiply(y.real, y.real, out=power)
         power += y.imag * y.imag
 
@@ -201,6 +216,8 @@ class Beamformer:
         xp = self.xp
         out = xp.empty((x.shape[0], GRID_ROWS, GRID_COLS, N_BINS), dtype=xp.float32)
         for f0 in range(0, x.shape[0], self.batch_frames):
-            self._power(self.spectra(x[f0:f0 + self.batch_frames]), out[f0:f0 + self.batch_frames])
+            spec = xp.ascontiguousarray(self.spectra(x[f0:f0 + self.batch_frames]).transpose(1, 2, 0))  # (512, M, F)
+            for band in self.bands:
+                self._band_power(band, spec[band.start:band.stop], out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
         out = out[0] if single else out
         return xp.asnumpy(out) if to_numpy and xp is not np else out
