@@ -183,3 +183,21 @@ def test_incremental_stream_features_equal_the_plain_ones(model, hop_s, chunk):
             np.testing.assert_allclose(features.at(end, wave), model.features(wave), rtol=1e-5, atol=1e-3)
     assert features.incremental_hits >= 4  # windows from 5 s to 9 s on the 1/6 s grid
     assert len(features.x) <= 5 * 12_288 + 4 * 2048  # history stays bounded
+
+
+class FastBeamformer(SlowBeamformer):
+    def images(self, audio):
+        return np.ones((36, 48, 512), np.float32)
+
+
+def test_live_pipeline_without_a_model_still_images_every_frame():
+    events = []
+    pipeline = LivePipeline(SlowFrames(200), None, events.append, hop_s=0.5, beamformer=FastBeamformer())
+    pipeline.start()
+    deadline = time.monotonic() + 30
+    while pipeline.state != "ended":  # 200 frames > the audio queue: nothing may wait for an audio stage
+        assert time.monotonic() < deadline, pipeline.status()
+        time.sleep(0.05)
+    pipeline.stop()
+    assert pipeline.frames == 200 and pipeline.predictions == 0
+    assert any(isinstance(e, dict) and e["type"] == "position" for e in events)

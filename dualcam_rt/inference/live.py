@@ -132,7 +132,8 @@ class LivePipeline:
             self.frames += 1
             self.last_frame_at = arrived
             self.state = "streaming"
-            self.audio_queue.put((frame, arrived))  # blocks when full: audio is never dropped
+            if self.model is not None:
+                self.audio_queue.put((frame, arrived))  # blocks when full: audio is never dropped
             if self.imaging:
                 self._offer_visual(frame, arrived)
             for tap in list(self.taps):
