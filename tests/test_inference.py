@@ -190,7 +190,7 @@ class FastBeamformer(SlowBeamformer):
         return np.ones((36, 48, 512), np.float32)
 
 
-def test_live_pipeline_without_a_model_still_images_every_frame():
+def test_live_pipeline_without_a_model_keeps_streaming_and_imaging():
     events = []
     pipeline = LivePipeline(SlowFrames(200), None, events.append, hop_s=0.5, beamformer=FastBeamformer())
     pipeline.start()
