@@ -64,21 +64,25 @@ def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
     single = xp.asarray(_blocks(1)[0])
     bf.images(single, to_numpy=False)  # warm-up (FFT plans, page faults)
     _sync(xp)
-    n, t = 0, time.perf_counter()
+    n, t, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t < SINGLE_SECONDS and n < 2000:
         bf.images(single, to_numpy=False)
         _sync(xp)
         n += 1
     single_fps = n / (time.perf_counter() - t)
+    single_cpu_ms = (time.process_time() - cpu) / n * 1e3
     batch = xp.asarray(_blocks(BATCH, seed=1))
     bf.images(batch, to_numpy=False)
     _sync(xp)
-    reps, t = 2, time.perf_counter()
+    reps, t, cpu = 2, time.perf_counter(), time.process_time()
     for _ in range(reps):
         bf.images(batch, to_numpy=False)
     _sync(xp)
     batched_fps = reps * BATCH / (time.perf_counter() - t)
-    return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps}, bf
+    batched_cpu_ms = (time.process_time() - cpu) / (reps * BATCH) * 1e3
+    # CPU time per frame (all threads): a shared machine inflates wall time far more than this
+    return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps,
+            "single_cpu_ms_per_frame": single_cpu_ms, "batched_cpu_ms_per_frame": batched_cpu_ms}, bf
 
 
 def _dense_baseline(bf: Beamformer, blocks: np.ndarray) -> dict:

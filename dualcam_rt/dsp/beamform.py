@@ -189,8 +189,9 @@ class Beamformer:
         """Scaled spectra (frames, 512, working mics) complex64 on the backend, per the module formula."""
         x, _ = self._as_blocks(blocks)
         xp = self.xp
-        spec = xp.fft.rfft(x[:, self.active, :] * self.window, axis=-1)[..., :N_BINS]
-        return (spec * self.scale).astype(xp.complex64).transpose(0, 2, 1)
+        spec = xp.fft.rfft(x[:, self.active, :] * self.window, axis=-1)[..., :N_BINS].astype(xp.complex64, copy=False)
+        spec *= self.scale
+        return spec.transpose(0, 2, 1)
 
     def _band_power(self, band: Band, spec, out) -> None:
         """Write the power (frames, 36, 48, bins) of spectra (bins, M, frames) for ``band`` into ``out``."""
