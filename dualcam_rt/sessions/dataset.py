@@ -202,7 +202,8 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
         progress.start()
     try:
         if workers > 1 and len(todo) > 1:
-            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+            _beamformer()  # built once here and inherited by the forked workers (it takes seconds)
+            with mp.get_context("fork").Pool(min(workers, len(todo))) as pool:
                 for entry in pool.imap_unordered(_render_star, [(s, str(out)) for s in todo]):
                     entries.append(entry)
                     if progress:
