@@ -80,9 +80,11 @@ def test_listen_shows_a_live_view_in_the_terminal(audio_server):
     assert "predictions" in r.stderr
 
 
-def test_listen_with_a_missing_microphone_or_models_fails_in_one_line(audio_server, tmp_path):
+def test_listen_with_a_missing_microphone_models_or_bad_hop_fails_in_one_line(audio_server, tmp_path):
     env, sink, tone, models = audio_server
     r = run_cli("listen", "mic://no-such-microphone", "--seconds", "1", "--models-dir", str(models), env=env)
     assert r.returncode == 2 and "no-such-microphone" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("listen", "mic://pulse", "--seconds", "1", "--models-dir", str(tmp_path), env=env)
     assert r.returncode == 2 and "no models" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("listen", "mic://pulse", "--hop", "0", "--models-dir", str(models), env=env)
+    assert r.returncode == 2 and "--hop" in r.stderr

@@ -55,6 +55,8 @@ def listen(
     from ..inference.listen import listen as run_listen
 
     settings = get_settings()
+    if hop is not None and not 0.05 <= hop <= 10:
+        fail(f"--hop must be in 0.05..10 s, not {hop}")
     run_listen(uri, Path(models_dir) if models_dir else settings.models_dir, model_name=model,
                hop_s=hop or settings.hop_s, seconds=seconds, as_json=as_json, threads=settings.ort_threads,
                mic_channel=settings.mic_channel)
