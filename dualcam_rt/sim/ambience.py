@@ -32,10 +32,11 @@ def hum(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
     n = int(round(seconds * fs))
     t = np.arange(n) / fs
     out = 0.4 * band_noise(rng, n, 40, 800, fs)
-    for k in range(2, 9):  # mains harmonics, random phase per chunk
-        out += (0.5 / k) * np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi))
+    # fixed phases: a 4-s chunk holds whole periods of every tone, so chunks join seamlessly
+    for k in range(2, 9):  # mains harmonics
+        out += (0.5 / k) * np.sin(2 * np.pi * 50 * k * t + k)
     blade_hz = 147.0  # fan blade-pass frequency
-    out += 0.4 * np.sin(2 * np.pi * blade_hz * t + rng.uniform(0, 2 * np.pi))
+    out += 0.4 * np.sin(2 * np.pi * blade_hz * t)
     return out
 
 

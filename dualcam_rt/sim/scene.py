@@ -43,7 +43,7 @@ CROSSFADE_S = 0.5  # the walk to the next position
 SELF_NOISE_PA = 5e-4  # MEMS capsule self-noise, rms (about 28 dB SPL)
 IMPULSE_PA = 20.0  # the clock-alignment click, peak at 1 m
 BACKGROUND_MIX_DB = {"traffic": 0.0, "voices": -5.0, "wind": -3.0}  # shares of the outdoor background
-SPECTRA_CACHE_BYTES = 200e6  # RIR spectra kept in memory per scene (12 MB each in scenario 2)
+SPECTRA_CACHE_BYTES = 100e6  # RIR spectra kept in memory per scene (12 MB each in scenario 2, 7 MB in 3)
 COMPONENTS = ("subject", "interferers", "background", "self_noise")
 
 
