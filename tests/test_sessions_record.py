@@ -118,3 +118,19 @@ def test_recordings_killed_at_random_instants_stay_readable_and_are_repaired(tmp
             assert _open_in_acoular(session) == (before["ticks"] * 1024, 128, 12288.0)
             with open_session(session) as s:
                 assert [f.index for f in s.frames()] == list(range(before["ticks"]))
+
+
+def test_record_stopped_with_sigterm_closes_the_session_cleanly(tmp_path):
+    proc = subprocess.Popen([*CLI, "record", SIM, "--seconds", "60", "--out", str(tmp_path), "--name", "stopped",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait for the first durable second
+        if line.startswith("recorded "):
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    summary = json.loads(out)
+    assert summary["interrupted"] and summary["status"] == "complete" and summary["frames"] >= 12
+    report = verify_session(tmp_path / "stopped")
+    assert report["ok"] and report["ticks"] == summary["frames"]  # every received frame kept, nothing to repair

@@ -27,7 +27,8 @@ def record_frames(frames: Iterable[SensorFrame], writer: SessionWriter, seconds:
     """Write ``seconds`` of frames (or until the source ends) and close; returns a summary.
 
     ``drops`` counts ticks missing from the device's index sequence (frames the source skipped);
-    an interrupt (Ctrl-C, SIGTERM turned into KeyboardInterrupt) still closes the session cleanly.
+    an interrupt (Ctrl-C, SIGTERM turned into KeyboardInterrupt) or a failing device still closes
+    the session cleanly (the error is re-raised after).
     """
     wanted = max(1, round(seconds * FPS))
     received = drops = 0
@@ -47,6 +48,9 @@ def record_frames(frames: Iterable[SensorFrame], writer: SessionWriter, seconds:
                 break
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as err:  # the device failed (or the disk filled): keep what was recorded
+        writer.close({"drops": drops, "error": f"{type(err).__name__}: {err}"})
+        raise
     meta = writer.close({"drops": drops, "interrupted": interrupted})
     elapsed = time.perf_counter() - t0
     return {"session": str(writer.path), "frames": writer.ticks, "video_frames": writer.video_frames,
