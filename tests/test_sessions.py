@@ -219,15 +219,20 @@ def test_verify_detects_damaged_audio_and_repair_keeps_the_intact_part(tmp_path)
     write_session(tmp_path / "s", n=36)
     with h5py.File(tmp_path / "s" / "audio.h5", "r+") as f:
         f["time_data"][20 * 1024 + 5, 7] += 1.0  # damage tick 20
+        frame3 = f["video_frames"][3]
+        f["video_jpeg"][frame3["offset"] + 700] ^= 0x55  # and the JPEG of tick 3
     r = run_cli("verify", str(tmp_path / "s"), "--json")
     assert r.returncode == 1
     report = json.loads(r.stdout)
     assert any("checksum mismatch from tick 20" in p for p in report["problems"])
+    assert any("1 video frames fail their checksum (first 3)" in p for p in report["problems"])
     r = run_cli("verify", str(tmp_path / "s"), "--repair", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["ticks"] == 20
     with open_session(tmp_path / "s") as s:
-        assert s.n_ticks == 20 and s.n_video_frames == 20 and s.meta["seconds"] == pytest.approx(20 / 12)
+        assert s.n_ticks == 20 and s.n_video_frames == 19 and s.meta["seconds"] == pytest.approx(20 / 12)
+        assert s.ticks["video_frame"][3] == -1 and s.video_index["tick"][3] == 4
+        s.video_frame(3)  # decodes
 
 
 def test_verify_of_a_good_session_says_ok(tmp_path):

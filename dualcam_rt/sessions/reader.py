@@ -81,12 +81,18 @@ class Session:
         return self.n_ticks * self.block_samples / self.sample_rate
 
     @property
+    def video_index(self) -> np.ndarray:
+        """The video frame rows (n_video_frames,) of ``VIDEO_DTYPE``."""
+        return self._video
+
+    @property
     def ticks(self) -> np.ndarray:
         """The tick index rows (n_ticks,) of ``TICK_DTYPE``."""
         return self._ticks
 
     # -- data
-    def _column(self, channel: int) -> int:
+    def column_of(self, channel: int) -> int:
+        """The stored column holding device channel ``channel``."""
         try:
             return self.channel_map.index(channel)
         except ValueError:
@@ -95,7 +101,7 @@ class Session:
 
     def mic(self, channel: int = 0) -> np.ndarray:
         """Samples (n_ticks * block_samples,) float32 Pa of one device channel."""
-        col = self._column(channel)
+        col = self.column_of(channel)
         return self.h5["time_data"][: self.n_ticks * self.block_samples, col].astype(np.float32)
 
     def audio(self, start_tick: int = 0, stop_tick: int | None = None) -> np.ndarray:

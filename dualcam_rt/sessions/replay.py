@@ -54,7 +54,7 @@ def replay_timeline(path: str | Path, speed: str = "max", predict: bool = False,
             from ..inference.predict import predict_waves, prediction
             from ..inference.stream import SlidingWindow
 
-            col = device.session._column(mic_channel)
+            col = device.session.column_of(mic_channel)
         for frame in device.frames():
             row = {"tick": frame.index, "time_s": round(frame.timestamp, 4), "video": frame.video is not None,
                    "lost_samples": frame.lost_samples,

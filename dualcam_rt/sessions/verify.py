@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..geometry import FPS
-from .format import AUDIO_FILE, META_FILE, file_checksum, session_dir, write_json_atomic
+from .format import AUDIO_FILE, META_FILE, VIDEO_DTYPE, file_checksum, session_dir, write_json_atomic
 from .reader import Session
 from .writer import utc_now
 
@@ -34,7 +34,7 @@ def _first_bad_tick(s: Session) -> int:
 
 def _bad_video_frames(s: Session) -> list[int]:
     return [i for i in range(s.n_video_frames)
-            if google_crc32c.value(s.video_jpeg(i)) != int(s._video[i]["crc32c"])]
+            if google_crc32c.value(s.video_jpeg(i)) != int(s.video_index[i]["crc32c"])]
 
 
 def verify_session(path, repair: bool = False) -> dict:
@@ -113,6 +113,23 @@ def _verify_without_audio(path, problem: str, repair: bool) -> dict:
     return report
 
 
+def _intact_video(s: Session, keep_ticks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The JPEG bytes (packed without gaps) and index rows of the frames of the first
+    ``keep_ticks`` ticks that pass their CRC."""
+    chunks, rows, offset = [], [], 0
+    for i, row in enumerate(s.video_index):
+        if row["tick"] >= keep_ticks:
+            continue
+        data = s.video_jpeg(i)
+        if google_crc32c.value(data) != int(row["crc32c"]):
+            continue
+        row = row.copy()
+        row["offset"], offset = offset, offset + len(data)
+        chunks.append(np.frombuffer(data, np.uint8))
+        rows.append(row)
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)), np.array(rows, VIDEO_DTYPE)
+
+
 def _repair(path, keep_ticks: int, meta: dict) -> None:
     """Rewrite audio.h5 with the first ``keep_ticks`` ticks and session.json to match it."""
     audio_path = path / AUDIO_FILE
@@ -121,9 +138,7 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
     try:
         b = s.block_samples
         keep_ticks = min(keep_ticks, s.n_ticks)
-        video = s._video[s._video["tick"] < keep_ticks]
-        video = video[[google_crc32c.value(s.h5["video_jpeg"][r["offset"]: r["offset"] + r["length"]].tobytes())
-                       == int(r["crc32c"]) for r in video]] if len(video) else video
+        jpeg_bytes, video_rows = _intact_video(s, keep_ticks)
         try:
             with h5py.File(tmp, "w", libver="latest") as out:
                 src = s.h5["time_data"]
@@ -135,28 +150,17 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
                     stop = min(start + _COPY_TICKS, keep_ticks)
                     td[start * b: stop * b] = src[start * b: stop * b]
                 ticks = s.ticks[:keep_ticks].copy()
-                # rebuild the JPEG store without gaps, keeping only frames that passed their CRC
-                jpegs, rows, offset = [], [], 0
-                for r in video:
-                    data = s.h5["video_jpeg"][r["offset"]: r["offset"] + r["length"]]
-                    row = r.copy()
-                    row["offset"] = offset
-                    offset += len(data)
-                    jpegs.append(data)
-                    rows.append(row)
-                old_to_new = {int(r["tick"]): i for i, r in enumerate(rows)}
-                ticks["video_frame"] = [old_to_new.get(t, -1) for t in range(keep_ticks)]
+                new_row = {int(r["tick"]): i for i, r in enumerate(video_rows)}
+                ticks["video_frame"] = [new_row.get(t, -1) for t in range(keep_ticks)]
                 out.create_dataset("ticks", data=ticks, maxshape=(None,), chunks=(256,))
-                out.create_dataset("video_jpeg", data=np.concatenate(jpegs) if jpegs else np.zeros(0, "u1"),
-                                   maxshape=(None,), chunks=(1 << 16,))
-                out.create_dataset("video_frames", data=np.array(rows, s._video.dtype) if rows
-                                   else np.zeros(0, s._video.dtype), maxshape=(None,), chunks=(256,))
+                out.create_dataset("video_jpeg", data=jpeg_bytes, maxshape=(None,), chunks=(1 << 16,))
+                out.create_dataset("video_frames", data=video_rows, maxshape=(None,), chunks=(256,))
                 if "mfcc" in s.h5:
                     out.create_dataset("mfcc", data=s.h5["mfcc"][:keep_ticks], maxshape=(None, *s.h5["mfcc"].shape[1:]),
                                        chunks=(FPS, *s.h5["mfcc"].shape[1:]))
                 for k, v in s.h5.attrs.items():
                     out.attrs[k] = v
-            n_video = len(rows)
+            n_video = len(video_rows)
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise BadInput(f"cannot repair {path}: {err} (the original is untouched)") from err
