@@ -75,3 +75,11 @@ def test_make_dataset_refuses_an_unknown_preset(tmp_path):
         make_dataset(tmp_path / "ds", "huge")
     r = run_cli("make-dataset", "--out", str(tmp_path / "ds"), "--preset", "huge")
     assert r.returncode == 2 and "unknown preset" in r.stderr
+
+
+def test_make_dataset_never_mixes_two_datasets_in_one_directory(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "manifest.json").write_text(json.dumps({"preset": "small", "config": {}, "seed": 0}))
+    r = run_cli("make-dataset", "--out", str(tmp_path / "ds"), "--preset", "ci")
+    assert r.returncode == 2 and "already holds the dataset of preset 'small'" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["manifest.json"]

@@ -161,6 +161,20 @@ def chunk_split(manifest: dict, chunk_s: float = 10.0, seed: int = SPLIT_SEED) -
     return chunks
 
 
+def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None:
+    """Refuse to mix two datasets in one directory (sessions of the same name would be reused)."""
+    path = out / "manifest.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BadInput(f"{path} is not a manifest ({err}); use another --out") from None
+    if (old.get("preset"), old.get("config"), old.get("seed")) != (preset, config, seed):
+        raise BadInput(f"{out} already holds the dataset of preset {old.get('preset')!r} with other settings; "
+                       "use another --out")
+
+
 def _finished(path: Path) -> dict | None:
     """The metadata of a session that was completely written earlier, else None."""
     try:
@@ -187,11 +201,15 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     if not out.parent.is_dir():
         raise BadInput(f"directory {out.parent} does not exist")
     out.mkdir(exist_ok=True)
+    config_json = json.loads(json.dumps(asdict(config)))
+    _check_same_dataset(out, preset, config_json, seed)
     specs = session_specs(config, seed)
     entries, todo = [], []
     for spec in specs:
         meta = _finished(out / spec["id"])
         if meta is not None:
+            if meta.get("ticks") != spec["ticks"] or meta.get("scene_seed") != spec["seed"]:
+                raise BadInput(f"{out / spec['id']} holds a different session; use another --out")
             entries.append(_entry(out / spec["id"], out, meta))
         else:
             if (out / spec["id"]).exists():
@@ -220,7 +238,7 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     entries.sort(key=lambda e: order[e["id"]])
     how = assign_splits(entries)
     manifest = {"preset": preset, "classes": list(CLASSES), "created_utc": utc_now(), "seed": seed,
-                "config": json.loads(json.dumps(asdict(config))), "splits": how, "sessions": entries}
+                "config": config_json, "splits": how, "sessions": entries}
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
 
