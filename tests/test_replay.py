@@ -56,6 +56,7 @@ def test_replay_of_a_missing_session_or_bad_speed_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "no session" in r.stderr
 
 
+@pytest.mark.slow
 def test_replay_json_timeline_localises_the_simulated_source(tmp_path):
     write_session(tmp_path / "s", n=12, video_every=3)
     r = run_cli("replay", str(tmp_path / "s"), "--json", timeout=600)

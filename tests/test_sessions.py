@@ -192,6 +192,7 @@ def _kill_writer_at_random(path: Path, delay_s: float) -> int:
     return written[0]
 
 
+@pytest.mark.slow
 def test_writer_killed_at_random_instants_loses_at_most_the_last_second(tmp_path):
     rng = random.Random(1234)
     for k in range(5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import run_cli
@@ -32,6 +33,7 @@ def _read_video(path):
     return frames, fps
 
 
+@pytest.mark.slow
 def test_export_video_draws_the_acoustic_image_over_the_frames(tmp_path):
     frames = write_session(tmp_path / "s", n=12)
     assert run_cli("export-video", str(tmp_path / "s"), "--out", str(tmp_path / "o.mp4"), timeout=600).returncode == 0

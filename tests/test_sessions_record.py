@@ -27,6 +27,7 @@ def _open_in_acoular(path):
     return ts.num_samples, ts.num_channels, ts.sample_freq
 
 
+@pytest.mark.slow
 def test_record_from_sim_then_verify_replay_and_open_in_acoular(tmp_path):
     r = run_cli("record", SIM, "--seconds", "2", "--out", str(tmp_path), "--name", "take1", "--json", timeout=300)
     assert r.returncode == 0, r.stderr
@@ -45,6 +46,7 @@ def test_record_from_sim_then_verify_replay_and_open_in_acoular(tmp_path):
     assert timeline["frames"] == 24 and timeline["session"]["label"] == "knocking"
 
 
+@pytest.mark.slow
 def test_record_from_a_dualcam_served_by_simulate_device(tmp_path):
     port = free_port()
     server = subprocess.Popen([*CLI, "simulate-device", "--port", str(port), "--scenario", "2", "--seed", "1"],
@@ -120,6 +122,7 @@ def test_recordings_killed_at_random_instants_stay_readable_and_are_repaired(tmp
                 assert [f.index for f in s.frames()] == list(range(before["ticks"]))
 
 
+@pytest.mark.slow
 def test_record_stopped_with_sigterm_closes_the_session_cleanly(tmp_path):
     proc = subprocess.Popen([*CLI, "record", SIM, "--seconds", "60", "--out", str(tmp_path), "--name", "stopped",
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
