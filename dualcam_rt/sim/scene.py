@@ -12,7 +12,8 @@ FFT per microphone gives the segment plus a reverberant tail that is overlap-add
 one. Incoherent noise (capsule self-noise; wind outdoors) is added per microphone; dead channels
 are zero. Levels: interferers and the outdoor background are scaled, once per scene, to their
 configured power ratio below the subject at microphone 0, measured on an independent 16-s
-realisation of each signal (the subject at its first position, interferers while active).
+realisation of each signal (the subject at its first position, interferers while active; the
+ambient sounds' realisation is the same for every scene, so it is measured once per process).
 Over a few seconds the ratio wanders with the action's rhythm (an intermittent sound's power does).
 """
 
@@ -100,6 +101,9 @@ class _Emitter:
                                for k in range(int(CALIBRATION_S / CHUNK_S))])
 
 
+_AMBIENCE_POWER: dict[tuple, float] = {}  # calibration powers of ambient sounds, shared by all scenes
+
+
 def _power_at(dry: np.ndarray, rir0: np.ndarray) -> float:
     """Mean power of dry convolved with one microphone's RIR."""
     n = len(dry) + len(rir0)
@@ -178,12 +182,13 @@ class Scene:
 
     def _calibrate(self) -> None:
         """Set interferer and background gains from their power ratio to the subject at mic 0."""
+        if not self.config.interferers and self.config.snr_db is None:
+            return  # nothing to set
         subject = self._emitters[0]
         p_subject = _power_at(subject.calibration_signal(self.seed), self._rir(subject, self._path.position_at(0))[0])
         backgrounds = [e for e in self._emitters if e.name.startswith("background:")]
         for it, e in zip(self.config.interferers, self._emitters[1:]):
-            p = _power_at(e.calibration_signal(self.seed), self._rir(e, 0)[0])
-            e.gain = np.sqrt(p_subject / p * 10 ** (-it.sir_db / 10))
+            e.gain = np.sqrt(p_subject / self._ambience_power(e, e) * 10 ** (-it.sir_db / 10))
         if self.config.snr_db is None:
             return
         p_background = p_subject * 10 ** (-self.config.snr_db / 10)
@@ -191,13 +196,19 @@ class Scene:
         total = sum(shares.values())
         for name in ("traffic", "voices"):
             group = [e for e in backgrounds if e.name == f"background:{name}"]
-            dry = group[0].calibration_signal(self.seed)  # one generator per group: one realisation
-            for e in group:
-                p = _power_at(dry, self._rir(e, 0)[0])
-                e.gain = np.sqrt(p_background * shares[name] / total / len(group) / p)
+            for e in group:  # one generator per group: calibrated on the first member's realisation
+                e.gain = np.sqrt(p_background * shares[name] / total / len(group) / self._ambience_power(e, group[0]))
         b, a = self._wind_ba
         unit = lfilter(b, a, np.random.default_rng([self.seed, 0, 5]).standard_normal(int(CALIBRATION_S * self.fs)))
         self._wind_gain = float(np.sqrt(p_background * shares["wind"] / total / np.mean(unit**2)))
+
+    def _ambience_power(self, emitter: _Emitter, source: _Emitter) -> float:
+        """Power at mic 0 of an ambient sound's calibration realisation from source (seed 0, so
+        it is the same for every scene and computed once per process)."""
+        key = (self.scenario, emitter.name, emitter.positions_m[0].tobytes(), self.geometry.mics.tobytes())
+        if key not in _AMBIENCE_POWER:
+            _AMBIENCE_POWER[key] = _power_at(source.calibration_signal(0), self._rir(emitter, 0)[0])
+        return _AMBIENCE_POWER[key]
 
     # --- audio -------------------------------------------------------------------------------
 
