@@ -182,6 +182,19 @@ def test_rirs_are_cached_on_disk_and_reused(tmp_path, monkeypatch):
         room_impulse_responses(get_scenario(1), subject_positions(g)[4], g, tmp_path)
 
 
+def test_after_warm_cache_a_scene_never_computes_a_rir(tmp_path, monkeypatch):
+    four_mics = Geometry(mics=get_geometry().mics[:4], dead_channels=())
+    assert rooms.warm_cache(get_scenario(3), four_mics, tmp_path) == 15 + 1 + 5 + 5  # subject, talker, road, background
+
+    def no_compute(*a, **k):
+        raise AssertionError("computed a RIR after warm-up")
+
+    monkeypatch.setattr(rooms, "_compute", no_compute)
+    scene = Scene(3, seed=8, label="typing", geometry=four_mics, cache_dir=tmp_path)
+    for _ in range(12 * 20):  # 20 s: the subject walks, a vehicle passes
+        scene.next_tick()
+
+
 def test_subject_positions_are_at_least_2m_away_and_in_view(cache):
     g = get_geometry()
     pos = subject_positions(g)
