@@ -1,0 +1,65 @@
+"""HearNet: the student on one microphone's amplitude spectrogram, a 1-D CNN over time.
+
+Input (batch, 257, 500) float32 from ``dualcam_rt.dsp.spectrogram.hearnet_input`` (257 frequency
+bins as channels, 500 time steps). Three convolutions (kernels 11, 5, 3; 128, 256, 256 filters;
+zero padding; ReLU) each followed by max-pooling by 5 (500 -> 100 -> 20 -> 4), then conv4 spanning
+the 4 remaining steps (1024), conv5 1x1 (1024), fc1 (1000) and the logits (~3.9 M parameters).
+
+Per-bin normalisation (min-max with training-set statistics, SPEC's option) lives inside the
+network as buffers, so the exported ONNX graph takes the raw spectrogram and serving needs no
+statistics file.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+N_FREQ, N_FRAMES = 257, 500
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")
+
+
+def init_plain(model: nn.Module) -> None:
+    """He-normal weights and zero biases: without batch norm, torch's default init shrinks the
+    signal layer by layer and these deep ReLU stacks barely learn at lr 1e-4."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+class HearNet(nn.Module):
+    input_kind = "spectrogram"
+    layers = LAYERS
+
+    def __init__(self, n_classes: int = 14, dropout: float = 0.5):
+        super().__init__()
+        self.register_buffer("in_min", torch.zeros(N_FREQ, 1))
+        self.register_buffer("in_range", torch.ones(N_FREQ, 1))
+        self.conv1 = nn.Sequential(nn.Conv1d(N_FREQ, 128, 11, padding=5), nn.ReLU(), nn.MaxPool1d(5))
+        self.conv2 = nn.Sequential(nn.Conv1d(128, 256, 5, padding=2), nn.ReLU(), nn.MaxPool1d(5))
+        self.conv3 = nn.Sequential(nn.Conv1d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool1d(5))
+        self.conv4 = nn.Sequential(nn.Conv1d(256, 1024, N_FRAMES // 125), nn.ReLU())
+        self.conv5 = nn.Sequential(nn.Conv1d(1024, 1024, 1), nn.ReLU())
+        self.fc1 = nn.Sequential(nn.Conv1d(1024, 1000, 1), nn.ReLU(), nn.Dropout(dropout))
+        self.logits = nn.Conv1d(1000, n_classes, 1)
+        init_plain(self)
+
+    def set_input_stats(self, x: torch.Tensor) -> None:
+        """Fix the per-bin min-max normalisation from training inputs (n, 257, 500)."""
+        lo = x.amin(dim=(0, 2)).reshape(N_FREQ, 1)
+        hi = x.amax(dim=(0, 2)).reshape(N_FREQ, 1)
+        self.in_min.copy_(lo)
+        self.in_range.copy_((hi - lo).clamp_min(1e-6))
+
+    def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each layer's activations (batch, channels, steps), in order, ending with the logits."""
+        out = {}
+        z = (x - self.in_min) / self.in_range
+        for name in (*LAYERS, "logits"):
+            z = getattr(self, name)(z)
+            out[name] = z
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_outputs(x)["logits"].mean(dim=2)
