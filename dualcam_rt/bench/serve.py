@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-STREAM_STEPS = (10, 25, 50, 100, 150, 200, 300, 400)
+STREAM_STEPS = (1, 5, 10, 25, 50, 100, 150, 200, 300, 400)
 STREAM_STEP_S = 7.0  # seconds of audio each client streams per step
 STREAM_WARMUP_S = 5.0  # latencies count once windows are full (5 s): the steady state
 STREAM_P99_MS = 100.0
