@@ -10,6 +10,7 @@ is lost). ``session.json`` is replaced atomically and says ``"status": "recordin
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,9 @@ class SessionWriter:
         f.attrs["format_version"] = FORMAT_VERSION
         f.swmr_mode = True  # from here on a reader (or a crash) always sees a consistent file
         self._h5 = f
+        # HDF5's flush hands the data to the OS (enough to survive the process being killed);
+        # an fsync per second through this descriptor also survives a power cut or kernel panic
+        self._fd = os.open(self.path / AUDIO_FILE, os.O_RDONLY)
 
     def write(self, frame: SensorFrame, mfcc: np.ndarray | None = None) -> None:
         """Buffer one tick; every ``flush_every`` ticks append them to the file and flush."""
@@ -170,6 +174,7 @@ class SessionWriter:
         try:
             self._append(self._buffer)
             self._h5.flush()
+            os.fsync(self._fd)
         except OSError as err:
             self._fail(err)
         self._buffer = []
@@ -231,6 +236,7 @@ class SessionWriter:
         self._encoder.shutdown(cancel_futures=True)
         try:
             self._h5.close()
+            os.close(self._fd)
         except Exception:  # noqa: BLE001  (the file is already in trouble; keep the first error)
             pass
         what = "disk full" if _is_disk_full(err) else f"write failed ({err})"
@@ -254,6 +260,7 @@ class SessionWriter:
             write_json_atomic(self.path / META_FILE, self.meta)
             return self.meta
         self._h5.close()
+        os.close(self._fd)
         seconds = self.ticks * self.meta["block_samples"] / self.meta["sample_rate"]
         self.meta.update(extra_meta or {})
         if self.meta.get("label") and not self.meta.get("labels"):
