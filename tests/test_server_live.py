@@ -167,3 +167,43 @@ def test_an_unanswering_sensor_falls_back_to_the_simulator(tmp_path):
         s = httpx.get(f"{url}/v1/status").json()
         assert s["fallback"] is True and s["simulated"] is True
         assert s["device"]["kind"] == "sim" and s["device"]["fallback_from"]["uri"].startswith("dualcam://")
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_a_client_that_never_reads_costs_dropped_messages_not_a_stalled_sensor(live_url):
+    """A /v1/live client with a 2 KB receive buffer that never reads: its messages are dropped
+    while frames keep arriving and another client keeps getting predictions."""
+    import base64
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(live_url).hostname, urlsplit(live_url).port
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    stuck.connect((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    stuck.sendall(f"GET /v1/live?images=1 HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert stuck.recv(12) == b"HTTP/1.1 101"
+    try:
+        dropped_before = _metric(live_url, "dualcam_ws_dropped_messages_total")
+        frames_before = httpx.get(f"{live_url}/v1/status").json()["live"]["frames"]
+        started = time.monotonic()
+        while _metric(live_url, "dualcam_ws_dropped_messages_total") <= dropped_before:
+            assert time.monotonic() - started < 40, "the stuck client's messages were never dropped"
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        frames = httpx.get(f"{live_url}/v1/status").json()["live"]["frames"] - frames_before
+        assert frames >= 0.7 * 12 * elapsed  # acquisition kept the sensor's pace
+        got = asyncio.run(collect(live_url, {"prediction": 2}))
+        assert len(got["prediction"]) == 2
+    finally:
+        stuck.close()
