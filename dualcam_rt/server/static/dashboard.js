@@ -3,6 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const CLEAR_PEAK_DB = 12;
 let framesShown = 0;
 let lastUrl = null;
 
@@ -43,6 +44,8 @@ function showPosition(msg) {
   marker.style.left = msg.u_px + "px";
   marker.style.top = msg.v_px + "px";
   marker.style.display = "block";
+  // a peak barely above the rest of the image is noise, not a source: dim the marker then
+  marker.style.opacity = msg.peak_db >= CLEAR_PEAK_DB ? "1" : "0.25";
 }
 
 function showFrame(blob) {
