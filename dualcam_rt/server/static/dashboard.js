@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const CLEAR_PEAK_DB = 12;
+const QUIET_DB_SPL = 30;  // below this the loudest pixel is background noise, not a source
 let framesShown = 0;
 let lastUrl = null;
 
@@ -38,14 +38,13 @@ function showPrediction(msg) {
 
 function showPosition(msg) {
   $("position").textContent = `source: az ${msg.azimuth_deg.toFixed(1)} deg, el ${msg.elevation_deg.toFixed(1)} deg, ` +
-    `${msg.peak_db.toFixed(1)} dB (row ${msg.row.toFixed(1)}, col ${msg.col.toFixed(1)})`;
+    `${msg.peak_db.toFixed(1)} dB SPL (row ${msg.row.toFixed(1)}, col ${msg.col.toFixed(1)})`;
   $("imaging").textContent = msg.imaging_ms.toFixed(1) + " ms";
   const marker = $("marker");
   marker.style.left = msg.u_px + "px";
   marker.style.top = msg.v_px + "px";
   marker.style.display = "block";
-  // a peak barely above the rest of the image is noise, not a source: dim the marker then
-  marker.style.opacity = msg.peak_db >= CLEAR_PEAK_DB ? "1" : "0.25";
+  marker.style.opacity = msg.peak_db >= QUIET_DB_SPL ? "1" : "0.25";
 }
 
 function showFrame(blob) {
