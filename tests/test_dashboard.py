@@ -4,7 +4,6 @@ probabilities, the latency and overlay frames from the live simulated sensor, an
 from __future__ import annotations
 
 import shutil
-import time
 
 import httpx
 import pytest
