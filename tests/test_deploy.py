@@ -105,3 +105,14 @@ def test_systemd_unit_runs_serve_with_valid_options():
 def test_a_command_with_an_unknown_option_is_caught():
     with pytest.raises(Exception, match="No such option"):
         check_command(["dualcam-rt", "serve", "--prot", "8000"])
+
+
+def test_an_installed_package_has_the_service_and_its_dashboard():
+    """The Docker image installs the package (not editable): every service module must be found."""
+    from setuptools import find_packages
+
+    packages = set(find_packages(str(ROOT), include=["dualcam_rt*", "firmware_io*"]))
+    assert {"dualcam_rt.server", "dualcam_rt.inference", "dualcam_rt.bench", "dualcam_rt.cli"} <= packages
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "server/static/*" in package_data["dualcam_rt"]
+    assert {p.name for p in (ROOT / "dualcam_rt/server/static").iterdir()} >= {"index.html", "dashboard.js", "dashboard.css"}
