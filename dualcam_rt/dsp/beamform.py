@@ -21,13 +21,16 @@ The same array code runs on NumPy and CuPy (``xp``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
 from scipy.signal.windows import tukey
+from threadpoolctl import ThreadpoolController
 
 from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, GRID_COLS, GRID_ROWS, N_BINS, SPEED_OF_SOUND, Geometry, get_geometry
@@ -122,6 +125,11 @@ def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 
     return bases[0], bases[1]
 
 
+@lru_cache(maxsize=1)
+def _blas_pools() -> ThreadpoolController:
+    return ThreadpoolController()  # found once: limiting through it later costs ~50 us
+
+
 @dataclass
 class Band:
     """The factored steering of bins [start, stop): S_k = (rows (x) cols) core_k."""
@@ -138,28 +146,38 @@ class Beamformer:
 
     Per band of 32 bins, the steering of bin k is kept as a core G_k (Qr Qc x M) with
     S_k = (U_rows (x) U_cols) G_k (``separable_basis``): a frame is beamformed onto the
-    Qr x Qc core grid (from ~3 x 4 points at the lowest bins to ~16 x 18 at the top, instead
+    Qr x Qc core grid (from 6 x 7 points in the lowest band to 16 x 19 in the top one, instead
     of 36 x 48), then expanded to 36 x 48 by two real matrix products shared by the band's
     bins and by every frame.
     """
 
     def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 16,
-                 tolerance: float = 1e-6, band_bins: int = 32):
+                 tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1):
         self.geometry = geometry or get_geometry()
         self.xp = xp = array_module(backend)
         self.backend = "numpy" if xp is np else "cupy"
+        # BLAS threads for NumPy (None: BLAS's own default). One by default: the products are
+        # small and many, and OpenBLAS threads spinning on cores shared with the rest of the
+        # service (or other processes) made them 5-10x slower than one thread here.
+        self.threads = threads
         self.batch_frames = batch_frames  # frames per pass: bounds the complex (36, 48, frames, band) intermediate
         window = block_window(self.geometry.nfft)
         self.active = xp.asarray(np.flatnonzero(self.geometry.active))
         self.window = xp.asarray(window, dtype=xp.float32)
         self.scale = xp.asarray(spectrum_scale(window), dtype=xp.complex64)
         self.bands: list[Band] = []
-        for k0, steering in steering_chunks(self.geometry, xp, group=band_bins):
-            k1 = k0 + len(steering)
-            rows, cols = separable_basis(self.geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance)
-            band = Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), None)
-            band.core = self._project(band, steering)
-            self.bands.append(band)
+        with self._blas_limit():
+            for k0, steering in steering_chunks(self.geometry, xp, group=band_bins):
+                k1 = k0 + len(steering)
+                rows, cols = separable_basis(self.geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance)
+                band = Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), None)
+                band.core = self._project(band, steering)
+                self.bands.append(band)
+
+    def _blas_limit(self):
+        if self.threads is None or self.xp is not np:
+            return contextlib.nullcontext()
+        return _blas_pools().limit(limits=self.threads, user_api="blas")
 
     @property
     def core_bytes(self) -> int:
@@ -216,9 +234,11 @@ class Beamformer:
         x, single = self._as_blocks(blocks)
         xp = self.xp
         out = xp.empty((x.shape[0], GRID_ROWS, GRID_COLS, N_BINS), dtype=xp.float32)
-        for f0 in range(0, x.shape[0], self.batch_frames):
-            spec = xp.ascontiguousarray(self.spectra(x[f0:f0 + self.batch_frames]).transpose(1, 2, 0))  # (512, M, F)
-            for band in self.bands:
-                self._band_power(band, spec[band.start:band.stop], out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
+        with self._blas_limit():
+            for f0 in range(0, x.shape[0], self.batch_frames):
+                spec = xp.ascontiguousarray(self.spectra(x[f0:f0 + self.batch_frames]).transpose(1, 2, 0))  # (512, M, F)
+                for band in self.bands:
+                    self._band_power(band, spec[band.start:band.stop],
+                                     out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
         out = out[0] if single else out
         return xp.asnumpy(out) if to_numpy and xp is not np else out
