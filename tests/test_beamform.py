@@ -115,6 +115,18 @@ def test_factored_steering_gives_the_dense_delay_and_sum_maps_even_for_incoheren
     assert error_per_bin.max() < 1e-4, f"bin {error_per_bin.argmax()} differs by {error_per_bin.max():.2e}"
 
 
+def test_maps_written_into_a_caller_buffer_equal_returned_maps(beamformer):
+    blocks = noisy_blocks(beamformer.geometry, 2, seed=8)
+    buffer = np.full((2, 36, 48, 512), np.nan, np.float32)
+    assert beamformer.images(blocks, out=buffer) is buffer
+    np.testing.assert_array_equal(buffer, beamformer.images(blocks))
+    single = np.empty((36, 48, 512), np.float32)
+    beamformer.images(blocks[1], out=single)
+    np.testing.assert_array_equal(single, beamformer.images(blocks[1]))
+    with pytest.raises(BadInput):
+        beamformer.images(blocks, out=np.empty((3, 36, 48, 512), np.float32))
+
+
 def test_fast_steering_build_equals_direct_exponentials(geometry):
     steering = steering_matrices(geometry, np)
     phase = 2 * np.pi * (geometry.sample_rate / geometry.nfft) * focus_path_differences(geometry) / SPEED_OF_SOUND

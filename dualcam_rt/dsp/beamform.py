@@ -229,16 +229,24 @@ class Beamformer:
         xp.multiply(y.real, y.real, out=power)
         power += y.imag * y.imag
 
-    def images(self, blocks, to_numpy: bool = True):
-        """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False."""
+    def images(self, blocks, to_numpy: bool = True, out=None):
+        """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False.
+
+        ``out``: a float32 array of the result's shape on the backend to write into (e.g. a reused
+        buffer or a slice of a memory-mapped file), saving the allocation and its page faults.
+        """
         x, single = self._as_blocks(blocks)
         xp = self.xp
-        out = xp.empty((x.shape[0], GRID_ROWS, GRID_COLS, N_BINS), dtype=xp.float32)
+        shape = (x.shape[0], GRID_ROWS, GRID_COLS, N_BINS)
+        if out is None:
+            out = xp.empty(shape[1:] if single else shape, dtype=xp.float32)
+        elif tuple(out.shape) != (shape[1:] if single else shape) or out.dtype != np.float32:
+            raise BadInput(f"out must be float32 {shape[1:] if single else shape}; got {out.dtype} {tuple(out.shape)}")
+        frames_out = out[None] if single else out
         with self._blas_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
                 spec = xp.ascontiguousarray(self.spectra(x[f0:f0 + self.batch_frames]).transpose(1, 2, 0))  # (512, M, F)
                 for band in self.bands:
                     self._band_power(band, spec[band.start:band.stop],
-                                     out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
-        out = out[0] if single else out
+                                     frames_out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
         return xp.asnumpy(out) if to_numpy and xp is not np else out

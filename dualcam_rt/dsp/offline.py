@@ -91,7 +91,11 @@ def beamform_recording(path: str | Path, out: str | Path, backend: str = "auto",
             progress(0, data.n_frames)
         for start in range(0, data.n_frames, batch_frames):
             stop = min(start + batch_frames, data.n_frames)
-            images[start:stop] = beamformer.images(data.blocks(start, stop, geometry.nfft))
+            blocks = data.blocks(start, stop, geometry.nfft)
+            if beamformer.backend == "numpy":
+                beamformer.images(blocks, out=images[start:stop])  # straight into the file's pages
+            else:
+                images[start:stop] = beamformer.images(blocks)
             if progress:
                 progress(stop, data.n_frames)
         images.flush()
