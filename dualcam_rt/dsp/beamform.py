@@ -222,12 +222,12 @@ class Beamformer:
             z = xp.einsum("kqm,kmf->kqf", band.core, spec)
         else:
             z = xp.matmul(band.core, spec)  # (bins, Qr Qc, frames): the core read once per batch
-        z = xp.ascontiguousarray(z.reshape(n_bins, qr, qc, n_frames).transpose(1, 2, 3, 0))  # (Qr, Qc, frames, bins)
-        z = (band.rows @ z.view(xp.float32).reshape(qr, -1)).reshape(GRID_ROWS, qc, -1)  # real maps act on re/im alike
-        y = xp.matmul(band.cols, z).view(xp.complex64).reshape(GRID_ROWS, GRID_COLS, n_frames, n_bins)
-        power = out.transpose(1, 2, 0, 3)  # a (36, 48, frames, bins) view of out
-        xp.multiply(y.real, y.real, out=power)
-        power += y.imag * y.imag
+        z = xp.ascontiguousarray(z.reshape(n_bins, qr, qc, n_frames).transpose(3, 1, 2, 0))  # (frames, Qr, Qc, bins)
+        z = z.view(xp.float32).reshape(n_frames, qr, -1)  # the real expansions act on re and im alike
+        z = xp.matmul(band.rows, z).reshape(n_frames, GRID_ROWS, qc, -1)  # (frames, 36, Qc, 2 bins)
+        y = xp.matmul(band.cols, z).view(xp.complex64)  # (frames, 36, 48, bins), the layout of out
+        xp.multiply(y.real, y.real, out=out)
+        out += y.imag * y.imag
 
     def images(self, blocks, to_numpy: bool = True, out=None):
         """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False.
