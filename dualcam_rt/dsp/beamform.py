@@ -216,12 +216,7 @@ class Beamformer:
         xp = self.xp
         n_bins, _, n_frames = spec.shape
         qr, qc = band.rows.shape[1], band.cols.shape[1]
-        if n_frames == 1:
-            # one frame is memory-bound (each core element is used once): a plain single-threaded
-            # loop streams as fast as BLAS gemv and avoids BLAS threads spinning on shared cores
-            z = xp.einsum("kqm,kmf->kqf", band.core, spec)
-        else:
-            z = xp.matmul(band.core, spec)  # (bins, Qr Qc, frames): the core read once per batch
+        z = xp.matmul(band.core, spec)  # (bins, Qr Qc, frames): the core is read once per batch of frames
         z = xp.ascontiguousarray(z.reshape(n_bins, qr, qc, n_frames).transpose(3, 1, 2, 0))  # (frames, Qr, Qc, bins)
         z = z.view(xp.float32).reshape(n_frames, qr, -1)  # the real expansions act on re and im alike
         z = xp.matmul(band.rows, z).reshape(n_frames, GRID_ROWS, qc, -1)  # (frames, 36, Qc, 2 bins)
