@@ -80,9 +80,16 @@ def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
     _sync(xp)
     batched_fps = reps * BATCH / (time.perf_counter() - t)
     batched_cpu_ms = (time.process_time() - cpu) / (reps * BATCH) * 1e3
+    figures = {}
+    if xp is np and (os.cpu_count() or 1) > 1:  # the same batch with BLAS on every core
+        one_thread, bf.threads = bf.threads, os.cpu_count()
+        t = time.perf_counter()
+        bf.images(batch, out=out)
+        figures["batched_fps_all_threads"] = BATCH / (time.perf_counter() - t)
+        bf.threads = one_thread
     # CPU time per frame (all threads): a shared machine inflates wall time far more than this
     return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps,
-            "single_cpu_ms_per_frame": single_cpu_ms, "batched_cpu_ms_per_frame": batched_cpu_ms}, bf
+            "single_cpu_ms_per_frame": single_cpu_ms, "batched_cpu_ms_per_frame": batched_cpu_ms, **figures}, bf
 
 
 def _dense_baseline(bf: Beamformer, blocks: np.ndarray) -> dict:
