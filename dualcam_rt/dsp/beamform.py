@@ -53,7 +53,7 @@ def array_module(backend: str = "auto") -> ModuleType:
     except Exception:  # ImportError, or CuPy present but no driver/device (CUDARuntimeError)
         pass
     if backend == "cupy":
-        raise BadInput("backend 'cupy' needs CuPy and a CUDA device; neither is usable here")
+        raise BadInput("backend 'cupy' needs CuPy and a CUDA device, and they are not both usable here")
     return np
 
 
@@ -130,7 +130,7 @@ def _blas_pools() -> ThreadpoolController:
     return ThreadpoolController()  # found once: limiting through it later costs ~50 us
 
 
-@dataclass
+@dataclass(frozen=True)
 class Band:
     """The factored steering of bins [start, stop): S_k = (rows (x) cols) core_k."""
 
@@ -170,9 +170,8 @@ class Beamformer:
             for k0, steering in steering_chunks(self.geometry, xp, group=band_bins):
                 k1 = k0 + len(steering)
                 rows, cols = separable_basis(self.geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance)
-                band = Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), None)
-                band.core = self._project(band, steering)
-                self.bands.append(band)
+                rows, cols = xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32)
+                self.bands.append(Band(k0, k1, rows, cols, self._project(rows, cols, steering)))
 
     def _blas_limit(self):
         if self.threads is None or self.xp is not np:
@@ -183,14 +182,14 @@ class Beamformer:
     def core_bytes(self) -> int:
         return sum(band.core.nbytes for band in self.bands)
 
-    def _project(self, band: Band, steering):
+    def _project(self, rows, cols, steering):
         """Core steering (bins, Qr Qc, M) of full steering (bins, 1728, M): two large real GEMMs on float views."""
         xp, (n_bins, _, n_mics) = self.xp, steering.shape
-        qr, qc = band.rows.shape[1], band.cols.shape[1]
+        qr, qc = rows.shape[1], cols.shape[1]
         parts = xp.ascontiguousarray(steering.reshape(n_bins, GRID_ROWS, -1).transpose(1, 0, 2))  # (36, bins, 48 M)
-        parts = (band.rows.T @ parts.view(xp.float32).reshape(GRID_ROWS, -1)).reshape(qr, n_bins, GRID_COLS, -1)
+        parts = (rows.T @ parts.view(xp.float32).reshape(GRID_ROWS, -1)).reshape(qr, n_bins, GRID_COLS, -1)
         parts = xp.ascontiguousarray(parts.transpose(2, 0, 1, 3))  # (48, Qr, bins, 2M)
-        parts = (band.cols.T @ parts.reshape(GRID_COLS, -1)).reshape(qc, qr, n_bins, 2 * n_mics)
+        parts = (cols.T @ parts.reshape(GRID_COLS, -1)).reshape(qc, qr, n_bins, 2 * n_mics)
         parts = xp.ascontiguousarray(parts.transpose(2, 1, 0, 3))  # (bins, Qr, Qc, 2M)
         return parts.view(xp.complex64).reshape(n_bins, qr * qc, n_mics)
 
