@@ -178,6 +178,7 @@ def evaluate(
     tables: str = typer.Option("1,2,3,4", help="Which of the paper's tables: a list of 1, 2, 3, 4"),
     seeds: int = typer.Option(3, help="Seeds per configuration (mean ± std)"),
     teachers: str = typer.Option("D,R,T,AV", help="Table 1 columns: D, R, T, AV"),
+    transfer_students: str = typer.Option("hearnet,soundnet", help="Table 4 rows: hearnet, soundnet"),
     epochs: int = _EPOCHS,
     student_epochs: int = typer.Option(None, help="Epochs of the students (default: --epochs)"),
     batch_size: int = _BATCH, patience: int = _PATIENCE,
@@ -203,7 +204,8 @@ def evaluate(
     plan = EvalPlan(tables=table_ids, seeds=tuple(range(seeds)), epochs=epochs, student_epochs=student_epochs,
                     batch_size=batch_size, patience=patience, lam=lam, temperature=temperature, device=device,
                     threads=threads, max_train_clips=max_train_clips,
-                    teachers=tuple(t.strip().upper() for t in teachers.split(",") if t.strip()))
+                    teachers=tuple(t.strip().upper() for t in teachers.split(",") if t.strip()),
+                    transfer_students=tuple(t.strip() for t in transfer_students.split(",") if t.strip()))
     need_mfcc = bool(set(table_ids) & {1, 2, 3, 4})
     need_video = bool(set(table_ids) & {1, 2, 3})
     clips = _load(data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,

@@ -21,7 +21,7 @@ import csv
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,7 @@ class EvalPlan:
     threads: int | None = None
     max_train_clips: int | None = None  # subsample each training set (CPU budgets)
     teachers: tuple[str, ...] = tuple(TEACHERS)
+    transfer_students: tuple[str, ...] = tuple(TABLE4_LAYERS)
 
     def __post_init__(self):
         bad = [t for t in self.tables if t not in (1, 2, 3, 4)]
@@ -78,6 +79,9 @@ class EvalPlan:
             raise BadInput(f"unknown teacher columns {unknown}; known: {', '.join(TEACHERS)}")
         if not self.seeds:
             raise BadInput("at least one seed is needed")
+        unknown = [s for s in self.transfer_students if s not in TABLE4_LAYERS]
+        if unknown:
+            raise BadInput(f"unknown Table 4 students {unknown}; known: {', '.join(TABLE4_LAYERS)}")
 
 
 @dataclass
@@ -208,7 +212,8 @@ def run_transfer(clips: Clips, plan: EvalPlan, work_dir: Path, results: Results)
                           seed=seed, device=plan.device, threads=plan.threads)
         teacher = _fit_logged(cfg, train, val, work_dir / f"seed{seed}" / "transfer" / "dualcamnet")["_model"]
         soft = soft_labels(teacher, train, "mfcc_volume", plan.temperature, device=next(teacher.parameters()).device)
-        for student, layers in TABLE4_LAYERS.items():
+        for student in plan.transfer_students:
+            layers = TABLE4_LAYERS[student]
             cfg = TrainConfig(student, epochs=plan.student_epochs or plan.epochs, batch_size=plan.batch_size,
                               patience=plan.patience, seed=seed, device=plan.device, threads=plan.threads,
                               lam=plan.lam, temperature=plan.temperature)
@@ -317,21 +322,27 @@ def write_tables(results: Results, out_dir: Path, header: str) -> list[Path]:
 
 def run_evaluation(clips: Clips, plan: EvalPlan, out_dir: str | Path, header: str,
                    work_dir: str | Path | None = None) -> dict:
-    """Run the planned tables, write them under ``out_dir`` and return a summary dict."""
+    """Run the planned tables seed by seed, rewriting them under ``out_dir`` after each seed (so an
+    interrupted evaluation leaves the seeds it finished); returns a summary dict."""
     out = Path(out_dir)
     results = Results()
     t0 = time.perf_counter()
+    tag = "".join(str(t) for t in plan.tables)
+    summary: dict = {}
     with tempfile.TemporaryDirectory(prefix="dualcam-eval-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
-        if any(t in plan.tables for t in (1, 2, 3)):
-            run_cross_scenario(clips, plan, work, results)
-        if 4 in plan.tables:
-            run_transfer(clips, plan, work, results)
-    timing = {m: float(np.mean(v)) for m, v in results.seconds_per_epoch.items()}
-    header += (f"\n\nCPU training time per epoch and training clip (s): "
-               + ", ".join(f"{m} {v:.3f}" for m, v in sorted(timing.items())))
-    written = write_tables(results, out, header)
-    summary = {"plan": asdict(plan), "rows": results.rows, "seconds_per_epoch_per_clip": timing,
-               "wall_seconds": time.perf_counter() - t0, "files": [str(p) for p in written]}
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for i, seed in enumerate(plan.seeds):
+            one = replace(plan, seeds=(seed,))
+            if any(t in plan.tables for t in (1, 2, 3)):
+                run_cross_scenario(clips, one, work, results)
+            if 4 in plan.tables:
+                run_transfer(clips, one, work, results)
+            timing = {m: float(np.mean(v)) for m, v in results.seconds_per_epoch.items()}
+            done = (f"\n\nSeeds finished: {i + 1} of {len(plan.seeds)}. CPU training time per epoch and training "
+                    "clip (s): " + ", ".join(f"{m} {v:.3f}" for m, v in sorted(timing.items())))
+            written = write_tables(results, out, header + done)
+            summary = {"plan": asdict(plan), "seeds_finished": i + 1, "rows": results.rows,
+                       "seconds_per_epoch_per_clip": timing, "wall_seconds": time.perf_counter() - t0,
+                       "files": [str(p) for p in written]}
+            (out / f"results_tables{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -53,7 +53,7 @@ class DualCamNet(nn.Module):
         self.full1 = nn.Sequential(nn.Conv2d(64, 1024, span), nn.ReLU(), nn.Dropout(dropout))
         self.full2 = nn.Sequential(nn.Conv2d(1024, 1000, 1), nn.ReLU())
         self.full3 = nn.Conv2d(1000, n_classes, 1)
-        init_plain(self)
+        init_plain(self, self.full3)
 
     def set_input_stats(self, x: torch.Tensor) -> None:
         """Fix the per-coefficient standardisation from training volumes (..., 12)."""

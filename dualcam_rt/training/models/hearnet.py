@@ -19,13 +19,15 @@ N_FREQ, N_FRAMES = 257, 500
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")
 
 
-def init_plain(model: nn.Module) -> None:
-    """He-normal weights and zero biases: without batch norm, torch's default init shrinks the
-    signal layer by layer and these deep ReLU stacks barely learn at lr 1e-4."""
+def init_plain(model: nn.Module, logits: nn.Module) -> None:
+    """He-normal weights and zero biases, small logits: without batch norm, torch's default init
+    shrinks the signal layer by layer and these deep ReLU stacks barely learn at lr 1e-4, while
+    He-scaled logits start with a huge loss."""
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
+    nn.init.normal_(logits.weight, std=0.01)
 
 
 class HearNet(nn.Module):
@@ -43,7 +45,7 @@ class HearNet(nn.Module):
         self.conv5 = nn.Sequential(nn.Conv1d(1024, 1024, 1), nn.ReLU())
         self.fc1 = nn.Sequential(nn.Conv1d(1024, 1000, 1), nn.ReLU(), nn.Dropout(dropout))
         self.logits = nn.Conv1d(1000, n_classes, 1)
-        init_plain(self)
+        init_plain(self, self.logits)
 
     def set_input_stats(self, x: torch.Tensor) -> None:
         """Fix the per-bin min-max normalisation from training inputs (n, 257, 500)."""
