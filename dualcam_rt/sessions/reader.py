@@ -140,6 +140,7 @@ class Session:
         b = self.block_samples
         td = self.h5["time_data"]
         label = self.meta.get("label")
+        has_activity = "source_active" in self._ticks.dtype.names  # absent in sessions of early builds
         for t in range(start_tick, self.n_ticks):
             row = self._ticks[t]
             video = vts = None
@@ -152,7 +153,7 @@ class Session:
                          "scenario": self.meta.get("scenario")}
                 if not np.isnan(row["source_u"]):
                     truth["source_px"] = [float(row["source_u"]), float(row["source_v"])]
-                if row["source_active"] >= 0:
+                if has_activity and row["source_active"] >= 0:
                     truth["active"] = bool(row["source_active"])
             yield SensorFrame(index=int(row["index"]), first_sample=int(row["first_sample"]),
                               timestamp=float(row["timestamp"]),
