@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from . import app, console, fail
@@ -98,9 +99,6 @@ def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: 
                   f"(epoch {info['best_epoch']} of {info['epochs_run']}, {info['seconds_per_epoch']:.1f} s/epoch) -> {out}",
                   highlight=False)
     return info
-
-
-import numpy as np  # noqa: E402  (numpy is cheap; torch is not imported at module level)
 
 
 @app.command()
