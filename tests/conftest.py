@@ -27,3 +27,29 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
     """Run ``dualcam-rt ARGS`` in a real subprocess and capture its output."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def _pactl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pulse_sink():
+    """A private null sink on a real PulseAudio server (started when none runs); yields its name.
+
+    Record only what a test plays into it by setting ``PULSE_SOURCE=<sink>.monitor``."""
+    import shutil
+
+    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio (see .ci/run)"
+    started = False
+    if _pactl("info").returncode != 0:
+        subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
+                        "--disallow-exit", "-n", "--load=module-native-protocol-unix",
+                        "--load=module-always-sink"], check=True, timeout=30)
+        started = True
+    sink = f"dualcam_test_{os.getpid()}"
+    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").stdout.strip()
+    yield sink
+    _pactl("unload-module", module)
+    if started:
+        subprocess.run(["pulseaudio", "--kill"], timeout=10)

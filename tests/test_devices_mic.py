@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
 import subprocess
 import sys
 
@@ -19,29 +17,14 @@ from dualcam_rt.errors import DeviceError, NotFound
 TONE_HZ, TONE_FS = 1000.0, 0.3  # played at 30 % of full scale
 
 
-def _pactl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
-
-
 @pytest.fixture(scope="module")
-def pulse_source(tmp_path_factory):
-    """A private PulseAudio null sink (starting the daemon if none runs); yields (sink, tone file)."""
-    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio (see .ci/run)"
-    started = False
-    if _pactl("info").returncode != 0:
-        subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
-                        "--disallow-exit", "-n", "--load=module-native-protocol-unix",
-                        "--load=module-always-sink"], check=True, timeout=30)
-        started = True
-    sink = f"dualcam_mic_test_{os.getpid()}"
-    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").stdout.strip()
+def pulse_source(pulse_sink, tmp_path_factory):
+    """The shared PulseAudio null sink and a tone file to play into it; yields (sink, tone file)."""
+    sink = pulse_sink
     tone = tmp_path_factory.mktemp("mic") / "tone.wav"
     t = np.arange(48000 * 6) / 48000
     sf.write(tone, (TONE_FS * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), 48000)
     yield sink, tone
-    _pactl("unload-module", module)
-    if started:
-        subprocess.run(["pulseaudio", "--kill"], timeout=10)
 
 
 @pytest.mark.parametrize("query", ["", "?rate=48000"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -20,22 +19,10 @@ from dualcam_rt.labels import CLASSES
 TONE_HZ = 1000
 
 
-def _pactl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
-
-
 @pytest.fixture(scope="module")
-def audio_server(tmp_path_factory):
-    """A private null sink on PulseAudio (started when none runs); yields (env, sink, tone WAV, models dir)."""
-    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio (see .ci/run)"
-    started = False
-    if _pactl("info").returncode != 0:
-        subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
-                        "--disallow-exit", "-n", "--load=module-native-protocol-unix",
-                        "--load=module-always-sink"], check=True, timeout=30)
-        started = True
-    sink = f"dualcam_listen_test_{os.getpid()}"
-    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").stdout.strip()
+def audio_server(pulse_sink, tmp_path_factory):
+    """The shared PulseAudio null sink plus a tone WAV and a models dir; yields (env, sink, tone WAV, models dir)."""
+    sink = pulse_sink
     tmp = tmp_path_factory.mktemp("listen")
     tone = tmp / "tone.wav"
     t = np.arange(44_100 * 10) / 44_100
@@ -43,9 +30,6 @@ def audio_server(tmp_path_factory):
     write_tiny_model(tmp / "models")
     env = {"PULSE_SOURCE": f"{sink}.monitor"}  # the command hears only what this test plays
     yield env, sink, tone, tmp / "models"
-    _pactl("unload-module", module)
-    if started:
-        subprocess.run(["pulseaudio", "--kill"], timeout=10)
 
 
 @pytest.mark.slow

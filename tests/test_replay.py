@@ -50,7 +50,7 @@ def test_replay_of_a_missing_session_or_bad_speed_is_a_clear_error(tmp_path):
     with pytest.raises(NotFound, match="no session"):
         open_device(f"replay://{tmp_path / 'nothing'}")
     write_session(tmp_path / "s", n=12)
-    with pytest.raises(BadInput, match="bad speed"):
+    with pytest.raises(BadInput, match="speed must be a positive number"):
         open_device(f"replay://{tmp_path / 's'}?speed=fast")
     r = run_cli("replay", str(tmp_path / "nothing"), "--json")
     assert r.returncode == 2 and "no session" in r.stderr

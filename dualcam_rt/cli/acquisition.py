@@ -62,7 +62,7 @@ def simulate_device(
         class_index(label)
     if not 0 <= port <= 65535 or drop_every < 0:
         fail("port must be in 0..65535 and drop-every >= 0")
-    from ..devices.sim import parse_speed  # imports the scene renderer: only once the options are valid
+    from ..devices.base import parse_speed
     from ..devices.simulator import SimulatedDualCam
 
     server = SimulatedDualCam(host, port, scenario=scenario, seed=seed, label=label, subject=subject,

@@ -32,9 +32,9 @@ _QUIET = typer.Option(False, "--quiet", help="No progress bars or per-epoch line
 
 
 def _torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
         fail("the training module needs torch: install the train extra: pip install -e .\\[train]")  # "\\[" keeps rich from reading [train] as markup
 
 
@@ -78,15 +78,13 @@ def _needs(kind: str) -> tuple[bool, bool]:
 
 
 def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: dict) -> dict:
-    from ..training.engine import accuracy, init_distributed, predict_logits, write_run_info, fit
+    from ..training.engine import accuracy, fit, init_distributed, is_main_process, predict_logits, write_run_info
 
     init_distributed(cfg.device)
     train, val = clips.select("train", scen), clips.select("val", scen)
     info = fit(cfg, train, val, out, soft=extra.pop("_soft", None), resume=resume, progress=not quiet, extra_info=extra)
     model = info.pop("_model")
-    from torch import distributed as dist
-
-    if dist.is_initialized() and dist.get_rank() != 0:
+    if not is_main_process():
         return info
     test = clips.select("test")
     logits = predict_logits(model, test, info["input_kind"], device=info["device"])

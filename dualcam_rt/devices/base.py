@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
 
 
@@ -95,3 +96,18 @@ class Device(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def parse_speed(value: str | float | None) -> float:
+    """Pacing factor: 1 real time, X times real time, or ``inf`` for ``max``."""
+    if value is None or value == "":
+        return 1.0
+    if str(value).lower() == "max":
+        return float("inf")
+    try:
+        speed = float(value)
+    except ValueError:
+        raise BadInput(f"speed must be a positive number or 'max', not {value!r}") from None
+    if not speed > 0:
+        raise BadInput(f"speed must be a positive number or 'max', not {value!r}")
+    return speed

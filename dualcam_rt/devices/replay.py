@@ -10,22 +10,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import BadInput
-from .base import Device, SensorFrame
-
-
-def parse_speed(value: str | float | None) -> float | None:
-    """A speed factor, or None for ``max`` (as fast as possible)."""
-    if value is None or value == "":
-        return 1.0
-    if str(value).lower() == "max":
-        return None
-    try:
-        speed = float(value)
-    except ValueError:
-        raise BadInput(f"bad speed {value!r}: use a positive number or 'max'") from None
-    if not speed > 0:
-        raise BadInput(f"bad speed {value!r}: use a positive number or 'max'")
-    return speed
+from .base import Device, SensorFrame, parse_speed
 
 
 class ReplayDevice(Device):
@@ -36,7 +21,7 @@ class ReplayDevice(Device):
         from ..sessions.reader import open_session  # sessions import devices.base: import late
 
         self.session = open_session(path)
-        self.speed = parse_speed(speed)
+        self.speed = parse_speed(speed)  # inf: as fast as possible
         super().__init__(uri, channels=self.session.channels, sample_rate=self.session.sample_rate,
                          block_samples=self.session.block_samples)
         self._closed = False
@@ -53,7 +38,7 @@ class ReplayDevice(Device):
         for frame in self.session.frames():
             if self._closed:
                 return
-            if self.speed is not None:
+            if self.speed != float("inf"):
                 first_ts = frame.timestamp if first_ts is None else first_ts
                 delay = t0 + (frame.timestamp - first_ts) / self.speed - time.monotonic()
                 if delay > 0:
@@ -73,6 +58,6 @@ class ReplayDevice(Device):
         return super().describe() | {
             "session": str(self.session.path), "session_id": self.session.id,
             "ticks": self.session.n_ticks, "seconds": self.session.seconds,
-            "speed": "max" if self.speed is None else self.speed,
+            "speed": "max" if self.speed == float("inf") else self.speed,
             "label": m.get("label"), "scenario": m.get("scenario"), "subject": m.get("subject"),
             "recorded_from": (m.get("device") or {}).get("uri")}

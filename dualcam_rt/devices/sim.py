@@ -13,26 +13,11 @@ from collections.abc import Iterator, Sequence
 from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 from ..sim import Scene
-from .base import Device, SensorFrame
+from .base import Device, SensorFrame, parse_speed
 
 # The simulated camera exposes in the middle of each 1/12 s tick, so the frame of tick k carries
 # the timestamp of sample k * 1024 + 512 and pairs with audio block k (see docs/protocol.md).
 VIDEO_OFFSET_SAMPLES = BLOCK_SAMPLES // 2
-
-
-def parse_speed(value: str | float | None) -> float:
-    """Pacing factor: 1 real time, X times real time, or ``inf`` for ``max``."""
-    if value is None or value == "":
-        return 1.0
-    if str(value).lower() == "max":
-        return float("inf")
-    try:
-        speed = float(value)
-    except ValueError:
-        raise BadInput(f"speed must be a positive number or 'max', not {value!r}") from None
-    if not speed > 0:
-        raise BadInput(f"speed must be a positive number or 'max', not {value!r}")
-    return speed
 
 
 def int_option(query: dict, key: str, default: int | None) -> int | None:

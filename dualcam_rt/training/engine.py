@@ -127,6 +127,11 @@ def init_distributed(device: str = "auto") -> bool:
     return True
 
 
+def is_main_process() -> bool:
+    """True on rank 0 of a DDP run, and in a plain single-process run."""
+    return _rank_world()[0] == 0
+
+
 def _rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
