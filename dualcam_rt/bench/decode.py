@@ -25,6 +25,7 @@ import numpy as np
 
 from firmware_io import AudioEncoding, StreamDecoder, decode_audio, encode_audio, encode_video
 
+from . import pin_to_one_cpu
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 
 SENSOR_BYTES_PER_S = N_MICS * SAMPLE_RATE * 3  # 4,718,592
@@ -117,17 +118,9 @@ def _client_over_loopback_s() -> float:
     return took
 
 
-def _pin_to_one_cpu() -> set[int] | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    return before
-
-
 def run(as_json: bool = False) -> dict:
     """Measure, print a table (or JSON), and return the figures."""
-    restore = _pin_to_one_cpu()
+    restore = pin_to_one_cpu()
     try:
         results = {"sensor_bytes_per_s": SENSOR_BYTES_PER_S, "seconds_of_sensor_data": SECONDS,
                    "pinned_to_one_cpu": restore is not None, "goal_x_realtime": GOAL, "encodings": {}}

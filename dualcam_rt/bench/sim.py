@@ -24,6 +24,7 @@ import time
 import numpy as np
 from scipy.signal import oaconvolve
 
+from . import pin_to_one_cpu
 from ..geometry import BLOCK_SAMPLES, FPS, get_geometry
 from ..sim import Scene
 from ..sim.rooms import get_scenario, room_impulse_responses, subject_positions, warm_cache
@@ -31,14 +32,6 @@ from ..sim.rooms import get_scenario, room_impulse_responses, subject_positions,
 STREAM_S = 10
 BASELINE_TICKS = 24
 GOAL = 5.0
-
-
-def _pin_to_one_cpu() -> set[int] | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    return before
 
 
 def _stream_x_realtime(scene: Scene, ticks: int) -> tuple[float, float]:
@@ -65,7 +58,7 @@ def _baseline_x_realtime(scene: Scene, rir: np.ndarray) -> float:
 
 def run(as_json: bool = False) -> dict:
     """Measure, print a table (or JSON), and return the figures."""
-    restore = _pin_to_one_cpu()
+    restore = pin_to_one_cpu()
     g = get_geometry()
     results = {"pinned_to_one_cpu": restore is not None, "stream_seconds": STREAM_S, "goal_x_realtime": GOAL,
                "scenarios": {}}
