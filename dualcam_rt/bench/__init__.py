@@ -10,3 +10,14 @@ def pin_to_one_cpu() -> set[int] | None:
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(before)})
     return before
+
+
+def report(results: dict, as_json: bool, print_table) -> dict:
+    """Print a benchmark's figures as JSON or as its rich table; give them back."""
+    if as_json:
+        import json
+
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+    return results

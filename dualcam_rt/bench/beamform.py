@@ -10,7 +10,6 @@ roofline ceilings for the factored algorithm (see ``_roofline``).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import report
 from ..dsp.beamform import Beamformer, array_module, steering_matrices
 from ..geometry import GRID_COLS, GRID_ROWS, N_BINS
 
@@ -173,11 +173,7 @@ def run(as_json: bool = False) -> dict:
     if seconds is not None:
         figures["acoular"] = {"seconds_per_map": seconds, "speedup": seconds * figures["numpy"]["single_fps"],
                               "speedup_batched": seconds * figures["numpy"]["batched_fps"]}
-    if as_json:
-        print(json.dumps(figures, indent=2))
-    else:
-        _print_table(figures)
-    return figures
+    return report(figures, as_json, _print_table)
 
 
 def _print_table(figures: dict) -> None:

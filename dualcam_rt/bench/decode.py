@@ -15,7 +15,6 @@ payload is then unpacked to float32 pascal. Figures (best of 3, process pinned t
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -25,7 +24,7 @@ import numpy as np
 
 from firmware_io import AudioEncoding, StreamDecoder, decode_audio, encode_audio, encode_video
 
-from . import pin_to_one_cpu
+from . import pin_to_one_cpu, report
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 
 SENSOR_BYTES_PER_S = N_MICS * SAMPLE_RATE * 3  # 4,718,592
@@ -151,11 +150,7 @@ def run(as_json: bool = False) -> dict:
     finally:
         if restore:
             os.sched_setaffinity(0, restore)
-    if as_json:
-        print(json.dumps(results))
-    else:
-        _print_table(results)
-    return results
+    return report(results, as_json, _print_table)
 
 
 def _print_table(r: dict) -> None:

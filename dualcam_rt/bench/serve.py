@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from . import report
+
 STREAM_STEPS = (1, 5, 10, 25, 50, 100, 150, 200, 300, 400)
 STREAM_STEP_S = 7.0  # seconds of audio each client streams per step
 STREAM_WARMUP_S = 5.0  # latencies count once windows are full (5 s): the steady state
@@ -234,11 +236,7 @@ def run(as_json: bool = False) -> dict:
             live = bench_live(url)
     result = {"model": name, "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2), "predict": predict, "stream": stream, "live": live,
               "elapsed_s": round(time.monotonic() - started, 1)}
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print(result)
-    return result
+    return report(result, as_json, _print)
 
 
 def _print(r: dict) -> None:

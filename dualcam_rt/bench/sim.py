@@ -16,7 +16,6 @@ For each scenario, in a fresh temporary RIR cache, with the process pinned to on
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -24,7 +23,7 @@ import time
 import numpy as np
 from scipy.signal import oaconvolve
 
-from . import pin_to_one_cpu
+from . import pin_to_one_cpu, report
 from ..geometry import BLOCK_SAMPLES, FPS, get_geometry
 from ..sim import Scene
 from ..sim.rooms import get_scenario, room_impulse_responses, subject_positions, warm_cache
@@ -92,11 +91,7 @@ def run(as_json: bool = False) -> dict:
     finally:
         if restore:
             os.sched_setaffinity(0, restore)
-    if as_json:
-        print(json.dumps(results))
-    else:
-        _print_table(results)
-    return results
+    return report(results, as_json, _print_table)
 
 
 def _print_table(r: dict) -> None:
