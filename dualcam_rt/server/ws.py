@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -138,6 +139,20 @@ async def _close(ws: WebSocket, svc, route: str, closed: Closed) -> None:
         pass
 
 
+@asynccontextmanager
+async def _client_errors(ws: WebSocket, svc, route: str):
+    """Ends one client's handler: its Closed becomes a close code, a bug a 1011; the server stays up."""
+    try:
+        yield
+    except Closed as closed:
+        await _close(ws, svc, route, closed)
+    except WebSocketDisconnect:
+        pass
+    except Exception:  # a bug must cost this client only, with a close code, not the server
+        log.exception("%s client failed", route)
+        await _close(ws, svc, route, Closed(1011, "internal error"))
+
+
 @router.websocket("/v1/live")
 async def live(ws: WebSocket):
     """Pushes the live device's predictions and source positions; overlay JPEGs (binary) on request.
@@ -157,28 +172,22 @@ async def live(ws: WebSocket):
                 "classes": live.model.classes if live and live.model else [], "hop_s": live.hop_s if live else None,
                 "images": prefs["images"], "state": live.state if live else "no device"})
     try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            if message.get("bytes") is not None:
-                raise Closed(1003, "/v1/live takes JSON text messages only")
-            try:
-                request = json.loads(message.get("text") or "")
-            except ValueError:
-                raise Closed(1008, "malformed JSON message") from None
-            if not isinstance(request, dict) or request.get("type") != "subscribe":
-                raise Closed(1008, 'expected {"type": "subscribe", "images": true|false}')
-            prefs["images"] = bool(request.get("images"))
-            hub.update_images_wanted()
-            outbox.put({"type": "subscribed", "images": prefs["images"]})
-    except Closed as closed:
-        await _close(ws, svc, "live", closed)
-    except WebSocketDisconnect:
-        pass
-    except Exception:  # a bug must cost this client only, with a close code, not the server
-        log.exception("live client failed")
-        await _close(ws, svc, "live", Closed(1011, "internal error"))
+        async with _client_errors(ws, svc, "live"):
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    raise Closed(1003, "/v1/live takes JSON text messages only")
+                try:
+                    request = json.loads(message.get("text") or "")
+                except ValueError:
+                    raise Closed(1008, "malformed JSON message") from None
+                if not isinstance(request, dict) or request.get("type") != "subscribe":
+                    raise Closed(1008, 'expected {"type": "subscribe", "images": true|false}')
+                prefs["images"] = bool(request.get("images"))
+                hub.update_images_wanted()
+                outbox.put({"type": "subscribed", "images": prefs["images"]})
     finally:
         hub.clients.pop(outbox, None)
         hub.update_images_wanted()
@@ -227,75 +236,69 @@ async def stream(ws: WebSocket):
     svc.hub.stream_clients += 1
     outbox = None
     try:
-        try:
-            batcher = svc.batcher(ws.query_params.get("model"))
-        except DualcamError as err:
-            raise Closed(1008, str(err)) from None
-        model = batcher.model
-        try:
-            first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Closed(1008, f"no hello within {HELLO_TIMEOUT_S:g} s") from None
-        if first["type"] == "websocket.disconnect":
-            return
-        if first.get("bytes") is not None:
-            raise Closed(1003, "send the JSON hello before any audio")
-        config = parse_hello(first.get("text"), svc.settings.hop_s)
-        rate = config["sample_rate"]
-        window = SlidingWindow(model.seconds * rate, config["hop_s"] * rate)
-        features = StreamFeatures(model) if rate == model.sample_rate else None  # incremental at the sensor rate
-        outbox = Outbox(ws, _dropped(svc, "stream"))
-        outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
-                    "window_s": model.seconds, "classes": model.classes,
-                    "max_message_bytes": svc.settings.max_ws_frame_bytes})
-        limit = svc.settings.max_ws_frame_bytes
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            payload = message.get("bytes")
-            if payload is None:
-                text = message.get("text") or ""
-                if len(text) > limit:
-                    raise Closed(1009, f"message of {len(text)} bytes exceeds {limit} bytes")
-                try:
-                    request = json.loads(text)
-                except ValueError:
-                    raise Closed(1003, "text after the hello must be JSON; audio goes in binary messages") from None
-                if isinstance(request, dict) and request.get("type") == "end":
-                    outbox.put({"type": "end", "samples": window.total, "seconds": round(window.total / rate, 4)})
-                    await outbox.drain()
-                    await ws.close(1000, "end of stream")
-                    return
-                raise Closed(1003, 'unexpected JSON message; only {"type": "end"} may follow the hello')
-            if len(payload) > limit:
-                raise Closed(1009, f"message of {len(payload)} bytes exceeds {limit} bytes")
-            arrived = time.perf_counter()
+        async with _client_errors(ws, svc, "stream"):
             try:
-                samples = decode_pcm(payload, config["encoding"], config["channels"])
-            except BadInput as err:
-                raise Closed(1007, str(err)) from None
-            if features is not None:
-                features.push(samples)
-            for end, wave in window.push(samples):
+                batcher = svc.batcher(ws.query_params.get("model"))
+            except DualcamError as err:
+                raise Closed(1008, str(err)) from None
+            model = batcher.model
+            try:
+                first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise Closed(1008, f"no hello within {HELLO_TIMEOUT_S:g} s") from None
+            if first["type"] == "websocket.disconnect":
+                return
+            if first.get("bytes") is not None:
+                raise Closed(1003, "send the JSON hello before any audio")
+            config = parse_hello(first.get("text"), svc.settings.hop_s)
+            rate = config["sample_rate"]
+            window = SlidingWindow(model.seconds * rate, config["hop_s"] * rate)
+            features = StreamFeatures(model) if rate == model.sample_rate else None  # incremental at the sensor rate
+            outbox = Outbox(ws, _dropped(svc, "stream"))
+            outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
+                        "window_s": model.seconds, "classes": model.classes,
+                        "max_message_bytes": svc.settings.max_ws_frame_bytes})
+            limit = svc.settings.max_ws_frame_bytes
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                payload = message.get("bytes")
+                if payload is None:
+                    text = message.get("text") or ""
+                    if len(text) > limit:
+                        raise Closed(1009, f"message of {len(text)} bytes exceeds {limit} bytes")
+                    try:
+                        request = json.loads(text)
+                    except ValueError:
+                        raise Closed(1003, "text after the hello must be JSON; audio goes in binary messages") from None
+                    if isinstance(request, dict) and request.get("type") == "end":
+                        outbox.put({"type": "end", "samples": window.total, "seconds": round(window.total / rate, 4)})
+                        await outbox.drain()
+                        await ws.close(1000, "end of stream")
+                        return
+                    raise Closed(1003, 'unexpected JSON message; only {"type": "end"} may follow the hello')
+                if len(payload) > limit:
+                    raise Closed(1009, f"message of {len(payload)} bytes exceeds {limit} bytes")
+                arrived = time.perf_counter()
+                try:
+                    samples = decode_pcm(payload, config["encoding"], config["channels"])
+                except BadInput as err:
+                    raise Closed(1007, str(err)) from None
                 if features is not None:
-                    make_input = partial(features.at, end, wave)
-                else:
-                    make_input = partial(_resampled_input, model, wave, rate)
-                probs, timing = await batcher.predict(make_input)
-                latency_s = time.perf_counter() - arrived
-                svc.metrics.predictions.labels("stream", model.name).inc()
-                svc.metrics.latency.labels("stream").observe(latency_s)
-                outbox.put({"type": "prediction", "t_s": round(end / rate, 4),
-                            "window_s": round(len(wave) / rate, 4), "latency_ms": round(latency_s * 1e3, 3),
-                            "batch": timing["batch"], **prediction(probs, model.classes)})
-    except Closed as closed:
-        await _close(ws, svc, "stream", closed)
-    except WebSocketDisconnect:
-        pass
-    except Exception:  # a bug must cost this client only, with a close code, not the server
-        log.exception("stream client failed")
-        await _close(ws, svc, "stream", Closed(1011, "internal error"))
+                    features.push(samples)
+                for end, wave in window.push(samples):
+                    if features is not None:
+                        make_input = partial(features.at, end, wave)
+                    else:
+                        make_input = partial(_resampled_input, model, wave, rate)
+                    probs, timing = await batcher.predict(make_input)
+                    latency_s = time.perf_counter() - arrived
+                    svc.metrics.predictions.labels("stream", model.name).inc()
+                    svc.metrics.latency.labels("stream").observe(latency_s)
+                    outbox.put({"type": "prediction", "t_s": round(end / rate, 4),
+                                "window_s": round(len(wave) / rate, 4), "latency_ms": round(latency_s * 1e3, 3),
+                                "batch": timing["batch"], **prediction(probs, model.classes)})
     finally:
         if outbox is not None:
             outbox.stop()

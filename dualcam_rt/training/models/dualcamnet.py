@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .hearnet import init_plain
+from .common import init_plain
 
 GROUP_FRAMES = 12  # frames per temporal group (1 s)
 ROWS, COLS, N_MFCC = 36, 48, 12

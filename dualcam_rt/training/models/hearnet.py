@@ -15,19 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import init_plain, walk_layers
+
 N_FREQ, N_FRAMES = 257, 500
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")
-
-
-def init_plain(model: nn.Module, logits: nn.Module) -> None:
-    """He-normal weights and zero biases, small logits: without batch norm, torch's default init
-    shrinks the signal layer by layer and these deep ReLU stacks barely learn at lr 1e-4, while
-    He-scaled logits start with a huge loss."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-    nn.init.normal_(logits.weight, std=0.01)
 
 
 class HearNet(nn.Module):
@@ -56,12 +47,7 @@ class HearNet(nn.Module):
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each layer's activations (batch, channels, steps), in order, ending with the logits."""
-        out = {}
-        z = (x - self.in_min) / self.in_range
-        for name in (*LAYERS, "logits"):
-            z = getattr(self, name)(z)
-            out[name] = z
-        return out
+        return walk_layers(self, (x - self.in_min) / self.in_range, (*LAYERS, "logits"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer_outputs(x)["logits"].mean(dim=2)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import walk_layers
+
 CLIP_SAMPLES = 110_250
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc1")
 
@@ -41,12 +43,7 @@ class OurSoundNet(nn.Module):
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each layer's activations (batch, channels, steps), in order, ending with the logits."""
-        out = {}
-        z = x.unsqueeze(1)
-        for name in (*LAYERS, "logits"):
-            z = getattr(self, name)(z)
-            out[name] = z
-        return out
+        return walk_layers(self, x.unsqueeze(1), (*LAYERS, "logits"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer_outputs(x)["logits"].mean(dim=2)
