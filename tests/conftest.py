@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,8 +48,18 @@ def pulse_sink():
                         "--disallow-exit", "-n", "--load=module-native-protocol-unix",
                         "--load=module-always-sink"], check=True, timeout=30)
         started = True
+        deadline = time.monotonic() + 10
+        while _pactl("info").returncode != 0:
+            assert time.monotonic() < deadline, "PulseAudio started but never answered"
+            time.sleep(0.1)
     sink = f"dualcam_test_{os.getpid()}"
-    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").stdout.strip()
+    loaded = _pactl("load-module", "module-null-sink", f"sink_name={sink}")
+    assert loaded.returncode == 0, f"PulseAudio refused a null sink: {loaded.stderr}"
+    module = loaded.stdout.strip()
+    deadline = time.monotonic() + 10  # the monitor source is what the tests record from
+    while f"{sink}.monitor" not in _pactl("list", "short", "sources").stdout:
+        assert time.monotonic() < deadline, f"PulseAudio never showed {sink}.monitor"
+        time.sleep(0.1)
     yield sink
     _pactl("unload-module", module)
     if started:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 
@@ -48,6 +49,22 @@ def test_mic_hears_a_tone_played_into_the_audio_server(pulse_source, monkeypatch
     assert abs(peak_hz - TONE_HZ) < 10
     # Full scale is 20 Pa by default: a 30 % tone peaks at 6 Pa (resampling keeps the level).
     assert np.abs(heard).max() == pytest.approx(TONE_FS * 20, rel=0.1)
+
+
+def test_an_audio_server_started_after_import_is_found(pulse_source, tmp_path):
+    # PortAudio lists devices once; here the server's socket appears only after sounddevice started.
+    server = next(line.split(":", 1)[1].strip() for line in subprocess.run(
+        ["pactl", "info"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if line.startswith("Server String"))
+    late = tmp_path / "late-socket"
+    code = (f"import os, sounddevice as sd; from dualcam_rt.devices import open_device; "
+            f"assert 'pulse' not in [d['name'] for d in sd.query_devices()]; "
+            f"os.symlink({server.removeprefix('unix:')!r}, {str(late)!r}); "
+            f"print(open_device('mic://pulse').describe()['input'])")
+    env = {**os.environ, "PULSE_SERVER": f"unix:{late}"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pulse"
 
 
 def test_unknown_microphone_is_not_found():

@@ -42,6 +42,31 @@ def import_sounddevice():
     return sounddevice
 
 
+_open_streams = 0  # PortAudio can only rescan its devices when no stream is open
+_streams_lock = threading.Lock()
+
+
+def query_input(sd, name: str | None) -> dict:
+    """PortAudio's input device ``name`` (None: the default), rescanning once when it is missing.
+
+    PortAudio lists devices once, when it starts; the rescan finds a microphone plugged in, or an
+    audio server started, after this process imported sounddevice."""
+    for attempt in range(2):
+        try:
+            return sd.query_devices(name, "input")
+        except ValueError as err:
+            with _streams_lock:
+                if attempt or _open_streams:
+                    inputs = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+                    raise NotFound(f"no input device {name or 'default'!r} ({err}); inputs: "
+                                   f"{', '.join(inputs) or 'none'}") from None
+                sd._terminate()  # sounddevice's documented way to rescan (no public API yet)
+                sd._initialize()
+        except sd.PortAudioError as err:
+            raise DeviceError(f"audio system unavailable: {err}") from None
+    raise AssertionError("unreachable")
+
+
 class StreamResampler:
     """Resamples a signal chunk by chunk; the output does not depend on how the input was chunked."""
 
@@ -110,12 +135,7 @@ class MicDevice(Device):
         self.sd = import_sounddevice()
         self.name = name
         self.full_scale_pa = full_scale_pa
-        try:
-            self.info = self.sd.query_devices(name, "input")
-        except ValueError as err:
-            raise NotFound(f"no input device {name or 'default'!r}: {err}") from None
-        except self.sd.PortAudioError as err:
-            raise DeviceError(f"audio system unavailable: {err}") from None
+        self.info = query_input(self.sd, name)
         self.capture_rate = int(rate or self._supported_rate())
         self._stream = None
         self._camera = Camera(camera) if camera is not None else None
@@ -159,12 +179,20 @@ class MicDevice(Device):
         resample = StreamResampler(self.capture_rate, SAMPLE_RATE)
         pending = np.zeros(0, np.float32)
         first_sample = index = 0
-        try:
-            self._stream = self.sd.InputStream(device=self.name, channels=1, samplerate=self.capture_rate,
-                                               dtype="float32", blocksize=0, callback=callback)
-            self._stream.start()
-        except self.sd.PortAudioError as err:
-            raise DeviceError(f"{self.uri}: cannot start capture: {err}") from None
+        global _open_streams
+        with _streams_lock:
+            try:
+                stream = self.sd.InputStream(device=self.name, channels=1, samplerate=self.capture_rate,
+                                             dtype="float32", blocksize=0, callback=callback)
+            except self.sd.PortAudioError as err:
+                raise DeviceError(f"{self.uri}: cannot open capture: {err}") from None
+            try:
+                stream.start()
+            except self.sd.PortAudioError as err:
+                stream.close()
+                raise DeviceError(f"{self.uri}: cannot start capture: {err}") from None
+            self._stream = stream
+            _open_streams += 1
         clock_start = time.monotonic()  # the audio clock's sample 0, on the monotonic clock
         try:
             while not self._closed:
@@ -196,10 +224,13 @@ class MicDevice(Device):
         return latest[1], latest[0] - clock_start
 
     def _stop_stream(self) -> None:
+        global _open_streams
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
             stream.close()
+            with _streams_lock:
+                _open_streams -= 1
 
     def close(self) -> None:
         self._closed = True
