@@ -13,10 +13,11 @@ bin 0), so a sine of amplitude A (Pa) at a bin centre, focused on its source, re
 
 Speed: the dense steering (512 x 1728 x M complex64, ~0.9 GB) would be re-read for every frame.
 Instead it is factored, to 1e-6 of each steering vector's norm, as S_k = (U_rows (x) U_cols) G_k
-(``separable_basis``): a frame is beamformed onto a ~16 x 18 core grid (G_k, 0.14 GB in all, one
-matrix product per bin, batched over frames), then expanded to 36 x 48 by two real matrix
-products shared by every bin and frame. Maps equal the dense ones to ~1e-5 of each bin's peak.
-The same array code runs on NumPy and CuPy (``xp``).
+(``separable_basis``): a frame is beamformed onto a core grid of at most 16 x 19 points (G_k,
+87 MB in all, carrying the spectrum scale; one product per bin, batched over frames), then
+expanded to 36 x 48 by two real matrix products per band shared by its bins and frames. Maps
+equal the dense ones to ~2e-5 of each bin's peak. The same array code runs on NumPy and CuPy
+(``xp``); NumPy alone takes a few measured detours (SciPy's FFT, ``vecdot`` for one frame).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
+import scipy.fft
 from scipy.signal.windows import tukey
 from threadpoolctl import ThreadpoolController
 
@@ -37,6 +39,7 @@ from ..geometry import BLOCK_SAMPLES, GRID_COLS, GRID_ROWS, N_BINS, SPEED_OF_SOU
 
 TUKEY_ALPHA = 0.75  # the MFCC recipe's window (SPEC), shared so one FFT serves both
 BACKENDS = ("auto", "numpy", "cupy")
+EXPAND_FRAMES = 4  # frames expanded together: their (frames, 36, 48, 512) intermediates stay in cache
 
 
 def array_module(backend: str = "auto") -> ModuleType:
@@ -77,20 +80,31 @@ def focus_path_differences(geometry: Geometry) -> np.ndarray:
     return r_pm - np.linalg.norm(points, axis=1)[:, None]
 
 
-def steering_chunks(geometry: Geometry, xp: ModuleType = np, group: int = 32) -> Iterator[tuple[int, object]]:
+def focus_phase(geometry: Geometry) -> np.ndarray:
+    """Steering phase per bin, 2 pi f_1 (r_pm - r_p0) / c (points, working mics) in radians, float64."""
+    return 2 * np.pi * (geometry.sample_rate / geometry.nfft) * focus_path_differences(geometry) / SPEED_OF_SOUND
+
+
+def _cis(angle, xp: ModuleType) -> object:
+    """exp(j angle) as complex64 from float32 cos and sin (SIMD, ~10x a complex128 exp); angle is reduced
+    to [-pi, pi) in float64 first so float32 loses nothing for large bins."""
+    angle = xp.remainder(angle + np.pi, 2 * np.pi).astype(xp.float32) - np.float32(np.pi)
+    return (xp.cos(angle) + 1j * xp.sin(angle)).astype(xp.complex64, copy=False)
+
+
+def steering_chunks(geometry: Geometry, xp: ModuleType = np, group: int = 32,
+                    phase: np.ndarray | None = None) -> Iterator[tuple[int, object]]:
     """(first bin, conj(h) for bins first..first+group) as (group, points, working mics) complex64 on ``xp``.
 
     Built as exp(j k phi) = exp(j (group q) phi) * exp(j r phi) for k = group q + r: only
     (512 / group + group) complex exponentials per point-mic pair instead of 512, so the build is
     one broadcast multiply per group of bins (about 10x faster than exponentiating 111 M phases).
     """
-    bin_hz = geometry.sample_rate / geometry.nfft
-    phase = xp.asarray(2 * np.pi * bin_hz * focus_path_differences(geometry) / SPEED_OF_SOUND)  # rad per bin
+    phase = xp.asarray(focus_phase(geometry) if phase is None else phase)  # rad per bin
     n_mics = phase.shape[1]
-    fine = (xp.exp(1j * xp.arange(group, dtype=xp.float64)[:, None, None] * phase) / n_mics).astype(xp.complex64)
+    fine = _cis(xp.arange(group, dtype=xp.float64)[:, None, None] * phase, xp) * np.float32(1 / n_mics)
     for k0 in range(0, N_BINS, group):
-        coarse = xp.exp(1j * k0 * phase).astype(xp.complex64)
-        yield k0, fine[: N_BINS - k0] * coarse
+        yield k0, fine[: N_BINS - k0] * _cis(k0 * phase, xp)
 
 
 def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> object:
@@ -98,7 +112,8 @@ def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> 
     return xp.concatenate([chunk for _, chunk in steering_chunks(geometry or get_geometry(), xp)])
 
 
-def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 1e-6,
+                    phase: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal real bases (36, Qr) over grid rows and (48, Qc) over grid columns for ``bins``, float64.
 
     Every steering column (one bin, one mic), seen as a 36 x 48 image, is smooth: with the
@@ -107,16 +122,19 @@ def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 
     their norm, in span(rows) x span(cols): the leading eigenvectors of the real Gram matrices
     Re(A A^H) of the row and column unfoldings of the given bins' steering, in float64.
     """
-    bin_hz = geometry.sample_rate / geometry.nfft
-    phase = 2 * np.pi * bin_hz * focus_path_differences(geometry) / SPEED_OF_SOUND
+    phase = focus_phase(geometry) if phase is None else phase
     images = phase.reshape(GRID_ROWS, GRID_COLS, -1)
     gram_rows, gram_cols = np.zeros((GRID_ROWS, GRID_ROWS)), np.zeros((GRID_COLS, GRID_COLS))
     for k in bins:
-        a = np.exp(1j * k * images)
-        rows = a.reshape(GRID_ROWS, -1).view(np.float64)  # Re(A A^H) is the real Gram of the interleaved view
-        cols = a.transpose(1, 0, 2).reshape(GRID_COLS, -1).view(np.float64)
+        # exp(j k phi) as interleaved (re, im) float64 (SIMD cos and sin, ~3x a complex exp): Re(A A^H) is
+        # the real Gram of this view
+        a = np.empty(images.shape + (2,))
+        np.cos(k * images, out=a[..., 0])
+        np.sin(k * images, out=a[..., 1])
+        a = a.reshape(GRID_ROWS, GRID_COLS, -1)
+        rows = a.reshape(GRID_ROWS, -1)
         gram_rows += rows @ rows.T
-        gram_cols += cols @ cols.T
+        gram_cols += np.matmul(a, a.transpose(0, 2, 1)).sum(axis=0)  # per grid row, so no transposed copy
     bases = []
     for gram in (gram_rows, gram_cols):
         values, vectors = np.linalg.eigh(gram)  # ascending
@@ -138,7 +156,7 @@ class Band:
     stop: int
     rows: object  # (36, Qr) float32
     cols: object  # (48, Qc) float32
-    core: object  # (bins, Qr * Qc, M) complex64
+    core: object  # (bins, Qr * Qc, M) complex64, times the bins' spectrum scale
 
 
 class Beamformer:
@@ -153,25 +171,38 @@ class Beamformer:
 
     def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 16,
                  tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1):
-        self.geometry = geometry or get_geometry()
+        self.geometry = geometry = geometry or get_geometry()
         self.xp = xp = array_module(backend)
         self.backend = "numpy" if xp is np else "cupy"
         # BLAS threads for NumPy (None: BLAS's own default). One by default: the products are
         # small and many, and OpenBLAS threads spinning on cores shared with the rest of the
         # service (or other processes) made them 5-10x slower than one thread here.
         self.threads = threads
-        self.batch_frames = batch_frames  # frames per pass: bounds the complex (36, 48, frames, band) intermediate
-        window = block_window(self.geometry.nfft)
-        self.active = xp.asarray(np.flatnonzero(self.geometry.active))
+        self.batch_frames = batch_frames  # frames per core product: the core is read once per batch
+        window = block_window(geometry.nfft)
+        self.active = xp.asarray(np.flatnonzero(geometry.active))
         self.window = xp.asarray(window, dtype=xp.float32)
         self.scale = xp.asarray(spectrum_scale(window), dtype=xp.complex64)
+        # SciPy's float32 FFT is ~4x NumPy's here; CuPy has its own
+        self._fft = scipy.fft if xp is np else xp.fft
+        phase = focus_phase(geometry)
+        n_mics = phase.shape[1]
         self.bands: list[Band] = []
+        if N_BINS % band_bins:
+            raise BadInput(f"band_bins must divide {N_BINS}; got {band_bins}")
+        for k0 in range(0, N_BINS, band_bins):
+            k1 = k0 + band_bins
+            rows, cols = separable_basis(geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance, phase)
+            core = xp.empty((k1 - k0, rows.shape[1] * cols.shape[1], n_mics), xp.complex64)
+            self.bands.append(Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), core))
+        # the dense steering is generated a few bins at a time (~14 MB, reused by the allocator and
+        # mostly in cache; one 56 MB array per band cost a page fault per 4 kB) and projected at once
         with self._blas_limit():
-            for k0, steering in steering_chunks(self.geometry, xp, group=band_bins):
-                k1 = k0 + len(steering)
-                rows, cols = separable_basis(self.geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance)
-                rows, cols = xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32)
-                self.bands.append(Band(k0, k1, rows, cols, self._project(rows, cols, steering)))
+            for k0, steering in steering_chunks(geometry, xp, group=math.gcd(band_bins, 8), phase=phase):
+                band = self.bands[k0 // band_bins]
+                self._project(band, steering, band.core[k0 - band.start:k0 - band.start + len(steering)])
+            for band in self.bands:  # the spectrum scale, folded in once instead of applied to every frame
+                xp.multiply(band.core, self.scale[band.start:band.stop, None, None], out=band.core)
 
     def _blas_limit(self):
         if self.threads is None or self.xp is not np:
@@ -182,16 +213,13 @@ class Beamformer:
     def core_bytes(self) -> int:
         return sum(band.core.nbytes for band in self.bands)
 
-    def _project(self, rows, cols, steering):
-        """Core steering (bins, Qr Qc, M) of full steering (bins, 1728, M): two large real GEMMs on float views."""
+    def _project(self, band: Band, steering, out) -> None:
+        """Write the core (bins, Qr Qc, M) of dense steering (bins, 1728, M): two batched real GEMMs on float views."""
         xp, (n_bins, _, n_mics) = self.xp, steering.shape
-        qr, qc = rows.shape[1], cols.shape[1]
-        parts = xp.ascontiguousarray(steering.reshape(n_bins, GRID_ROWS, -1).transpose(1, 0, 2))  # (36, bins, 48 M)
-        parts = (rows.T @ parts.view(xp.float32).reshape(GRID_ROWS, -1)).reshape(qr, n_bins, GRID_COLS, -1)
-        parts = xp.ascontiguousarray(parts.transpose(2, 0, 1, 3))  # (48, Qr, bins, 2M)
-        parts = (cols.T @ parts.reshape(GRID_COLS, -1)).reshape(qc, qr, n_bins, 2 * n_mics)
-        parts = xp.ascontiguousarray(parts.transpose(2, 1, 0, 3))  # (bins, Qr, Qc, 2M)
-        return parts.view(xp.complex64).reshape(n_bins, qr * qc, n_mics)
+        qr, qc = band.rows.shape[1], band.cols.shape[1]
+        parts = steering.view(xp.float32).reshape(n_bins, GRID_ROWS, -1)  # (bins, 36, 48 x 2M)
+        parts = xp.matmul(band.rows.T, parts).reshape(n_bins, qr, GRID_COLS, 2 * n_mics)
+        xp.matmul(band.cols.T, parts, out=out.view(xp.float32).reshape(n_bins, qr, qc, 2 * n_mics))
 
     def _as_blocks(self, blocks) -> tuple[object, bool]:
         x = self.xp.asarray(blocks, dtype=self.xp.float32)
@@ -205,23 +233,46 @@ class Beamformer:
     def spectra(self, blocks) -> object:
         """Scaled spectra (frames, 512, working mics) complex64 on the backend, per the module formula."""
         x, _ = self._as_blocks(blocks)
-        xp = self.xp
-        spec = xp.fft.rfft(x[:, self.active, :] * self.window, axis=-1)[..., :N_BINS].astype(xp.complex64, copy=False)
-        spec *= self.scale
-        return spec.transpose(0, 2, 1)
+        return self._spectra(x).transpose(2, 0, 1) * self.scale[:, None]
 
-    def _band_power(self, band: Band, spec, out) -> None:
-        """Write the power (frames, 36, 48, bins) of spectra (bins, M, frames) for ``band`` into ``out``."""
+    def _spectra(self, x) -> object:
+        """Unscaled spectra (512, M, frames) complex64, contiguous: the layout of the core products (which
+        carry the per-bin scale)."""
+        x = x[:, self.active, :]  # a copy (fancy index), windowed in place
+        x *= self.window
+        raw = self._fft.rfft(x, axis=-1)
+        spec = self.xp.empty((N_BINS, raw.shape[1], raw.shape[0]), self.xp.complex64)
+        spec[...] = raw[..., :N_BINS].transpose(2, 1, 0)
+        return spec
+
+    def _core_fields(self, band: Band, spec) -> object:
+        """Fields on the band's core grid (bins, Qr Qc, frames) complex64 of spectra (bins, M, frames)."""
+        if spec.shape[2] == 1 and self.xp is np and hasattr(np, "vecdot"):
+            # one frame: NumPy's matrix-vector matmul reads the core at ~8 GB/s here, vecdot
+            # (sum of conj(a) b, hence the conj) at the stream rate (~20 GB/s)
+            return np.vecdot(spec[:, None, :, 0].conj(), band.core)[..., None]
+        return self.xp.matmul(band.core, spec)  # a batch reads the core once
+
+    def _band_squares(self, band: Band, z, out) -> None:
+        """Write the squared real and imaginary parts (frames, 36, 2, 48, bins) of the band's maps of core-grid
+        fields z (bins, Qr Qc, frames) into ``out``."""
         xp = self.xp
-        n_bins, _, n_frames = spec.shape
+        n_bins, _, n_frames = z.shape
         qr, qc = band.rows.shape[1], band.cols.shape[1]
-        z = xp.matmul(band.core, spec)  # (bins, Qr Qc, frames): the core is read once per batch of frames
-        z = xp.ascontiguousarray(z.reshape(n_bins, qr, qc, n_frames).transpose(3, 1, 2, 0))  # (frames, Qr, Qc, bins)
-        z = z.view(xp.float32).reshape(n_frames, qr, -1)  # the real expansions act on re and im alike
-        z = xp.matmul(band.rows, z).reshape(n_frames, GRID_ROWS, qc, -1)  # (frames, 36, Qc, 2 bins)
-        y = xp.matmul(band.cols, z).view(xp.complex64)  # (frames, 36, 48, bins), the layout of out
-        xp.multiply(y.real, y.real, out=out)
-        out += y.imag * y.imag
+        # real and imaginary planes (Qc, frames, Qr, 2, bins): both expansions are then plain real GEMMs
+        planes = xp.empty((qc, n_frames, qr, 2, n_bins), xp.float32)
+        z = z.reshape(n_bins, qr, qc, n_frames).transpose(2, 3, 1, 0)
+        planes[:, :, :, 0] = z.real
+        planes[:, :, :, 1] = z.imag
+        y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(GRID_COLS, n_frames, qr, 2, n_bins)
+        y = xp.ascontiguousarray(y.transpose(1, 3, 2, 0, 4)).reshape(n_frames, 2, qr, -1)  # (frames, 2, Qr, 48 x bins)
+        # one product per plane: OpenBLAS ran (36 x Qr) @ (Qr x 3072) at half the speed of two 1536-column halves
+        halves = out.reshape(n_frames, GRID_ROWS, 2, -1).transpose(0, 2, 1, 3)  # (frames, 2, 36, 48 x bins) view
+        if xp is np:
+            np.matmul(band.rows, y, out=halves)  # BLAS writes the strided view in place
+        else:
+            halves[...] = xp.matmul(band.rows, y)
+        xp.multiply(out, out, out=out)
 
     def images(self, blocks, to_numpy: bool = True, out=None):
         """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False.
@@ -237,10 +288,23 @@ class Beamformer:
         elif tuple(out.shape) != (shape[1:] if single else shape) or out.dtype != np.float32:
             raise BadInput(f"out must be float32 {shape[1:] if single else shape}; got {out.dtype} {tuple(out.shape)}")
         frames_out = out[None] if single else out
+        target = frames_out if frames_out.flags.c_contiguous else xp.empty(shape, dtype=xp.float32)
+        n_bands, width = len(self.bands), self.bands[0].stop
         with self._blas_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
-                spec = xp.ascontiguousarray(self.spectra(x[f0:f0 + self.batch_frames]).transpose(1, 2, 0))  # (512, M, F)
-                for band in self.bands:
-                    self._band_power(band, spec[band.start:band.stop],
-                                     frames_out[f0:f0 + spec.shape[2], ..., band.start:band.stop])
+                spec = self._spectra(x[f0:f0 + self.batch_frames])  # (512, M, F)
+                fields = []  # per band (bins, Qr Qc, F): made on first use, so a band's core product is still in cache
+                for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
+                    g = min(EXPAND_FRAMES, spec.shape[2] - g0)
+                    # band-major squared planes, so that one pass sums them into the maps' bin-last layout
+                    squares = xp.empty((g, GRID_ROWS, n_bands, 2, GRID_COLS, width), xp.float32)
+                    for b, band in enumerate(self.bands):
+                        if g0 == 0:
+                            fields.append(self._core_fields(band, spec[band.start:band.stop]))
+                        self._band_squares(band, fields[b][..., g0:g0 + g], squares[:, :, b])
+                    maps = target[f0 + g0:f0 + g0 + g].reshape(g, GRID_ROWS, GRID_COLS, n_bands, width)
+                    xp.add(squares[:, :, :, 0].transpose(0, 1, 3, 2, 4), squares[:, :, :, 1].transpose(0, 1, 3, 2, 4),
+                           out=maps)
+        if target is not frames_out:
+            frames_out[...] = target
         return xp.asnumpy(out) if to_numpy and xp is not np else out
