@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     hop_s: float = Field(0.5, gt=0.05, le=10)
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_seconds: float = 600.0
-    ort_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per session")
+    ort_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session (0: the CPUs this process may use)")
+    default_model: str | None = Field(None, description="Model used when a request names none (default: first audio student by name), e.g. hearnet_int8")
     mic_channel: int = Field(0, ge=0, description="Microphone the live student listens to")
     imaging: bool = Field(True, description="serve: beamform, localise and overlay live frames (off: predictions only)")
     max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")

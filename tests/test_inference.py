@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import threading
 import time
 from functools import partial
 
@@ -16,7 +18,7 @@ from dualcam_rt.devices.base import Device, SensorFrame
 from dualcam_rt.errors import BadInput, NotFound, TooLarge
 from dualcam_rt.inference.audio import decode_audio, decode_pcm, resample
 from dualcam_rt.inference.live import LivePipeline
-from dualcam_rt.inference.models import ModelSet, load_models, softmax
+from dualcam_rt.inference.models import ModelSet, cpu_budget, load_models, softmax
 from dualcam_rt.inference.predict import predict_waves
 from dualcam_rt.inference.stream import Batcher, SlidingWindow
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
@@ -123,6 +125,61 @@ def test_batcher_serves_concurrent_callers_in_shared_batches(model):
     assert [int(p.argmax()) for p, _ in results] == [band_of(500), band_of(3000)] * 8
     assert batcher.items == 16 and batcher.batches < 16
     assert max(t["batch"] for _, t in results) <= 8
+
+
+def test_batcher_computes_a_batch_s_inputs_in_parallel_threads(model):
+    threads = set()
+
+    def make(freq):
+        threads.add(threading.get_ident())
+        time.sleep(0.02)  # long enough that the batch's inputs overlap
+        return model.features(tone(freq, 1.0))
+
+    async def main():
+        batcher = Batcher(model, max_batch=8, feature_threads=2)
+        results = await asyncio.gather(*[batcher.predict(partial(make, f)) for f in [500, 3000, 5000] * 4])
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    expected, _ = predict_waves(model, [tone(f, 1.0) for f in [500, 3000, 5000] * 4])
+    np.testing.assert_allclose(np.stack([p for p, _ in results]), expected, rtol=1e-6)
+    assert len(threads) == 2 and threading.get_ident() not in threads
+
+
+def test_onnxruntime_threads_default_to_the_cpus_this_process_may_use(tmp_path):
+    write_tiny_model(tmp_path)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        assert cpu_budget() == 1
+        one = load_models(tmp_path)["tone-bands"]
+    finally:
+        os.sched_setaffinity(0, before)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert load_models(tmp_path)["tone-bands"].session.get_session_options().intra_op_num_threads == cpu_budget()
+    assert load_models(tmp_path, threads=3)["tone-bands"].session.get_session_options().intra_op_num_threads == 3
+
+
+def test_the_shipped_int8_hearnet_names_fresh_simulated_actions_as_its_fp32_original(tmp_path, monkeypatch):
+    """Scenes with seeds the dataset never used: the int8 copy must answer as the fp32 student does."""
+    from dualcam_rt.config import REPO_MODELS_DIR
+    from dualcam_rt.sim import Scene
+
+    monkeypatch.setenv("DUALCAM_CACHE_DIR", str(tmp_path))
+    models = load_models(REPO_MODELS_DIR, threads=1)
+    fp32, int8 = models["hearnet"], models["hearnet_int8"]
+    q = int8.card["quantization"]
+    assert q["of"] == fp32.card["file"] and q["format"] == "QDQ"
+    assert abs(int8.card["metrics"]["test_accuracy"] - fp32.card["metrics"]["test_accuracy"]) <= 0.025  # one clip of 42
+    assert (REPO_MODELS_DIR / int8.card["file"]).stat().st_size < (REPO_MODELS_DIR / fp32.card["file"]).stat().st_size / 3
+    classes = ["clapping", "speaking", "whistling", "typing", "paper_ripping", "knocking"]
+    inputs = []
+    for i, label in enumerate(classes):
+        scene = Scene(scenario=1, seed=23_456 + i, label=label, subject=i % 9, cache_dir=tmp_path)
+        inputs.append(fp32.features(np.concatenate([scene.next_tick().audio[0] for _ in range(60)])))
+    x = np.stack(inputs)
+    assert list(int8.logits(x).argmax(1)) == list(fp32.logits(x).argmax(1))
 
 
 class SlowFrames(Device):

@@ -144,3 +144,16 @@ def test_openapi_documents_the_routes(url):
     for route in ("/healthz", "/readyz", "/v1/status", "/v1/models", "/v1/predict", "/v1/recordings",
                   "/v1/recordings/{rec_id}"):
         assert route in paths, route
+
+
+def test_the_default_model_setting_picks_the_model_requests_get(tmp_path):
+    write_tiny_model(tmp_path, "tone-bands")
+    write_tiny_model(tmp_path, "zz-tones")  # last by name: only the setting makes it the default
+    with BackgroundServer(create_app(Settings(models_dir=tmp_path, default_model="zz-tones"), live=False),
+                          free_port()) as base:
+        assert httpx.get(f"{base}/v1/models").json()["default"] == "zz-tones"
+        r = httpx.post(f"{base}/v1/predict", content=encode(tone(1000, 1.0, 12_288), 12_288))
+        assert r.status_code == 200 and r.json()["model"] == "zz-tones"
+    with BackgroundServer(create_app(Settings(models_dir=tmp_path, default_model="absent"), live=False),
+                          free_port()) as base:
+        assert httpx.get(f"{base}/v1/models").json()["default"] == "tone-bands"

@@ -74,6 +74,14 @@ def test_stream_answers_hello_then_predicts_each_hop_of_a_tone(ws_url):
     assert code == 1000
 
 
+def test_stream_does_not_negotiate_per_message_deflate(ws_url):
+    async def main():
+        async with websockets.connect(ws_url) as ws:  # the client offers permessage-deflate
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert asyncio.run(main()) is None  # PCM hardly compresses; inflating every message costs CPU
+
+
 def test_many_clients_stream_at_once_and_share_batches(ws_url):
     async def main():
         return await asyncio.gather(*[run_client(ws_url, freq_hz=f, seconds=1.0, hop_s=0.25, pace=True)

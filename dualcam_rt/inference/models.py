@@ -8,6 +8,7 @@ or ``mfcc_volume``) and which classes its logits stand for.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +85,34 @@ def read_card(path: Path) -> dict:
     return card
 
 
-def open_session(onnx_path: Path, threads: int):
-    """An onnxruntime session on CUDA when available, CPU otherwise, with ``threads`` intra-op threads."""
+def cpu_budget() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota when there is one."""
+    n = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def open_session(onnx_path: Path, threads: int = 0):
+    """An onnxruntime session on CUDA when available, CPU otherwise, with ``threads`` intra-op threads
+    (0: ``cpu_budget()``; ORT itself would size its pool to the whole host and ignore quotas)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads  # ORT would size its pool to the whole host otherwise
+    opts.intra_op_num_threads = threads or cpu_budget()
     opts.inter_op_num_threads = 1
+    # idle intra-op threads sleep instead of spinning: they share the cores with the feature threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     available = set(ort.get_available_providers())
     providers = [p for p in PROVIDERS if p in available]
     return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
 
 
-def load_models(models_dir: Path, threads: int = 1) -> dict[str, Model]:
+def load_models(models_dir: Path, threads: int = 0) -> dict[str, Model]:
     """Every model of ``models_dir`` that has both a card and an ONNX file, by name (sorted)."""
     models: dict[str, Model] = {}
     for card_path in sorted(Path(models_dir).glob("*.json")):

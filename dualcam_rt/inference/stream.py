@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .models import Model
+from .models import Model, cpu_budget
 from .predict import predict_batch
 
 
@@ -40,12 +40,16 @@ class Batcher:
 
     ``await predict(make_input)`` queues a window (a call that computes its model input); a single
     worker task takes everything queued (up to ``max_batch``) and computes it in a worker thread,
-    so the event loop never blocks and the batch grows by itself when the service is busy.
+    so the event loop never blocks and the batch grows by itself when the service is busy. The
+    batch's model inputs are computed in parallel by ``feature_threads`` threads (default: one per
+    usable CPU; NumPy's FFT and SciPy's polyphase filter release the GIL), then one ORT call runs.
     """
 
-    def __init__(self, model: Model, max_batch: int = 64, executor: ThreadPoolExecutor | None = None):
+    def __init__(self, model: Model, max_batch: int = 64, feature_threads: int | None = None):
         self.model, self.max_batch = model, max_batch
-        self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix=f"batch-{model.name}")
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{model.name}")
+        threads = feature_threads or cpu_budget()
+        self.features = ThreadPoolExecutor(threads, thread_name_prefix=f"features-{model.name}") if threads > 1 else None
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.batches = 0
@@ -69,7 +73,7 @@ class Batcher:
             started = time.perf_counter()
             try:
                 probs, timing = await loop.run_in_executor(
-                    self.executor, predict_batch, self.model, [make for make, _, _ in items])
+                    self.executor, predict_batch, self.model, [make for make, _, _ in items], self.features)
             except Exception as err:  # one bad clip must not kill the worker: fail this batch only
                 for _, fut, _ in items:
                     if not fut.done():
@@ -90,3 +94,5 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.features is not None:
+            self.features.shutdown(wait=False, cancel_futures=True)

@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None, device_uri: str | None = None, 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loop = asyncio.get_running_loop()
-        svc.models = ModelSet(await asyncio.to_thread(load_models, svc.settings.models_dir, svc.settings.ort_threads))
+        loaded = await asyncio.to_thread(load_models, svc.settings.models_dir, svc.settings.ort_threads)
+        if svc.settings.default_model and svc.settings.default_model not in loaded:
+            log.warning("default model %r is not in %s; using the first audio student", svc.settings.default_model,
+                        svc.settings.models_dir)
+        svc.models = ModelSet(loaded, svc.settings.default_model)
         if not len(svc.models):
             log.warning("no models in %s: predictions are unavailable", svc.settings.models_dir)
         svc.hub = ws.LiveHub(svc)

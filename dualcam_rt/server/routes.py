@@ -129,9 +129,10 @@ async def predict(request: Request, model: str | None = Query(None, description=
     latency_s = time.perf_counter() - started
     svc.metrics.predictions.labels("predict", m.name).inc()
     svc.metrics.latency.labels("predict").observe(latency_s)
-    return {"model": m.name, **prediction(probs, m.classes, top_k), "input": source,
-            "latency_ms": round(latency_s * 1e3, 3),
-            "timing_ms": {k: round(v, 3) for k, v in timing.items()}}
+    # a plain dict of str/float/int: JSONResponse directly, without FastAPI's jsonable_encoder walk
+    return JSONResponse({"model": m.name, **prediction(probs, m.classes, top_k), "input": source,
+                         "latency_ms": round(latency_s * 1e3, 3),
+                         "timing_ms": {k: round(v, 3) for k, v in timing.items()}})
 
 
 @router.get("/metrics", include_in_schema=False)

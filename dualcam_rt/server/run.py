@@ -16,6 +16,8 @@ def uvicorn_config(app, host: str, port: int, max_ws_frame_bytes: int, log_level
     """One uvicorn process per service (replicate processes or pods, not workers)."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                           ws_max_size=max_ws_frame_bytes * WS_MAX_BYTES_FACTOR, ws_ping_interval=20,
+                          # PCM hardly compresses and deflating every message costs CPU that streams need
+                          ws_per_message_deflate=False,
                           timeout_graceful_shutdown=5)
 
 
