@@ -1,0 +1,133 @@
+"""A statically quantized int8 copy of an audio student, and its accuracy and speed against fp32.
+
+``python -m dualcam_rt.inference.quantize --data DATASET --model models/hearnet.json --out models``
+calibrates onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights,
+MinMax calibration) on the student inputs of training clips of a simulated dataset
+(``dualcam-rt make-dataset``), then measures both models on the dataset's test clips and
+onnxruntime's per-item time, and writes ``<name>_int8.onnx`` with its card (the fp32 card plus
+what was done and measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_CLIPS = 64
+
+
+def _features(clips) -> np.ndarray:
+    return clips.student_features("spectrogram")
+
+
+def quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration[i:i + 8] for i in range(0, len(calibration), 8))
+
+        def get_next(self):
+            batch = next(self.items, None)
+            return None if batch is None else {input_name: batch}
+
+    prepared = out_path.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32_path), str(prepared))
+    try:
+        quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def predicted(session, x: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i:i + 16]})[0] for i in range(0, len(x), 16)]).argmax(1)
+
+
+def ms_per_item(session, x: np.ndarray, batch: int, repeats: int = 10) -> float:
+    name = session.get_inputs()[0].name
+    xb = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])))
+    session.run(None, {name: xb})
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, {name: xb})
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3 / batch
+
+
+def _machine() -> str:
+    """CPU model and whether it has the VNNI int8 instructions (what makes int8 fast on x86)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    vnni = "avx512_vnni" in info or "avx_vnni" in info
+    return f"{model}, {len(os.sched_getaffinity(0))} CPU(s) usable, VNNI {'yes' if vnni else 'no'}"
+
+
+def main(argv=None) -> dict:
+    from ..training.data import load_clips, read_manifest
+    from .models import open_session, read_card
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="simulated dataset (dualcam-rt make-dataset)")
+    p.add_argument("--model", default="models/hearnet.json", help="card of the fp32 student")
+    p.add_argument("--out", default="models")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    card_path = Path(args.model)
+    card = read_card(card_path)
+    fp32_path = card_path.parent / card["file"]
+    name = f"{card['name']}_int8"
+    out = Path(args.out)
+    int8_path = out / f"{name}.onnx"
+    clips = load_clips(args.data, need_mfcc=False, need_video=False)
+    preset = read_manifest(args.data).get("preset", "?")
+    train = clips.select("train")
+    pick = np.random.default_rng(0).choice(len(train), min(CALIBRATION_CLIPS, len(train)), replace=False)
+    calibration = _features(train.take(np.sort(pick)))
+    quantize(fp32_path, int8_path, calibration, card["input"].get("name", "input"))
+
+    fp32, int8 = open_session(fp32_path, args.threads), open_session(int8_path, args.threads)
+    measured = {}
+    for split in ("val", "test"):
+        part = clips.select(split)
+        x = _features(part)
+        a, b = predicted(fp32, x), predicted(int8, x)
+        measured.update({f"{split}_clips": len(part), f"{split}_accuracy_fp32": float(np.mean(a == part.label)),
+                         f"{split}_accuracy": float(np.mean(b == part.label)),
+                         f"{split}_agreement_with_fp32": float(np.mean(a == b))})
+    measured.update({"ms_per_item_fp32": {}, "ms_per_item_int8": {}})
+    for batch in (1, 16):  # interleaved, so that both see the same machine load
+        for _ in range(3):
+            for key, session in (("ms_per_item_fp32", fp32), ("ms_per_item_int8", int8)):
+                ms = round(ms_per_item(session, x, batch), 3)
+                measured[key][batch] = min(ms, measured[key].get(batch, ms))
+    new_card = {**card, "name": name, "file": int8_path.name,
+                "quantization": {"of": card["file"], "tool": "onnxruntime.quantization.quantize_static",
+                                 "format": "QDQ", "activations": "uint8", "weights": "int8 per channel",
+                                 "calibration": f"MinMax on {len(calibration)} clips of the train split of the "
+                                                f"simulated {preset} dataset (dualcam-rt make-dataset --preset {preset})",
+                                 "measured": {**measured, "threads": args.threads, "machine": _machine()},
+                                 "reproduce": f"dualcam-rt make-dataset --out data/{preset} --preset {preset} && "
+                                              f"python -m dualcam_rt.inference.quantize --data data/{preset} "
+                                              f"--model {args.model} --out {args.out}"}}
+    new_card["metrics"] = {k: measured[k] for k in ("val_accuracy", "test_accuracy", "test_accuracy_fp32",
+                                                    "test_agreement_with_fp32")}
+    (out / f"{name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
+    print(json.dumps(measured, indent=2))
+    return measured
+
+
+if __name__ == "__main__":
+    main()
