@@ -123,6 +123,9 @@ def test_maps_written_into_a_caller_buffer_equal_returned_maps(beamformer):
     single = np.empty((36, 48, 512), np.float32)
     beamformer.images(blocks[1], out=single)
     np.testing.assert_array_equal(single, beamformer.images(blocks[1]))
+    strided = np.full((2, 36, 48, 2, 512), np.nan, np.float32)[..., 0, :]  # a strided view, written in place
+    beamformer.images(blocks, out=strided)
+    np.testing.assert_array_equal(strided, buffer)
     with pytest.raises(BadInput):
         beamformer.images(blocks, out=np.empty((3, 36, 48, 512), np.float32))
 
@@ -142,6 +145,8 @@ def test_malformed_blocks_and_unknown_backends_are_bad_input(beamformer):
         beamformer.images(np.zeros((2, 128, 512), np.float32))
     with pytest.raises(BadInput):
         array_module("opencl")
+    with pytest.raises(BadInput, match="band_bins"):
+        Beamformer(beamformer.geometry, backend="numpy", band_bins=48)  # bands must tile the 512 bins
 
 
 def _cupy_with_device():

@@ -57,10 +57,10 @@ def _sync(xp) -> None:
 
 def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
     xp = array_module(backend)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     bf = Beamformer(backend=backend)
     _sync(xp)
-    build_s = time.perf_counter() - t
+    build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
     single = xp.asarray(_blocks(1)[0])
     bf.images(single, to_numpy=False)  # warm-up (FFT plans, page faults)
     _sync(xp)
@@ -88,7 +88,7 @@ def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
         figures["batched_fps_all_threads"] = BATCH / (time.perf_counter() - t)
         bf.threads = one_thread
     # CPU time per frame (all threads): a shared machine inflates wall time far more than this
-    return {"steering_build_s": build_s, "single_fps": single_fps, "batched_fps": batched_fps,
+    return {"steering_build_s": build_s, "steering_build_cpu_s": build_cpu_s, "single_fps": single_fps, "batched_fps": batched_fps,
             "single_cpu_ms_per_frame": single_cpu_ms, "batched_cpu_ms_per_frame": batched_cpu_ms, **figures}, bf
 
 
@@ -115,9 +115,9 @@ def _roofline(bf: Beamformer) -> dict:
     """This machine's ceilings for the factored algorithm: stream bandwidth and complex64 GEMM rate.
 
     Single frame: every band's core steering is read once per frame (memory-bound). Batched: the
-    core products (8 flops per core point, mic and bin) plus the two real expansions (2 flops per
-    multiply-add, on re and im) per frame (compute-bound), or the complex intermediate and the
-    float32 output streamed through memory, whichever is slower.
+    core products (8 flops per core point, mic and bin) plus the two real expansions (columns, then
+    rows; 2 flops per multiply-add, on re and im) per frame (compute-bound), or the complex
+    intermediate and the float32 output streamed through memory, whichever is slower.
     """
     n_mics = bf.bands[0].core.shape[2]
     cores = np.concatenate([band.core.reshape(-1) for band in bf.bands])
@@ -133,7 +133,7 @@ def _roofline(bf: Beamformer) -> dict:
     flops = 0
     for band in bf.bands:
         qr, qc, n_bins = band.rows.shape[1], band.cols.shape[1], band.stop - band.start
-        flops += n_bins * (qr * qc * n_mics * 8 + 2 * 2 * (GRID_ROWS * qr * qc + GRID_ROWS * qc * GRID_COLS))
+        flops += n_bins * (qr * qc * n_mics * 8 + 2 * 2 * (GRID_COLS * qc * qr + GRID_ROWS * qr * GRID_COLS))
     dense_flops = N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8
     stream_bytes = GRID_ROWS * GRID_COLS * N_BINS * (8 + 8 + 4)  # complex written and read, float32 written
     return {"core_steering_gb": cores.nbytes / 1e9, "dense_steering_gb": dense_flops / 1e9,
@@ -167,8 +167,11 @@ def run(as_json: bool = False) -> dict:
         figures["cupy"] = _backend_figures("cupy")[0]
     figures["numpy"]["blas_threads"] = bf.threads
     with bf._blas_limit():  # the baseline and the ceilings under the same thread budget
-        figures["numpy_dense"] = _dense_baseline(bf, _blocks(BATCH, seed=1))
+        dense = figures["numpy_dense"] = _dense_baseline(bf, _blocks(BATCH, seed=1))
         figures["roofline"] = _roofline(bf)
+    # the factored method against the dense one, both measured above in this run
+    dense["factored_speedup_single"] = figures["numpy"]["single_fps"] / dense["single_fps"]
+    dense["factored_speedup_batched"] = figures["numpy"]["batched_fps"] / dense["batched_fps"]
     seconds = _acoular_seconds_per_map(bf)
     if seconds is not None:
         figures["acoular"] = {"seconds_per_map": seconds, "speedup": seconds * figures["numpy"]["single_fps"],
@@ -181,17 +184,20 @@ def _print_table(figures: dict) -> None:
     from rich.table import Table
 
     table = Table(title="beamforming: 128 mics -> 36 x 48 x 512 power map per 1024-sample block")
-    for column in ("backend", "steering build (s)", "single-frame fps", "batched fps", "x Acoular (single)"):
+    for column in ("backend", "steering build (s)", "single-frame fps", "batched fps", "x dense (single / batched)",
+                   "x Acoular (single / batched)"):
         table.add_column(column, justify="right")
     acoular = figures.get("acoular", {}).get("seconds_per_map")
+    dense = figures["numpy_dense"]
     for name in ("numpy", "cupy", "numpy_dense"):
         if name in figures:
             f = figures[name]
-            ratio = f"{acoular * f['single_fps']:,.0f}" if acoular else "n/a"
+            versus_dense = f"{f['single_fps'] / dense['single_fps']:.1f} / {f['batched_fps'] / dense['batched_fps']:.1f}"
+            ratio = f"{acoular * f['single_fps']:,.0f} / {acoular * f['batched_fps']:,.0f}" if acoular else "n/a"
             build = f"{f['steering_build_s']:.2f}" if "steering_build_s" in f else ""
-            table.add_row(name, build, f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", ratio)
+            table.add_row(name, build, f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", versus_dense, ratio)
     if acoular:
-        table.add_row("acoular", "", f"{1 / acoular:.3f}", "", "1")
+        table.add_row("acoular", "", f"{1 / acoular:.3f}", "", "", "1")
     console = Console()
     console.print(table)
     r = figures["roofline"]

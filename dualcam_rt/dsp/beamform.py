@@ -39,7 +39,7 @@ from ..geometry import BLOCK_SAMPLES, GRID_COLS, GRID_ROWS, N_BINS, SPEED_OF_SOU
 
 TUKEY_ALPHA = 0.75  # the MFCC recipe's window (SPEC), shared so one FFT serves both
 BACKENDS = ("auto", "numpy", "cupy")
-EXPAND_FRAMES = 4  # frames expanded together: their (frames, 36, 48, 512) intermediates stay in cache
+EXPAND_FRAMES = 2  # frames expanded together: their (frames, 36, 48, 512) intermediates stay in cache
 
 
 def array_module(backend: str = "auto") -> ModuleType:
@@ -253,9 +253,8 @@ class Beamformer:
             return np.vecdot(spec[:, None, :, 0].conj(), band.core)[..., None]
         return self.xp.matmul(band.core, spec)  # a batch reads the core once
 
-    def _band_squares(self, band: Band, z, out) -> None:
-        """Write the squared real and imaginary parts (frames, 36, 2, 48, bins) of the band's maps of core-grid
-        fields z (bins, Qr Qc, frames) into ``out``."""
+    def _band_power(self, band: Band, z, out) -> None:
+        """Write the band's maps (frames, 36, 48 x bins) of core-grid fields z (bins, Qr Qc, frames) into ``out``."""
         xp = self.xp
         n_bins, _, n_frames = z.shape
         qr, qc = band.rows.shape[1], band.cols.shape[1]
@@ -267,12 +266,9 @@ class Beamformer:
         y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(GRID_COLS, n_frames, qr, 2, n_bins)
         y = xp.ascontiguousarray(y.transpose(1, 3, 2, 0, 4)).reshape(n_frames, 2, qr, -1)  # (frames, 2, Qr, 48 x bins)
         # one product per plane: OpenBLAS ran (36 x Qr) @ (Qr x 3072) at half the speed of two 1536-column halves
-        halves = out.reshape(n_frames, GRID_ROWS, 2, -1).transpose(0, 2, 1, 3)  # (frames, 2, 36, 48 x bins) view
-        if xp is np:
-            np.matmul(band.rows, y, out=halves)  # BLAS writes the strided view in place
-        else:
-            halves[...] = xp.matmul(band.rows, y)
-        xp.multiply(out, out, out=out)
+        y = xp.matmul(band.rows, y)  # (frames, 2, 36, 48 x bins)
+        xp.multiply(y, y, out=y)
+        xp.add(y[:, 0], y[:, 1], out=out)
 
     def images(self, blocks, to_numpy: bool = True, out=None):
         """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False.
@@ -288,7 +284,6 @@ class Beamformer:
         elif tuple(out.shape) != (shape[1:] if single else shape) or out.dtype != np.float32:
             raise BadInput(f"out must be float32 {shape[1:] if single else shape}; got {out.dtype} {tuple(out.shape)}")
         frames_out = out[None] if single else out
-        target = frames_out if frames_out.flags.c_contiguous else xp.empty(shape, dtype=xp.float32)
         n_bands, width = len(self.bands), self.bands[0].stop
         with self._blas_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
@@ -296,15 +291,12 @@ class Beamformer:
                 fields = []  # per band (bins, Qr Qc, F): made on first use, so a band's core product is still in cache
                 for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
                     g = min(EXPAND_FRAMES, spec.shape[2] - g0)
-                    # band-major squared planes, so that one pass sums them into the maps' bin-last layout
-                    squares = xp.empty((g, GRID_ROWS, n_bands, 2, GRID_COLS, width), xp.float32)
+                    # band-major maps, so that one copy puts them in the bin-last layout
+                    power = xp.empty((g, GRID_ROWS, n_bands, GRID_COLS * width), xp.float32)
                     for b, band in enumerate(self.bands):
                         if g0 == 0:
                             fields.append(self._core_fields(band, spec[band.start:band.stop]))
-                        self._band_squares(band, fields[b][..., g0:g0 + g], squares[:, :, b])
-                    maps = target[f0 + g0:f0 + g0 + g].reshape(g, GRID_ROWS, GRID_COLS, n_bands, width)
-                    xp.add(squares[:, :, :, 0].transpose(0, 1, 3, 2, 4), squares[:, :, :, 1].transpose(0, 1, 3, 2, 4),
-                           out=maps)
-        if target is not frames_out:
-            frames_out[...] = target
+                        self._band_power(band, fields[b][..., g0:g0 + g], power[:, :, b])
+                    maps = frames_out[f0 + g0:f0 + g0 + g].reshape(g, GRID_ROWS, GRID_COLS, n_bands, width)  # a view
+                    maps[...] = power.reshape(g, GRID_ROWS, n_bands, GRID_COLS, width).transpose(0, 1, 3, 2, 4)
         return xp.asnumpy(out) if to_numpy and xp is not np else out
