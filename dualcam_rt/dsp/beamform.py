@@ -245,24 +245,28 @@ class Beamformer:
         spec[...] = raw[..., :N_BINS].transpose(2, 1, 0)
         return spec
 
-    def _core_fields(self, band: Band, spec) -> object:
-        """Fields on the band's core grid (bins, Qr Qc, frames) complex64 of spectra (bins, M, frames)."""
-        if spec.shape[2] == 1 and self.xp is np and hasattr(np, "vecdot"):
+    def _core_planes(self, band: Band, spec) -> object:
+        """Fields on the band's core grid as real and imaginary planes (Qc, frames, Qr, 2, bins) float32, of
+        spectra (bins, M, frames): the layout in which both expansions are plain real GEMMs."""
+        xp = self.xp
+        n_bins, _, n_frames = spec.shape
+        qr, qc = band.rows.shape[1], band.cols.shape[1]
+        if n_frames == 1 and xp is np and hasattr(np, "vecdot"):
             # one frame: NumPy's matrix-vector matmul reads the core at ~8 GB/s here, vecdot
             # (sum of conj(a) b, hence the conj) at the stream rate (~20 GB/s)
-            return np.vecdot(spec[:, None, :, 0].conj(), band.core)[..., None]
-        return self.xp.matmul(band.core, spec)  # a batch reads the core once
-
-    def _band_power(self, band: Band, z, out) -> None:
-        """Write the band's maps (frames, 36, 48 x bins) of core-grid fields z (bins, Qr Qc, frames) into ``out``."""
-        xp = self.xp
-        n_bins, _, n_frames = z.shape
-        qr, qc = band.rows.shape[1], band.cols.shape[1]
-        # real and imaginary planes (Qc, frames, Qr, 2, bins): both expansions are then plain real GEMMs
-        planes = xp.empty((qc, n_frames, qr, 2, n_bins), xp.float32)
+            z = np.vecdot(spec[:, None, :, 0].conj(), band.core)
+        else:
+            z = xp.matmul(band.core, spec)  # a batch reads the core once
         z = z.reshape(n_bins, qr, qc, n_frames).transpose(2, 3, 1, 0)
+        planes = xp.empty((qc, n_frames, qr, 2, n_bins), xp.float32)
         planes[:, :, :, 0] = z.real
         planes[:, :, :, 1] = z.imag
+        return planes
+
+    def _band_power(self, band: Band, planes, out) -> None:
+        """Write the band's maps (frames, 36, 48 x bins) of core-grid planes (Qc, frames, Qr, 2, bins) into ``out``."""
+        xp = self.xp
+        qc, n_frames, qr, _, n_bins = planes.shape
         y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(GRID_COLS, n_frames, qr, 2, n_bins)
         y = xp.ascontiguousarray(y.transpose(1, 3, 2, 0, 4)).reshape(n_frames, 2, qr, -1)  # (frames, 2, Qr, 48 x bins)
         # one product per plane: OpenBLAS ran (36 x Qr) @ (Qr x 3072) at half the speed of two 1536-column halves
@@ -288,15 +292,15 @@ class Beamformer:
         with self._blas_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
                 spec = self._spectra(x[f0:f0 + self.batch_frames])  # (512, M, F)
-                fields = []  # per band (bins, Qr Qc, F): made on first use, so a band's core product is still in cache
+                planes = []  # per band (Qc, F, Qr, 2, bins): made on first use, while the band's core product is in cache
                 for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
                     g = min(EXPAND_FRAMES, spec.shape[2] - g0)
                     # band-major maps, so that one copy puts them in the bin-last layout
                     power = xp.empty((g, GRID_ROWS, n_bands, GRID_COLS * width), xp.float32)
                     for b, band in enumerate(self.bands):
                         if g0 == 0:
-                            fields.append(self._core_fields(band, spec[band.start:band.stop]))
-                        self._band_power(band, fields[b][..., g0:g0 + g], power[:, :, b])
+                            planes.append(self._core_planes(band, spec[band.start:band.stop]))
+                        self._band_power(band, planes[b][:, g0:g0 + g], power[:, :, b])
                     maps = frames_out[f0 + g0:f0 + g0 + g].reshape(g, GRID_ROWS, GRID_COLS, n_bands, width)  # a view
                     maps[...] = power.reshape(g, GRID_ROWS, n_bands, GRID_COLS, width).transpose(0, 1, 3, 2, 4)
         return xp.asnumpy(out) if to_numpy and xp is not np else out
