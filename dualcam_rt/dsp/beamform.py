@@ -194,7 +194,8 @@ class Beamformer:
             k1 = k0 + band_bins
             rows, cols = separable_basis(geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance, phase)
             core = xp.empty((k1 - k0, rows.shape[1] * cols.shape[1], n_mics), xp.complex64)
-            self.bands.append(Band(k0, k1, xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32), core))
+            rows, cols = xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32)
+            self.bands.append(Band(k0, k1, rows, cols, core))
         # the dense steering is generated a few bins at a time (~14 MB, reused by the allocator and
         # mostly in cache; one 56 MB array per band cost a page fault per 4 kB) and projected at once
         with self._blas_limit():
@@ -292,7 +293,7 @@ class Beamformer:
         with self._blas_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
                 spec = self._spectra(x[f0:f0 + self.batch_frames])  # (512, M, F)
-                planes = []  # per band (Qc, F, Qr, 2, bins): made on first use, while the band's core product is in cache
+                planes = []  # per band (Qc, F, Qr, 2, bins): made on first use, while its core product is in cache
                 for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
                     g = min(EXPAND_FRAMES, spec.shape[2] - g0)
                     # band-major maps, so that one copy puts them in the bin-last layout
