@@ -49,12 +49,11 @@ class StreamFeatures:
         start = end - self.window_samples
         if not self.incremental or start < 0 or start % self.down or len(window) != self.window_samples:
             return self.model.features(window)
-        self._resample_until(end)
+        # the window's left edge sees zeros before it, not the stream: one grid block there is redone
+        edge = self._resample_until(end, self._input(start, start + 2 * self.down))
         lo = self._out(start - self.y_base)
         y = self.y[lo:lo + CLIP_SAMPLES].copy()
-        # the window's left edge sees zeros before it, not the stream: redo one grid block there
-        edge = self._input(start, start + 2 * self.down)
-        y[:self._out(self.down)] = resample_poly(edge, self.up, self.down, window=_lowpass(self.up, self.down))[:self._out(self.down)]
+        y[:len(edge)] = edge
         peak = np.max(np.abs(self._input(start, end)))
         if peak > 0:
             y /= peak
@@ -66,17 +65,23 @@ class StreamFeatures:
     def _input(self, a: int, b: int) -> np.ndarray:
         return self.x[a - self.x_base:b - self.x_base]
 
-    def _resample_until(self, end: int) -> None:
+    def _resample_until(self, end: int, edge: np.ndarray) -> np.ndarray:
+        """Extend the resampled stream to ``end``; give back the first grid block's outputs of ``edge``
+        (two grid blocks resampled alone). One ``resample_poly`` call does both: ``edge``, a grid block
+        of zeros (far wider than the filter's reach) and the new input, all on the grid."""
         # redo from one grid block before the previous end: those outputs had a zero-padded right edge
         first = max(self.y_base, (self.y_end // self.down - 2) * self.down)
         if self.y_end == 0 or first < self.x_base:
             first = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
             self.y = np.zeros(0)
-        seg = resample_poly(self._input(first, end), self.up, self.down, window=_lowpass(self.up, self.down))
+        both = resample_poly(np.concatenate([edge, np.zeros(self.down), self._input(first, end)]),
+                             self.up, self.down, window=_lowpass(self.up, self.down))
+        seg = both[self._out(len(edge) + self.down):]
         keep_from = 0 if first == self.y_base else self._out(self.down)  # the left context's outputs are edge-affected
         at = self._out(first - self.y_base) + keep_from
         self.y = np.concatenate([self.y[:at], seg[keep_from:self._out(end - first)]])
         self.y_end = end
+        return both[:self._out(self.down)]
 
     def _forget_before(self, sample: int) -> None:
         """Drop history no later window can need (keep two grid blocks of context)."""
