@@ -258,11 +258,8 @@ class Beamformer:
             z = np.vecdot(spec[:, None, :, 0].conj(), band.core)
         else:
             z = xp.matmul(band.core, spec)  # a batch reads the core once
-        z = z.reshape(n_bins, qr, qc, n_frames).transpose(2, 3, 1, 0)
-        planes = xp.empty((qc, n_frames, qr, 2, n_bins), xp.float32)
-        planes[:, :, :, 0] = z.real
-        planes[:, :, :, 1] = z.imag
-        return planes
+        z = z.view(xp.float32).reshape(n_bins, qr, qc, n_frames, 2)  # z is contiguous: (re, im) pairs last
+        return xp.ascontiguousarray(z.transpose(2, 3, 1, 4, 0))
 
     def _band_power(self, band: Band, planes, out) -> None:
         """Write the band's maps (frames, 36, 48 x bins) of core-grid planes (Qc, frames, Qr, 2, bins) into ``out``."""
