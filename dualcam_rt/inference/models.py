@@ -87,7 +87,7 @@ def read_card(path: Path) -> dict:
 
 def cpu_budget() -> int:
     """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota when there is one."""
-    n = len(os.sched_getaffinity(0))
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
         if quota != "max":
