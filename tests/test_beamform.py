@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from dualcam_rt.dsp import beamform
 from dualcam_rt.dsp.beamform import Beamformer, array_module, focus_path_differences, steering_matrices
 from dualcam_rt.dsp.overlay import band_energy, localise
 from dualcam_rt.errors import BadInput
@@ -18,7 +21,7 @@ def geometry():
 
 @pytest.fixture(scope="module")
 def beamformer(geometry):
-    return Beamformer(geometry, backend="numpy")
+    return Beamformer(geometry, backend="numpy", cache=False)  # built here, so the tests below check the build
 
 
 def point_source_blocks(geometry, positions_m, lo_hz=1500.0, hi_hz=6000.0, seed=0) -> np.ndarray:
@@ -128,6 +131,21 @@ def test_maps_written_into_a_caller_buffer_equal_returned_maps(beamformer):
     np.testing.assert_array_equal(strided, buffer)
     with pytest.raises(BadInput):
         beamformer.images(blocks, out=np.empty((3, 36, 48, 512), np.float32))
+
+
+def test_steering_is_cached_on_disk_per_geometry_and_reused(geometry, beamformer, tmp_path, monkeypatch):
+    Beamformer(geometry, backend="numpy", cache_dir=tmp_path)  # builds and stores
+    assert len(list(tmp_path.rglob("*.npz"))) == 1
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the steering was built again instead of read from the cache")
+
+    monkeypatch.setattr(beamform, "steering_chunks", no_build)
+    cached = Beamformer(geometry, backend="numpy", cache_dir=tmp_path)
+    block = noisy_blocks(geometry, 1, seed=9)[0]
+    np.testing.assert_array_equal(cached.images(block), beamformer.images(block))
+    with pytest.raises(AssertionError, match="built again"):  # another grid (focus distance) is another entry
+        Beamformer(dataclasses.replace(geometry, focus_distance_m=3.0), backend="numpy", cache_dir=tmp_path)
 
 
 def test_fast_steering_build_equals_direct_exponentials(geometry):

@@ -1,6 +1,7 @@
 """Beamforming speed: frames/s single-frame and batched per backend, against Acoular on the same map.
 
-One run measures, on the same simulated blocks: the steering build time; NumPy (and CuPy when a
+One run measures, on the same simulated blocks: the steering build time (and the start-up from
+its on-disk cache); NumPy (and CuPy when a
 GPU is present) frames/s one frame per call and ``BATCH`` frames per call; the naive method (dense
 precomputed steering, ~0.9 GB re-read per frame) as a second baseline; Acoular's
 ``BeamformerBase`` (classic steering, full CSM) for the same 512-bin map, run in a fresh process
@@ -58,9 +59,15 @@ def _sync(xp) -> None:
 def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
     xp = array_module(backend)
     t, cpu = time.perf_counter(), time.process_time()
-    bf = Beamformer(backend=backend)
+    bf = Beamformer(backend=backend, cache=False)  # the build itself, whatever the cache holds
     _sync(xp)
     build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
+    with tempfile.TemporaryDirectory() as tmp:  # and the start-up from the on-disk cache
+        Beamformer(backend=backend, cache_dir=tmp)
+        t = time.perf_counter()
+        Beamformer(backend=backend, cache_dir=tmp)
+        _sync(xp)
+        cached_s = time.perf_counter() - t
     single = xp.asarray(_blocks(1)[0])
     bf.images(single, to_numpy=False)  # warm-up (FFT plans, page faults)
     _sync(xp)
@@ -88,7 +95,8 @@ def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
         figures["batched_fps_all_threads"] = BATCH / (time.perf_counter() - t)
         bf.threads = one_thread
     # CPU time per frame (all threads): a shared machine inflates wall time far more than this
-    return {"steering_build_s": build_s, "steering_build_cpu_s": build_cpu_s, "single_fps": single_fps,
+    return {"steering_build_s": build_s, "steering_build_cpu_s": build_cpu_s, "steering_cached_s": cached_s,
+            "single_fps": single_fps,
             "batched_fps": batched_fps, "single_cpu_ms_per_frame": single_cpu_ms,
             "batched_cpu_ms_per_frame": batched_cpu_ms, **figures}, bf
 
@@ -185,8 +193,8 @@ def _print_table(figures: dict) -> None:
     from rich.table import Table
 
     table = Table(title="beamforming: 128 mics -> 36 x 48 x 512 power map per 1024-sample block")
-    for column in ("backend", "steering build (s)", "single-frame fps", "batched fps", "x dense (single / batched)",
-                   "x Acoular (single / batched)"):
+    for column in ("backend", "steering build / cached (s)", "single-frame fps", "batched fps",
+                   "x dense (single / batched)", "x Acoular (single / batched)"):
         table.add_column(column, justify="right")
     acoular = figures.get("acoular", {}).get("seconds_per_map")
     dense = figures["numpy_dense"]
@@ -196,7 +204,8 @@ def _print_table(figures: dict) -> None:
             versus_dense = (f"{f['single_fps'] / dense['single_fps']:.1f} / "
                             f"{f['batched_fps'] / dense['batched_fps']:.1f}")
             ratio = f"{acoular * f['single_fps']:,.0f} / {acoular * f['batched_fps']:,.0f}" if acoular else "n/a"
-            build = f"{f['steering_build_s']:.2f}" if "steering_build_s" in f else ""
+            build = (f"{f['steering_build_s']:.2f} / {f['steering_cached_s']:.2f}"
+                     if "steering_cached_s" in f else "")
             table.add_row(name, build, f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", versus_dense, ratio)
     if acoular:
         table.add_row("acoular", "", f"{1 / acoular:.3f}", "", "", "1")
