@@ -38,7 +38,9 @@ def test_spectrogram_matches_a_periodic_hann_stft_of_the_scaled_waveform():
 
 def test_loudness_does_not_change_the_features():
     wave = tone(700.0) + 0.01 * np.random.default_rng(1).standard_normal(5 * SAMPLE_RATE).astype(np.float32)
-    np.testing.assert_allclose(hearnet_input(wave), hearnet_input(wave * 37.0), rtol=1e-4, atol=1e-3)
+    quiet = hearnet_input(wave)
+    # float32 FFTs: bins near zero carry rounding of ~1e-7 of the peak, whatever the loudness
+    np.testing.assert_allclose(quiet, hearnet_input(wave * 37.0), rtol=1e-4, atol=1e-6 * quiet.max())
 
 
 def test_waveform_is_110250_samples_within_plus_minus_256():

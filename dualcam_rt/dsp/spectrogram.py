@@ -17,6 +17,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
+import scipy.fft
 from scipy.signal import firwin, resample_poly
 
 from ..errors import BadInput
@@ -86,10 +87,12 @@ def hearnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarra
 
 def spectrogram_of(waveform: np.ndarray) -> np.ndarray:
     """HearNet's spectrogram (257, 500) float32 of a prepared waveform (110250,) from ``soundnet_input``."""
-    y = np.asarray(waveform).astype(np.float64)
+    # float32 throughout: the result is float32 anyway, and the FFT error (~1e-7 of the peak) is far
+    # below the students' tolerance; this is 5x cheaper than float64 on the serving hot path.
+    y = np.asarray(waveform, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(y, WIN_SAMPLES)[::HOP_SAMPLES][:N_FRAMES]
-    spec = np.abs(np.fft.rfft(frames * _hann(), n=NFFT, axis=1))  # (500, 257)
-    return spec.T.astype(np.float32)
+    spec = scipy.fft.rfft(frames * _hann(), n=NFFT, axis=1)  # (500, 257) complex64
+    return np.ascontiguousarray(np.sqrt(spec.real**2 + spec.imag**2).T)  # sqrt beats np.abs's hypot
 
 
 def student_input(kind: str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -104,7 +107,8 @@ def student_input(kind: str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -
 @lru_cache(maxsize=1)
 def _hann() -> np.ndarray:
     n = np.arange(WIN_SAMPLES)
-    return 0.5 - 0.5 * np.cos(2 * np.pi * n / WIN_SAMPLES)  # periodic, as tf.signal / scipy "hann"
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / WIN_SAMPLES)  # periodic, as tf.signal / scipy "hann"
+    return window.astype(np.float32)
 
 
 @lru_cache(maxsize=8)
