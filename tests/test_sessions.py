@@ -68,8 +68,11 @@ def test_session_opens_unchanged_in_acoular_timesamples(tmp_path):
     acoular.config.global_caching = "none"
     frames = write_session(tmp_path / "s", n=12)
     ts = acoular.TimeSamples(file=str(tmp_path / "s" / "audio.h5"))
-    assert (ts.num_samples, ts.num_channels, ts.sample_freq) == (12 * 1024, 128, 12288.0)
-    got = np.concatenate(list(ts.result(1024)))
+    try:
+        assert (ts.num_samples, ts.num_channels, ts.sample_freq) == (12 * 1024, 128, 12288.0)
+        got = np.concatenate(list(ts.result(1024)))
+    finally:
+        ts._h5f.close()  # Acoular keeps the file open until exit otherwise
     np.testing.assert_array_equal(got, np.concatenate([f.audio.T for f in frames]))
 
 

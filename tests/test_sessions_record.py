@@ -24,7 +24,10 @@ def _open_in_acoular(path):
 
     acoular.config.global_caching = "none"
     ts = acoular.TimeSamples(file=str(path / "audio.h5"))
-    return ts.num_samples, ts.num_channels, ts.sample_freq
+    try:
+        return ts.num_samples, ts.num_channels, ts.sample_freq
+    finally:
+        ts._h5f.close()  # Acoular keeps the file open until exit otherwise
 
 
 @pytest.mark.slow
