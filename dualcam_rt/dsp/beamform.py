@@ -251,14 +251,14 @@ class Beamformer:
         for i, band in enumerate(self.bands):
             arrays.update({f"rows{i}": as_numpy(band.rows), f"cols{i}": as_numpy(band.cols),
                            f"core{i}": as_numpy(band.core)})
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only or full disk only costs the next start-up its build
+        except OSError:  # a read-only or full disk only costs the next start-up its build
+            tmp.unlink(missing_ok=True)
 
     def _blas_limit(self):
         if self.threads is None or self.xp is not np:
