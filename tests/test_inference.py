@@ -92,7 +92,7 @@ def test_resampling_keeps_a_tone_where_it_was():
 def test_model_cards_load_and_unknown_names_are_not_found(tmp_path, model):
     assert model.kind == "spectrogram" and model.classes == list(CLASSES)
     assert model.providers[-1] == "CPUExecutionProvider"
-    assert model.session.get_session_options().intra_op_num_threads == 1
+    assert model.session.get_session_options().intra_op_num_threads == cpu_budget()  # DUALCAM_ORT_THREADS=0
     models = ModelSet({"tone-bands": model})
     assert models.get().name == "tone-bands"
     with pytest.raises(NotFound, match="nope"):
@@ -237,7 +237,8 @@ def test_incremental_stream_features_equal_the_plain_ones(model, hop_s, chunk):
     for i in range(0, len(signal), chunk):
         features.push(signal[i:i + chunk])
         for end, wave in window.push(signal[i:i + chunk]):
-            np.testing.assert_allclose(features.at(end, wave), model.features(wave), rtol=1e-5, atol=1e-3)
+            plain = model.features(wave)  # float32 arithmetic: bins near zero differ by ~1e-6 of the peak
+            np.testing.assert_allclose(features.at(end, wave), plain, rtol=1e-5, atol=1e-5 * plain.max())
     assert features.incremental_hits >= 4  # windows from 5 s to 9 s on the 1/6 s grid
     assert len(features.x) <= 5 * 12_288 + 4 * 2048  # history stays bounded
 

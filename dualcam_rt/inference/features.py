@@ -29,9 +29,9 @@ class StreamFeatures:
         self.up, self.down = _ratio(model.sample_rate)
         self.window_samples = int(round(model.seconds * model.sample_rate))
         self.incremental = model.kind in ("spectrogram", "waveform") and CLIP_SAMPLES == self._out(self.window_samples)
-        self.x = np.zeros(0)  # input history, float64; x[0] is stream sample x_base
+        self.x = np.zeros(0, np.float32)  # input history; x[0] is stream sample x_base
         self.x_base = 0
-        self.y = np.zeros(0)  # resampled stream; y[0] is the output of input sample y_base (on the grid)
+        self.y = np.zeros(0, np.float32)  # resampled stream; y[0] is the output of input sample y_base (on the grid)
         self.y_base = 0
         self.y_end = 0  # input samples resampled so far (the last ones with a zero-padded right edge)
         self.incremental_hits = 0
@@ -42,7 +42,7 @@ class StreamFeatures:
 
     def push(self, samples: np.ndarray) -> None:
         """Append the stream's next samples (mono, at the model's rate)."""
-        self.x = np.concatenate([self.x, samples.astype(np.float64)])
+        self.x = np.concatenate([self.x, samples.astype(np.float32)])
 
     def at(self, end: int, window: np.ndarray) -> np.ndarray:
         """The model input of ``window`` (the stream's samples up to ``end``)."""
@@ -73,8 +73,8 @@ class StreamFeatures:
         first = max(self.y_base, (self.y_end // self.down - 2) * self.down)
         if self.y_end == 0 or first < self.x_base:
             first = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
-            self.y = np.zeros(0)
-        both = resample_poly(np.concatenate([edge, np.zeros(self.down), self._input(first, end)]),
+            self.y = np.zeros(0, np.float32)
+        both = resample_poly(np.concatenate([edge, np.zeros(self.down, np.float32), self._input(first, end)]),
                              self.up, self.down, window=_lowpass(self.up, self.down))
         seg = both[self._out(len(edge) + self.down):]
         keep_from = 0 if first == self.y_base else self._out(self.down)  # the left context's outputs are edge-affected
