@@ -240,6 +240,7 @@ def test_incremental_stream_features_equal_the_plain_ones(model, hop_s, chunk):
             plain = model.features(wave)  # float32 arithmetic: bins near zero differ by ~1e-6 of the peak
             np.testing.assert_allclose(features.at(end, wave), plain, rtol=1e-5, atol=1e-5 * plain.max())
     assert features.incremental_hits >= 4  # windows from 5 s to 9 s on the 1/6 s grid
+    assert features.looped_hits >= 9  # and the first windows (< 5 s, looped) that end on it
     assert len(features.x) <= 5 * 12_288 + 4 * 2048  # history stays bounded
 
 

@@ -109,9 +109,13 @@ def decode_pcm(payload: bytes, encoding: str, channels: int) -> np.ndarray:
     if len(payload) % frame_bytes:
         raise BadInput(f"{len(payload)} bytes is not a whole number of {channels}-channel "
                        f"{encoding} frames ({frame_bytes} bytes each)")
-    samples = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
+    samples = np.frombuffer(payload, dtype=dtype)
     if dtype.kind == "i":
-        samples = samples.astype(np.float32) / 32768.0
+        samples = samples.astype(np.float32)
+        samples /= 32768.0  # in place: this runs for every streamed message
     elif not np.isfinite(samples).all():
         raise BadInput("PCM holds NaN or infinite samples")
-    return to_mono(samples)
+    # mono needs no averaging (a mean over a length-1 axis costs more than the decoding)
+    if channels > 1:
+        return to_mono(samples.reshape(-1, channels))
+    return samples if dtype.kind == "i" else samples.astype(np.float32)  # a writable copy, as before

@@ -5,11 +5,13 @@ three quarters of its cost. Resampling is linear and time-invariant on its polyp
 a window that starts on that grid (a multiple of ``down`` = 2,048 input samples, 1/6 s) the
 resampled window equals the resampled stream except within the filter's reach of the window's
 left edge. ``StreamFeatures`` keeps the resampled stream, resamples only the newest samples
-(plus one grid block of context) per hop, redoes the left edge, then normalises and scales as
-``soundnet_input`` does. The result equals ``model.features(window)`` to float32 rounding (the
-clip is normalised after resampling rather than before; tests check the agreement). Windows
-shorter than 5 s (the stream's first seconds), off the grid, or of a stream at another rate take
-the plain path.
+(plus the filter's reach, ~10 samples, of context) per hop, redoes the left edge's first grid
+block, then normalises and scales as ``soundnet_input`` does. A window shorter than 5 s (the
+stream's first seconds) is looped to 5 s by the plain path, so its resampled form is periodic:
+one period of the resampled stream, its seam redone, is tiled. The result equals
+``model.features(window)`` to float32 rounding (the clip is normalised after resampling rather
+than before; tests check the agreement). Windows off the grid, or of a stream at another rate,
+take the plain path.
 """
 
 from __future__ import annotations
@@ -28,17 +30,20 @@ class StreamFeatures:
         self.model = model
         self.up, self.down = _ratio(model.sample_rate)
         self.window_samples = int(round(model.seconds * model.sample_rate))
-        self.incremental = model.kind in ("spectrogram", "waveform") and CLIP_SAMPLES == self._out(self.window_samples)
+        self.reach = -(-10 * max(self.up, self.down) // self.up) + 2  # input samples the lowpass spans each side
+        self.incremental = (model.kind in ("spectrogram", "waveform") and self.window_samples % self.down == 0
+                            and CLIP_SAMPLES == self._out(self.window_samples))
         self.x = np.zeros(0, np.float32)  # input history; x[0] is stream sample x_base
         self.x_base = 0
         self.y = np.zeros(0, np.float32)  # resampled stream; y[0] is the output of input sample y_base (on the grid)
         self.y_base = 0
         self.y_end = 0  # input samples resampled so far (the last ones with a zero-padded right edge)
         self.incremental_hits = 0
+        self.looped_hits = 0
 
     def _out(self, n_in: int) -> int:
-        """Output samples of ``n_in`` input samples (exact for multiples of ``down``)."""
-        return n_in * self.up // self.down
+        """Outputs before input position ``n_in`` (output k sits at input position k * down / up)."""
+        return -(-n_in * self.up // self.down)
 
     def push(self, samples: np.ndarray) -> None:
         """Append the stream's next samples (mono, at the model's rate)."""
@@ -47,10 +52,13 @@ class StreamFeatures:
     def at(self, end: int, window: np.ndarray) -> np.ndarray:
         """The model input of ``window`` (the stream's samples up to ``end``)."""
         start = end - self.window_samples
+        if self.incremental and self.x_base == 0 and len(window) == end and end % self.down == 0 \
+                and 2 * self.down <= end < self.window_samples and self.down > 2 * self.reach:
+            return self._looped(end)
         if not self.incremental or start < 0 or start % self.down or len(window) != self.window_samples:
             return self.model.features(window)
-        # the window's left edge sees zeros before it, not the stream: one grid block there is redone
-        edge = self._resample_until(end, self._input(start, start + 2 * self.down))
+        # the window's left edge sees zeros before it, not the stream: its first grid block is redone
+        edge = self._resample_until(end, self._input(start, start + self.down + self.reach))[:self._out(self.down)]
         lo = self._out(start - self.y_base)
         y = self.y[lo:lo + CLIP_SAMPLES].copy()
         y[:len(edge)] = edge
@@ -59,29 +67,60 @@ class StreamFeatures:
             y /= peak
         self._forget_before(start + self.window_samples // 2)
         self.incremental_hits += 1
-        waveform = (y * SCALE).astype(np.float32)
+        y *= SCALE  # in place (a power of two: exact)
+        waveform = y.astype(np.float32, copy=False)
+        return spectrogram_of(waveform) if self.model.kind == "spectrogram" else waveform
+
+    def _looped(self, end: int) -> np.ndarray:
+        """The model input of the stream's first ``end`` samples looped to the window's length, as the
+        plain path makes it: periodic, so one period of the resampled stream is tiled; only the seam
+        (the end running into the start) and the cut at the window's end are resampled anew."""
+        d, n = self.down, self.window_samples
+        x = self._input(0, end)
+        # one resample_poly call: the seam with context, zeros, then the clip's last two grid blocks
+        # (on the grid, zeros after them as in the plain path, where the looped clip stops at n samples)
+        tail = x[np.arange(n - 2 * d, n) % end]
+        edges = self._resample_until(end, np.concatenate(
+            [x[end - 2 * d:], x[:d + self.reach], np.zeros(d - self.reach, np.float32), tail]))
+        seam = edges[self._out(d):self._out(3 * d)]  # positions end - d..end, then 0..d, of the looped clip
+        period = self.y[:self._out(end)].copy()  # y_base == 0: no history dropped yet
+        head = period[:self._out(d)].copy()  # the first block sees zeros before it in the plain path too
+        period[self._out(end - d):] = seam[:self._out(d)]
+        period[:self._out(d)] = seam[self._out(d):]
+        y = np.resize(period, CLIP_SAMPLES)
+        y[:self._out(d)] = head
+        y[self._out(n - d):] = edges[self._out(5 * d):self._out(6 * d)]
+        peak = np.max(np.abs(x))
+        if peak > 0:
+            y /= peak
+        self.looped_hits += 1
+        y *= SCALE  # in place (a power of two: exact)
+        waveform = y.astype(np.float32, copy=False)
         return spectrogram_of(waveform) if self.model.kind == "spectrogram" else waveform
 
     def _input(self, a: int, b: int) -> np.ndarray:
         return self.x[a - self.x_base:b - self.x_base]
 
     def _resample_until(self, end: int, edge: np.ndarray) -> np.ndarray:
-        """Extend the resampled stream to ``end``; give back the first grid block's outputs of ``edge``
-        (two grid blocks resampled alone). One ``resample_poly`` call does both: ``edge``, a grid block
-        of zeros (far wider than the filter's reach) and the new input, all on the grid."""
-        # redo from one grid block before the previous end: those outputs had a zero-padded right edge
-        first = max(self.y_base, (self.y_end // self.down - 2) * self.down)
-        if self.y_end == 0 or first < self.x_base:
-            first = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
+        """Extend the resampled stream to ``end``; give back the outputs of ``edge`` (starting on the
+        grid, resampled alone: zeros before and after it). One ``resample_poly`` call does both: ``edge``,
+        zeros (wider than the filter's reach, sized so the new input lands on the grid) and the new input."""
+        if self.y_end == 0 or self.y_end - 2 * self.reach < self.y_base:
+            first = keep = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
             self.y = np.zeros(0, np.float32)
-        both = resample_poly(np.concatenate([edge, np.zeros(self.down, np.float32), self._input(first, end)]),
+        else:  # the last ``reach`` outputs had a zero-padded right edge: redo them, with ``reach`` of context
+            keep = self.y_end - self.reach
+            first = keep - self.reach
+        pad = (first - self.y_base - len(edge)) % self.down
+        pad += self.down if pad < 2 * self.reach else 0
+        pre = len(edge) + pad  # pre = first - y_base (mod down): the new input stays on the grid
+        both = resample_poly(np.concatenate([edge, np.zeros(pad, np.float32), self._input(first, end)]),
                              self.up, self.down, window=_lowpass(self.up, self.down))
-        seg = both[self._out(len(edge) + self.down):]
-        keep_from = 0 if first == self.y_base else self._out(self.down)  # the left context's outputs are edge-affected
-        at = self._out(first - self.y_base) + keep_from
-        self.y = np.concatenate([self.y[:at], seg[keep_from:self._out(end - first)]])
+        offset = (first - self.y_base - pre) * self.up // self.down  # y index of both[0] (exact: on the grid)
+        j0, j1 = self._out(keep - self.y_base), self._out(end - self.y_base)
+        self.y = np.concatenate([self.y[:j0], both[j0 - offset:j1 - offset]])
         self.y_end = end
-        return both[:self._out(self.down)]
+        return both[:self._out(len(edge))]
 
     def _forget_before(self, sample: int) -> None:
         """Drop history no later window can need (keep two grid blocks of context)."""

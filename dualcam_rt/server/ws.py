@@ -76,9 +76,11 @@ class Outbox:
                     message, self.image = self.image, None
                     if message is None:
                         continue
-                    await asyncio.wait_for(self.ws.send_bytes(message), SEND_TIMEOUT_S)
+                    async with asyncio.timeout(SEND_TIMEOUT_S):  # unlike wait_for, no task per message
+                        await self.ws.send_bytes(message)
                 else:
-                    await asyncio.wait_for(self.ws.send_text(json.dumps(message)), SEND_TIMEOUT_S)
+                    async with asyncio.timeout(SEND_TIMEOUT_S):
+                        await self.ws.send_text(json.dumps(message))
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             # stuck or gone: closing makes the receive loop end this client
             try:
