@@ -62,14 +62,10 @@ class StreamFeatures:
         lo = self._out(start - self.y_base)
         y = self.y[lo:lo + CLIP_SAMPLES].copy()
         y[:len(edge)] = edge
-        peak = np.max(np.abs(self._input(start, end)))
-        if peak > 0:
-            y /= peak
+        model_input = self._model_input(y, self._input(start, end))
         self._forget_before(start + self.window_samples // 2)
         self.incremental_hits += 1
-        y *= SCALE  # in place (a power of two: exact)
-        waveform = y.astype(np.float32, copy=False)
-        return spectrogram_of(waveform) if self.model.kind == "spectrogram" else waveform
+        return model_input
 
     def _looped(self, end: int) -> np.ndarray:
         """The model input of the stream's first ``end`` samples looped to the window's length, as the
@@ -90,13 +86,17 @@ class StreamFeatures:
         y = np.resize(period, CLIP_SAMPLES)
         y[:self._out(d)] = head
         y[self._out(n - d):] = edges[self._out(5 * d):self._out(6 * d)]
+        self.looped_hits += 1
+        return self._model_input(y, x)
+
+    def _model_input(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The resampled window ``y`` normalised by its input ``x``'s peak and scaled, as ``soundnet_input``
+        does, then the model's input kind made of it."""
         peak = np.max(np.abs(x))
         if peak > 0:
             y /= peak
-        self.looped_hits += 1
         y *= SCALE  # in place (a power of two: exact)
-        waveform = y.astype(np.float32, copy=False)
-        return spectrogram_of(waveform) if self.model.kind == "spectrogram" else waveform
+        return spectrogram_of(y) if self.model.kind == "spectrogram" else y
 
     def _input(self, a: int, b: int) -> np.ndarray:
         return self.x[a - self.x_base:b - self.x_base]
