@@ -214,6 +214,12 @@ def test_train_then_distill_then_export_from_the_command_line(dataset, tmp_path)
     card = json.loads((models / "hearnet.json").read_text())
     assert card["metrics"]["onnx_max_abs_diff"] < 1e-4
     assert card["training"]["supervision"] == "distilled" and card["reproduce"].startswith("dualcam-rt distill")
+    r = run_cli("quantize", "--data", str(dataset), "--model", str(models / "hearnet.json"), "--out", str(models))
+    assert r.returncode == 0, r.stderr
+    card = json.loads((models / "hearnet_int8.json").read_text())
+    measured = card["quantization"]["measured"]
+    assert (models / card["file"]).is_file() and 0 <= measured["test_agreement_with_fp32"] <= 1
+    assert card["name"] == "hearnet_int8" and "dualcam-rt quantize --data" in card["quantization"]["reproduce"]
 
 
 def test_training_on_one_scenario_uses_only_that_scenarios_clips(dataset, tmp_path):
@@ -230,6 +236,7 @@ def test_training_on_one_scenario_uses_only_that_scenarios_clips(dataset, tmp_pa
     (["train", "hearnet", "--data", ".", "--out", "/tmp/x", "--scenarios", "4"], "--scenarios"),
     (["distill", "dualcamnet", "--teacher", ".", "--data", ".", "--out", "/tmp/x"], "student must be"),
     (["export", "/nonexistent"], "not a finished training run"),
+    (["quantize", "--data", ".", "--model", "/nonexistent.json"], "unreadable model card"),
 ])
 def test_bad_training_requests_give_one_line_errors(args, needle):
     r = run_cli(*args)

@@ -1,4 +1,4 @@
-"""Commands of the training area: train, distill, evaluate, export (torch is imported lazily)."""
+"""Commands of the training area: train, distill, evaluate, export, quantize (torch is imported lazily)."""
 
 from __future__ import annotations
 
@@ -239,3 +239,19 @@ def export(
     console.print(f"{card['name']}: {Path(out) / card['file']} (onnxruntime vs PyTorch max |diff| "
                   f"{card['metrics']['onnx_max_abs_diff']:.2e})", highlight=False)
     print(json.dumps(card, indent=2))
+
+
+@app.command()
+def quantize(
+    data: str = typer.Option(..., help="Simulated dataset (dualcam-rt make-dataset): calibration and test clips"),
+    model: str = typer.Option("models/hearnet.json", help="Card of the fp32 audio student"),
+    out: str = typer.Option("models", help="Directory for <name>_int8.onnx and its card"),
+    threads: int = typer.Option(1, help="onnxruntime threads for the accuracy and speed comparison"),
+):
+    """Statically quantize an audio student to int8 (onnxruntime QDQ) and compare it with fp32."""
+    from ..inference.quantize import quantize_student
+
+    measured = quantize_student(data, model, out, threads)
+    console.print(f"int8 test accuracy {measured['test_accuracy']:.3f} (fp32 {measured['test_accuracy_fp32']:.3f}), "
+                  f"{measured['ms_per_item_int8'][1]} vs {measured['ms_per_item_fp32'][1]} ms per item", highlight=False)
+    print(json.dumps(measured, indent=2))

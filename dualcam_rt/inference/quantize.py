@@ -1,7 +1,6 @@
 """A statically quantized int8 copy of an audio student, and its accuracy and speed against fp32.
 
-``python -m dualcam_rt.inference.quantize --data DATASET --model models/hearnet.json --out models``
-calibrates onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights,
+``dualcam-rt quantize --data DATASET --model models/hearnet.json --out models`` calibrates onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights,
 MinMax calibration) on the student inputs of training clips of a simulated dataset
 (``dualcam-rt make-dataset``), then measures both models on the dataset's test clips and
 onnxruntime's per-item time, and writes ``<name>_int8.onnx`` with its card (the fp32 card plus
@@ -10,7 +9,6 @@ what was done and measured).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -21,8 +19,6 @@ import numpy as np
 CALIBRATION_CLIPS = 64
 
 
-def _features(clips) -> np.ndarray:
-    return clips.student_features("spectrogram")
 
 
 def quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str) -> None:
@@ -74,35 +70,33 @@ def _machine() -> str:
     return f"{model}, {len(os.sched_getaffinity(0))} CPU(s) usable, VNNI {'yes' if vnni else 'no'}"
 
 
-def main(argv=None) -> dict:
+def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json", out: str | Path = "models",
+                     threads: int = 1) -> dict:
+    """Write ``<name>_int8.onnx`` and its card into ``out`` for the fp32 student whose card is
+    ``model``, calibrated on ``data``'s train clips; returns what was measured on val and test."""
     from ..training.data import load_clips, read_manifest
     from .models import open_session, read_card
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="simulated dataset (dualcam-rt make-dataset)")
-    p.add_argument("--model", default="models/hearnet.json", help="card of the fp32 student")
-    p.add_argument("--out", default="models")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-
-    card_path = Path(args.model)
+    card_path = Path(model)
     card = read_card(card_path)
     fp32_path = card_path.parent / card["file"]
     name = f"{card['name']}_int8"
-    out = Path(args.out)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     int8_path = out / f"{name}.onnx"
-    clips = load_clips(args.data, need_mfcc=False, need_video=False)
-    preset = read_manifest(args.data).get("preset", "?")
+    clips = load_clips(str(data), need_mfcc=False, need_video=False)
+    preset = read_manifest(str(data)).get("preset", "?")
     train = clips.select("train")
     pick = np.random.default_rng(0).choice(len(train), min(CALIBRATION_CLIPS, len(train)), replace=False)
-    calibration = _features(train.take(np.sort(pick)))
+    kind = card["input"]["kind"]  # the student's own input: spectrogram or waveform
+    calibration = train.take(np.sort(pick)).student_features(kind)
     quantize(fp32_path, int8_path, calibration, card["input"].get("name", "input"))
 
-    fp32, int8 = open_session(fp32_path, args.threads), open_session(int8_path, args.threads)
+    fp32, int8 = open_session(fp32_path, threads), open_session(int8_path, threads)
     measured = {}
     for split in ("val", "test"):
         part = clips.select(split)
-        x = _features(part)
+        x = part.student_features(kind)
         a, b = predicted(fp32, x), predicted(int8, x)
         measured.update({f"{split}_clips": len(part), f"{split}_accuracy_fp32": float(np.mean(a == part.label)),
                          f"{split}_accuracy": float(np.mean(b == part.label)),
@@ -118,16 +112,11 @@ def main(argv=None) -> dict:
                                  "format": "QDQ", "activations": "uint8", "weights": "int8 per channel",
                                  "calibration": f"MinMax on {len(calibration)} clips of the train split of the "
                                                 f"simulated {preset} dataset (dualcam-rt make-dataset --preset {preset})",
-                                 "measured": {**measured, "threads": args.threads, "machine": _machine()},
+                                 "measured": {**measured, "threads": threads, "machine": _machine()},
                                  "reproduce": f"dualcam-rt make-dataset --out data/{preset} --preset {preset} && "
-                                              f"python -m dualcam_rt.inference.quantize --data data/{preset} "
-                                              f"--model {args.model} --out {args.out}"}}
+                                              f"dualcam-rt quantize --data data/{preset} --model {model} "
+                                              f"--out {out}"}}
     new_card["metrics"] = {k: measured[k] for k in ("val_accuracy", "test_accuracy", "test_accuracy_fp32",
                                                     "test_agreement_with_fp32")}
     (out / f"{name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
-    print(json.dumps(measured, indent=2))
     return measured
-
-
-if __name__ == "__main__":
-    main()
