@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from ..inference.models import load_models
+from ..inference.models import cpu_budget, load_models
 from . import report
 
 STREAM_RATE, STREAM_CHUNK_S, STREAM_HOP_S = 12_288, 0.25, 0.5
@@ -298,7 +298,8 @@ def run(as_json: bool = False) -> dict:
         stream["model_ceiling"] = model_ceiling(model, max(1, round(stream["mean_batch"] or 1)))
         with ServeProcess(["sim://?scenario=1&seed=0&label=clapping"], {**env, "DUALCAM_HOP_S": "0.25"}) as url:
             live = bench_live(url)
-    result = {"model": name, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2), "predict": predict, "stream": stream, "live": live,
+    result = {"model": name, "cpu_count": os.cpu_count(), "cpus_usable": cpu_budget(),
+              "load_average_1min": round(os.getloadavg()[0], 2), "predict": predict, "stream": stream, "live": live,
               "elapsed_s": round(time.monotonic() - started, 1)}
     return report(result, as_json, _print)
 

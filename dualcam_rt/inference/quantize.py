@@ -10,7 +10,6 @@ what was done and measured).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -61,13 +60,15 @@ def ms_per_item(session, x: np.ndarray, batch: int, repeats: int = 10) -> float:
 
 def _machine() -> str:
     """CPU model and whether it has the VNNI int8 instructions (what makes int8 fast on x86)."""
+    from .models import cpu_budget
+
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown"
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     vnni = "avx512_vnni" in info or "avx_vnni" in info
-    return f"{model}, {len(os.sched_getaffinity(0))} CPU(s) usable, VNNI {'yes' if vnni else 'no'}"
+    return f"{model}, {cpu_budget()} CPU(s) usable, VNNI {'yes' if vnni else 'no'}"
 
 
 def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json", out: str | Path = "models",
