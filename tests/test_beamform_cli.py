@@ -40,7 +40,7 @@ def test_beamform_command_writes_one_image_per_block_of_an_acoular_h5_file(tmp_p
 
 def test_beamform_command_reads_a_recorded_session(tmp_path, beamformer):
     sessions = pytest.importorskip("dualcam_rt.sessions", reason="sessions area not installed")
-    from dualcam_rt.devices.base import SensorFrame
+    from dualcam_rt.frame import SensorFrame
 
     audio = scene_audio(4, seed=2)
     with sessions.SessionWriter(tmp_path / "s1", {"label": "clapping", "scenario": 1}) as writer:

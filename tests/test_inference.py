@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dualcam_rt.devices.base import Device, SensorFrame
+from dualcam_rt.devices.base import Device
+from dualcam_rt.frame import SensorFrame
 from dualcam_rt.errors import BadInput, NotFound, TooLarge
 from dualcam_rt.inference.audio import decode_audio, decode_pcm, resample
 from dualcam_rt.inference.live import LivePipeline

@@ -95,7 +95,7 @@ def test_recording_a_replay_reproduces_the_session(tmp_path):
 
 
 def test_replay_predict_classifies_the_microphone_with_an_installed_model(tmp_path):
-    from dualcam_rt.devices.base import SensorFrame
+    from dualcam_rt.frame import SensorFrame
     from dualcam_rt.inference.tiny import band_of, write_tiny_model
     from dualcam_rt.labels import CLASSES
     from dualcam_rt.sessions import SessionWriter

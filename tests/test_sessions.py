@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from dualcam_rt.devices.base import SensorFrame
+from dualcam_rt.frame import SensorFrame
 from dualcam_rt.errors import BadInput, DualcamError, NotFound
 from dualcam_rt.sessions import SessionWriter, open_session, verify_session
 from dualcam_rt.sessions.format import new_session_dir
@@ -161,7 +161,7 @@ def test_disk_full_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path,
 CHILD = """
 import sys
 import numpy as np
-from dualcam_rt.devices.base import SensorFrame
+from dualcam_rt.frame import SensorFrame
 from dualcam_rt.sessions import SessionWriter
 rng = np.random.default_rng(0)
 audio = rng.standard_normal((32, 1024)).astype(np.float32)

@@ -32,7 +32,7 @@ FAST = ["--epochs", "2", "--batch-size", "8", "--mfcc-seconds", "1", "--video-fr
 def tone_session(root: Path, name: str, label: str, scenario: int, subject: int, ticks: int = 12) -> dict:
     """Write one real session (microphone 0, MFCC volumes, JPEG video) whose class is easy to hear
     and see, with the sessions area's writer; returns its manifest entry."""
-    from dualcam_rt.devices.base import SensorFrame
+    from dualcam_rt.frame import SensorFrame
     from dualcam_rt.labels import class_index
     from dualcam_rt.sessions import SessionWriter
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..geometry import FPS, N_MICS, SAMPLE_RATE
 from ..sessions.record import record_frames
 from ..sessions.writer import SessionWriter

@@ -5,7 +5,7 @@
 (``&camera=0`` adds a webcam) and ``replay://PATH``.
 """
 
-from .base import Device, DeviceStats, SensorFrame
+from .base import Device, DeviceStats
 from .registry import DEVICE_KINDS, open_device, parse_uri
 
-__all__ = ["Device", "DeviceStats", "SensorFrame", "DEVICE_KINDS", "open_device", "parse_uri"]
+__all__ = ["Device", "DeviceStats", "DEVICE_KINDS", "open_device", "parse_uri"]

@@ -9,38 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BadInput
+from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
-
-
-@dataclass(frozen=True, slots=True)
-class SensorFrame:
-    """One sensor tick: an audio block and the video frame nearest to it in time.
-
-    ``audio`` is (channels, samples) float32 in pascal (128 x 1024 for a DualCam, 1 x 1024 for a
-    microphone); ``first_sample`` is the index of ``audio[:, 0]`` on the device's sample clock and
-    ``timestamp`` its time in seconds on the same clock (``first_sample / sample_rate`` unless the
-    device says otherwise). ``video`` is (480, 640, 3) uint8 BGR, or None; ``video_timestamp`` is
-    the capture time of that frame on the audio clock. ``lost_samples`` counts zero-filled samples
-    in this block (packet loss). ``truth`` carries a simulated scene's ground truth.
-    """
-
-    index: int
-    first_sample: int
-    timestamp: float
-    audio: np.ndarray
-    video: np.ndarray | None = None
-    video_timestamp: float | None = None
-    sample_rate: int = SAMPLE_RATE
-    lost_samples: int = 0
-    truth: dict | None = None
-
-    @property
-    def channels(self) -> int:
-        return self.audio.shape[0]
-
-    @property
-    def samples(self) -> int:
-        return self.audio.shape[1]
 
 
 @dataclass

@@ -21,7 +21,8 @@ from firmware_io import AUDIO, STATUS, VIDEO, ProtocolError, TcpClient, Transpor
 
 from ..errors import BadInput, DeviceError
 from ..geometry import N_MICS
-from .base import Device, SensorFrame
+from .base import Device
+from ..frame import SensorFrame
 
 DEFAULT_PORT = 7700
 MAX_ZERO_FILL_S = 2.0  # longer gaps restart the block clock instead of allocating zeros

@@ -23,7 +23,8 @@ from scipy import signal
 
 from ..errors import BadInput, DeviceError, NotFound
 from ..geometry import BLOCK_SAMPLES, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
-from .base import Device, SensorFrame
+from .base import Device
+from ..frame import SensorFrame
 
 DEFAULT_FULL_SCALE_PA = 20.0
 QUEUE_BLOCKS = 256  # captured chunks buffered before new ones are dropped (PortAudio's are short)

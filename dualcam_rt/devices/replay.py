@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 
 from ..errors import BadInput
-from .base import Device, SensorFrame, parse_speed
+from .base import Device, parse_speed
+from ..frame import SensorFrame
 
 
 class ReplayDevice(Device):

@@ -21,6 +21,7 @@ import scipy.fft
 from scipy.signal import firwin, resample_poly
 
 from ..errors import BadInput
+from ..frame import MICROPHONE_KINDS, InputKind
 from ..geometry import SAMPLE_RATE
 
 TARGET_RATE = 22_050  # Hz, SoundNet's and HearNet's rate
@@ -33,19 +34,17 @@ NFFT = 512
 N_FREQ = NFFT // 2 + 1  # 257
 N_FRAMES = (CLIP_SAMPLES - WIN_SAMPLES) // HOP_SAMPLES + 1  # 500
 
-KINDS = ("spectrogram", "waveform")
 
-
-def feature_params(kind: str) -> dict:
+def feature_params(kind: InputKind | str) -> dict:
     """The parameters of a student input kind, as written into model cards."""
     common = {"resample_hz": TARGET_RATE, "seconds": CLIP_SECONDS, "normalise": "max_abs",
               "scale": SCALE, "short_clips": "looped", "long_clips": "first 5 s", "channel": 0}
-    if kind == "spectrogram":
+    if kind == InputKind.SPECTROGRAM:
         return {**common, "window": "hann_periodic", "win_samples": WIN_SAMPLES, "hop_samples": HOP_SAMPLES,
                 "nfft": NFFT, "magnitude": "linear", "shape": [N_FREQ, N_FRAMES]}
-    if kind == "waveform":
+    if kind == InputKind.WAVEFORM:
         return {**common, "shape": [CLIP_SAMPLES]}
-    raise BadInput(f"unknown student input kind {kind!r}; known: {', '.join(KINDS)}")
+    raise BadInput(f"unknown student input kind {str(kind)!r}; known: {', '.join(MICROPHONE_KINDS)}")
 
 
 def _as_mono(wave: np.ndarray) -> np.ndarray:
@@ -95,13 +94,13 @@ def spectrogram_of(waveform: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.sqrt(spec.real**2 + spec.imag**2).T)  # sqrt beats np.abs's hypot
 
 
-def student_input(kind: str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The input of a student of ``kind`` ("spectrogram" | "waveform") for one clip."""
-    if kind == "spectrogram":
+def student_input(kind: InputKind | str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The input of a student of ``kind`` (spectrogram or waveform) for one clip."""
+    if kind == InputKind.SPECTROGRAM:
         return hearnet_input(wave, sample_rate)
-    if kind == "waveform":
+    if kind == InputKind.WAVEFORM:
         return soundnet_input(wave, sample_rate)
-    raise BadInput(f"unknown student input kind {kind!r}; known: {', '.join(KINDS)}")
+    raise BadInput(f"unknown student input kind {str(kind)!r}; known: {', '.join(MICROPHONE_KINDS)}")
 
 
 @lru_cache(maxsize=1)

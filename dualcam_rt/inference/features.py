@@ -20,6 +20,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from ..dsp.spectrogram import CLIP_SAMPLES, SCALE, _lowpass, _ratio, spectrogram_of
+from ..frame import InputKind
 from .models import Model
 
 
@@ -31,7 +32,7 @@ class StreamFeatures:
         self.up, self.down = _ratio(model.sample_rate)
         self.window_samples = int(round(model.seconds * model.sample_rate))
         self.reach = -(-10 * max(self.up, self.down) // self.up) + 2  # input samples the lowpass spans each side
-        self.incremental = (model.kind in ("spectrogram", "waveform") and self.window_samples % self.down == 0
+        self.incremental = (model.kind.one_microphone and self.window_samples % self.down == 0
                             and CLIP_SAMPLES == self._out(self.window_samples))
         self.x = np.zeros(0, np.float32)  # input history; x[0] is stream sample x_base
         self.x_base = 0
@@ -96,7 +97,7 @@ class StreamFeatures:
         if peak > 0:
             y /= peak
         y *= SCALE  # in place (a power of two: exact)
-        return spectrogram_of(y) if self.model.kind == "spectrogram" else y
+        return spectrogram_of(y) if self.model.kind == InputKind.SPECTROGRAM else y
 
     def _input(self, a: int, b: int) -> np.ndarray:
         return self.x[a - self.x_base:b - self.x_base]

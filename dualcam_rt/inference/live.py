@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..devices.base import Device, SensorFrame
+from ..devices.base import Device
+from ..frame import SensorFrame
 from .audio import resample
 from .models import Model
 from .predict import predict_waves, prediction

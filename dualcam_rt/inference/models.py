@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput, NotFound
+from ..frame import InputKind
 
-AUDIO_KINDS = ("spectrogram", "waveform")  # inputs computed from one microphone
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")  # priority order
 
 
@@ -40,8 +40,8 @@ class Model:
         return list(self.card["classes"])
 
     @property
-    def kind(self) -> str:
-        return self.card["input"]["kind"]
+    def kind(self) -> InputKind:
+        return InputKind(self.card["input"]["kind"])
 
     @property
     def seconds(self) -> float:
@@ -64,7 +64,7 @@ class Model:
         """The model input (no batch axis) for one clip of the microphone at ``sample_rate``."""
         from ..dsp.spectrogram import student_input
 
-        if self.kind not in AUDIO_KINDS:
+        if not self.kind.one_microphone:
             raise BadInput(f"model {self.name!r} takes {self.kind!r} input, not a microphone signal")
         return student_input(self.kind, wave, self.sample_rate)
 
@@ -72,14 +72,14 @@ class Model:
         return {"name": self.name, "architecture": self.card.get("architecture"),
                 "classes": self.classes, "input": self.card["input"], "output": self.card.get("output"),
                 "providers": self.providers, "metrics": self.card.get("metrics", {}),
-                "audio": self.kind in AUDIO_KINDS}
+                "audio": self.kind.one_microphone}
 
 
 def read_card(path: Path) -> dict:
     """The model card at ``path``, checked for the fields serving relies on."""
     try:
         card = json.loads(path.read_text())
-        card["input"]["kind"], card["classes"]
+        InputKind(card["input"]["kind"]), card["classes"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BadInput(f"unreadable model card {path}: {err}") from err
     return card
@@ -130,7 +130,7 @@ class ModelSet:
 
     def __init__(self, models: dict[str, Model], default: str | None = None):
         self.models = models
-        audio = [m for m in models.values() if m.kind in AUDIO_KINDS]
+        audio = [m for m in models.values() if m.kind.one_microphone]
         self.default = default if default in models else (audio[0].name if audio else None)
 
     def get(self, name: str | None = None) -> Model:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dsp.spectrogram import N_FRAMES, N_FREQ, TARGET_RATE, feature_params
+from ..frame import InputKind
 from ..labels import CLASSES
 
 
@@ -52,8 +53,8 @@ def write_tiny_model(models_dir: str | Path, name: str = "tone-bands") -> Path:
     card = {
         "name": name, "file": f"{name}.onnx", "architecture": "tone-bands (test stand-in)",
         "classes": list(CLASSES),
-        "input": {"name": "input", "kind": "spectrogram", "shape": [None, N_FREQ, N_FRAMES],
-                  "sample_rate": 12_288, "seconds": 5.0, "feature": feature_params("spectrogram")},
+        "input": {"name": "input", "kind": InputKind.SPECTROGRAM, "shape": [None, N_FREQ, N_FRAMES],
+                  "sample_rate": 12_288, "seconds": 5.0, "feature": feature_params(InputKind.SPECTROGRAM)},
         "output": {"name": "logits", "shape": [None, n_classes]},
         "training": {"note": "not trained: fixed band-energy weights"}, "metrics": {},
         "reproduce": f"python -c \"from dualcam_rt.inference.tiny import write_tiny_model; write_tiny_model('models', '{name}')\"",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, FPS
 from ..labels import CLASSES, N_SUBJECTS, SCENARIOS

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..errors import BadInput, NotFound
 from ..geometry import FPS
 from ..labels import CLASSES

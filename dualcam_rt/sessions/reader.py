@@ -10,7 +10,7 @@ import cv2
 import h5py
 import numpy as np
 
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..errors import BadInput, NotFound
 from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
 from .format import AUDIO_FILE, META_FILE, session_dir

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..geometry import FPS
 from .writer import SessionWriter
 

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..devices.base import SensorFrame
+from ..frame import SensorFrame
 from ..errors import BadInput, DualcamError
 from ..geometry import FPS, get_geometry
 from ..labels import CLASSES

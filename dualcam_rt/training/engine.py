@@ -73,7 +73,7 @@ class TrainConfig:
         if self.temperature <= 0:
             raise BadInput(f"temperature must be positive, got {self.temperature}")
         if self.lr is None:
-            self.lr = 1e-3 if MODELS[self.model][2] == "teacher" else 1e-4
+            self.lr = 1e-3 if MODELS[self.model].role == "teacher" else 1e-4
 
 
 class ClipDataset(Dataset):
