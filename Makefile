@@ -6,7 +6,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install install-test install-gpu demo test bench clean
+.PHONY: install install-test install-gpu system-demo system-test demo test bench clean
+
+# Debian packages beyond Python (apt-get as root; otherwise one line with the command to run).
+system-demo:
+	@PYTHON=$(PYTHON) sh deploy/system-packages.sh demo
+
+system-test:
+	@PYTHON=$(PYTHON) sh deploy/system-packages.sh test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +39,10 @@ install-gpu:
 	.venv-gpu/bin/python -m pip install -q --upgrade pip
 	.venv-gpu/bin/python -m pip install -q -e ".[gpu,audio]"
 
-demo: install
+demo: system-demo install
 	$(BIN)/dualcam-rt serve "sim://?scenario=1&seed=0" --host $(HOST) --port $(PORT)
 
-test: install-test
+test: system-test install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test

@@ -41,7 +41,7 @@ def pulse_sink():
     Record only what a test plays into it by setting ``PULSE_SOURCE=<sink>.monitor``."""
     import shutil
 
-    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio (see .ci/run)"
+    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio: make test does (deploy/system-packages.sh test)"
     started = False
     if _pactl("info").returncode != 0:
         subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
