@@ -1,7 +1,8 @@
 """``sim://``: the simulated DualCam, in process (no socket), streaming from ``dualcam_rt.sim.Scene``.
 
-``sim://?scenario=K&seed=N&label=C&subject=S&speed=1|X|max``: paced at real time by default,
-``speed=X`` runs X times faster, ``speed=max`` as fast as the scene renders.
+``sim://?scenario=K&seed=N&label=C&subject=S&speed=1|X|max&sounds=real|procedural|mixed``: paced
+at real time by default, ``speed=X`` runs X times faster, ``speed=max`` as fast as the scene renders;
+``sounds`` as ``Scene``'s (default: real when a sound bank is built, else procedural).
 """
 
 from __future__ import annotations
@@ -55,12 +56,13 @@ class SimDevice(Device):
     simulated = True
 
     def __init__(self, uri: str = "sim://", scenario: int = 1, seed: int = 0, label: str | None = None,
-                 subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = ()):
+                 subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = (),
+                 sounds: str | None = None):
         super().__init__(uri, channels=N_MICS)
         if scenario not in (1, 2, 3):
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
         self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
-                                  impulse_ticks=tuple(impulse_ticks))
+                                  impulse_ticks=tuple(impulse_ticks), sounds=sounds)
         self.speed = speed
         self.scene = Scene(**self.scene_options)  # built here: opening pays its set-up cost, not frame 0
         self._closed = False
@@ -69,7 +71,7 @@ class SimDevice(Device):
     def from_uri(cls, uri: str, location: str, query: dict, **options) -> SimDevice:
         kwargs = dict(scenario=int_option(query, "scenario", 1), seed=int_option(query, "seed", 0),
                       label=query.get("label") or None, subject=int_option(query, "subject", None),
-                      speed=parse_speed(query.get("speed")))
+                      speed=parse_speed(query.get("speed")), sounds=query.get("sounds") or None)
         if query.get("label"):
             from ..labels import class_index
 
@@ -98,4 +100,4 @@ class SimDevice(Device):
     def describe(self) -> dict:
         speed = "max" if self.speed == float("inf") else self.speed
         return {**super().describe(), **{k: v for k, v in self.scene_options.items() if k != "impulse_ticks"},
-                "speed": speed}
+                "speed": speed, "sounds": self.scene.sounds}

@@ -33,6 +33,7 @@ from ..labels import CLASSES, N_SUBJECTS, class_index
 from . import render
 from .actions import synthesize
 from .ambience import AMBIENCE, wind_filter
+from .real_sounds import RealAction, check_split, real_ambience, resolve_sounds, subject_share
 from .rooms import Scenario, get_scenario, room_impulse_responses, subject_positions
 
 CHUNK_S = 4.0  # source signals are synthesised in independent chunks of this length
@@ -120,12 +121,19 @@ class Scene:
     reference of the same scene. ``positions`` restricts the subject to these indices of
     ``rooms.subject_positions`` (one index: the subject never moves). ``cache_dir`` overrides the
     settings' RIR cache directory.
+
+    ``sounds`` is ``real`` (the subject's takes and the ambience from the sound bank ``bank``: an
+    open SoundBank or its directory, default ``<cache_dir>/soundbank``), ``procedural`` (the
+    generators of ``actions``) or ``mixed`` (a labelled share of procedural chunks); None means
+    real when a bank exists, else procedural with a warning. The subject draws the takes of bank
+    ``split`` it shares, disjointly, with ``split_subjects`` (default: all nine); see ``real_sounds``.
     """
 
     def __init__(self, scenario: int = 1, seed: int = 0, label: str | None = None,
                  subject: int | None = None, geometry: Geometry | None = None,
                  impulse_ticks: Sequence[int] = (), components: Sequence[str] = COMPONENTS,
-                 positions: Sequence[int] | None = None, cache_dir=None):
+                 positions: Sequence[int] | None = None, cache_dir=None, sounds: str | None = None,
+                 bank=None, split: str = "train", split_subjects: Sequence[int] | None = None):
         self.config: Scenario = get_scenario(scenario)
         self.scenario, self.seed = self.config.index, int(seed)
         self.label = CLASSES[self.seed % len(CLASSES)] if label is None else label
@@ -141,6 +149,9 @@ class Scene:
         self.fs = self.geometry.sample_rate
         self.impulse_ticks = set(int(t) for t in impulse_ticks)
         self.cache_dir = cache_dir
+        self.split_subjects = check_split(split, split_subjects, self.subject)
+        self.split = split
+        self.sounds, self._bank = resolve_sounds(sounds, bank, cache_dir)
         self.tick = 0
         self._positions = subject_positions(self.geometry)
         allowed = range(len(self._positions)) if positions is None else [int(p) for p in positions]
@@ -167,13 +178,26 @@ class Scene:
 
     def _build_emitters(self) -> list[_Emitter]:
         fs, label, subject = self.fs, self.label, self.subject
-        emitters = [_Emitter("subject", lambda rng, s: synthesize(label, subject, s, rng, fs), self._positions, key=1)]
+        if self._bank is None:
+            action = lambda rng, s: (*synthesize(label, subject, s, rng, fs), "procedural")  # noqa: E731
+            self.subject_takes = []
+        else:
+            self.subject_takes = subject_share(self._bank.takes(label, self.split), subject, self.split_subjects)
+            action = RealAction(label, subject, self.subject_takes, fs, mode=self.sounds)
+        self.procedural_share = getattr(action, "share", 1.0)
+        ambient = {}  # one source per sound name, so that the members of a group share their calibration
+        for it in self.config.interferers + self.config.background:
+            if it.name not in ambient:
+                real = None if self._bank is None else real_ambience(self._bank, self.split, it.name, fs, self.subject_takes)
+                ambient[it.name] = _ambience(it.name, fs) if real is None else real
+        self.real_ambience = sorted(n for n, make in ambient.items() if not isinstance(make, _ProceduralAmbience))
+        emitters = [_Emitter("subject", action, self._positions, key=1)]
         for i, it in enumerate(self.config.interferers):
-            emitters.append(_Emitter(f"interferer:{it.name}", _ambience(it.name, fs), np.asarray(it.positions_m),
+            emitters.append(_Emitter(f"interferer:{it.name}", ambient[it.name], np.asarray(it.positions_m),
                                      key=10 + i, far=it.far, stationary=True))
         for i, bg in enumerate(self.config.background):
             for j, pos in enumerate(bg.positions_m):
-                emitters.append(_Emitter(f"background:{bg.name}", _ambience(bg.name, fs), np.asarray([pos]),
+                emitters.append(_Emitter(f"background:{bg.name}", ambient[bg.name], np.asarray([pos]),
                                          key=20 + 10 * i + j, far=bg.far, stationary=True))
         return emitters
 
@@ -205,6 +229,8 @@ class Scene:
     def _ambience_power(self, emitter: _Emitter, source: _Emitter) -> float:
         """Power at mic 0 of an ambient sound's calibration realisation from source (seed 0, so
         it is the same for every scene and computed once per process)."""
+        if emitter.name.split(":")[1] in self.real_ambience:  # depends on the bank and split: not shared
+            return _power_at(source.calibration_signal(0), self._rir(emitter, 0)[0])
         key = (self.scenario, emitter.name, emitter.positions_m[0].tobytes(), self.geometry.mics.tobytes())
         if key not in _AMBIENCE_POWER:
             _AMBIENCE_POWER[key] = _power_at(source.calibration_signal(0), self._rir(emitter, 0)[0])
@@ -301,7 +327,16 @@ class Scene:
                 "source_px": [round(float(v), 2) for v in cam.project(pos)],
                 "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
                 "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
+                "sound": subject.chunk(self.seed, int(t0 // CHUNK_S))[2],
                 "interferers": interferers}
+
+    def sound_sources(self, seconds: float) -> dict[str, int]:
+        """How many of the subject's events in its first ``seconds`` are real takes and how many procedural."""
+        counts = {"real": 0, "procedural": 0}
+        for k in range(int(np.ceil(seconds / CHUNK_S))):
+            _, events, source = self._emitters[0].chunk(self.seed, k)
+            counts[source] += sum(1 for a, _ in events if a + k * CHUNK_S < seconds)
+        return counts
 
     def _where(self, emitter: _Emitter, sample: int) -> list[float] | None:
         """An emitter's position (m) at a sample, None while it is silent (no passing vehicle)."""
@@ -321,9 +356,17 @@ class Scene:
         return np.array([*r.uniform(-0.025, 0.025, 2), 0.0])
 
 
-def _ambience(name: str, fs: int):
-    make = AMBIENCE[name]
-    return lambda rng, s: (make(rng, s, fs), [])
+class _ProceduralAmbience:
+    """One of ``ambience.AMBIENCE`` as an emitter source, ``(rng, seconds) -> (Pa, [])``."""
+
+    def __init__(self, name: str, fs: int):
+        self.make, self.fs = AMBIENCE[name], fs
+
+    def __call__(self, rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, list]:
+        return self.make(rng, seconds, self.fs), []
+
+
+_ambience = _ProceduralAmbience
 
 
 class _SubjectPath:
