@@ -4,44 +4,65 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..errors import BadInput, TooLarge
 from ..inference.audio import decode_audio
 from ..inference.predict import predict_waves, prediction
+from .deps import ModelsDep, ServiceDep, SettingsDep
+from .errors import ErrorDetail, UnsupportedMediaType, error_responses
 
 router = APIRouter()
-
-
-def _svc(request: Request):
-    return request.app.state.svc
+STATIC_DIR = Path(__file__).parent / "static"
+AUDIO_MEDIA_TYPES = ("audio/wav", "audio/flac", "audio/ogg", "application/octet-stream")
+MULTIPART = "multipart/form-data"
+_BINARY = {"type": "string", "format": "binary"}
+PREDICT_BODY = {"requestBody": {
+    "required": True,
+    "description": "The audio file itself (WAV, FLAC or OGG; any rate, any channels; the format is read "
+                   "from the bytes, so any `audio/*` type is accepted), or a multipart form whose first file "
+                   "field is that file. At most `DUALCAM_MAX_UPLOAD_BYTES` bytes (413 beyond) and "
+                   "`DUALCAM_MAX_UPLOAD_SECONDS` of audio.",
+    "content": {**{t: {"schema": _BINARY} for t in AUDIO_MEDIA_TYPES},
+                MULTIPART: {"schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]}}},
+}}
 
 
 @router.get("/", include_in_schema=False)
-async def dashboard():
-    from .app import STATIC_DIR
-
+async def dashboard() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html")
 
 
 @router.get("/healthz")
-async def healthz():
+async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(request: Request):
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool | None]
+    providers: dict[str, list[str]]
+    error: ErrorDetail | None = None
+
+
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "Not ready yet; `error` says what is missing"}})
+async def readyz(svc: ServiceDep) -> JSONResponse:
     """200 once models are loaded and the device streams (when one is opened); 503 until then."""
-    svc = _svc(request)
     checks = {"models": len(svc.models) > 0,
               "device": svc.live.streaming if svc.live is not None else None}
     ready = checks["models"] and checks["device"] is not False
-    body = {"ready": ready, "checks": checks,
-            "providers": {m.name: m.providers for m in svc.models.models.values()}}
+    body: dict[str, Any] = {"ready": ready, "checks": checks,
+                            "providers": {m.name: m.providers for m in svc.models.models.values()}}
     if not ready:
         failing = ", ".join(k for k, v in checks.items() if v is False)
         body["error"] = {"code": "not_ready", "message": f"not ready: {failing}"}
@@ -49,9 +70,8 @@ async def readyz(request: Request):
 
 
 @router.get("/v1/status")
-async def status(request: Request):
+async def status(svc: ServiceDep) -> dict[str, Any]:
     """Device URI and kind, simulated or not, rates, drops, latency percentiles, clients."""
-    svc = _svc(request)
     live = svc.live
     device = dict(svc.device_info)
     if live is not None:
@@ -66,10 +86,19 @@ async def status(request: Request):
 
 
 @router.get("/v1/models")
-async def models(request: Request):
+async def models(models: ModelsDep) -> dict[str, Any]:
     """Loaded models, their classes and input specs."""
-    svc = _svc(request)
-    return {"default": svc.models.default, "models": [m.describe() for m in svc.models.models.values()]}
+    return {"default": models.default, "models": [m.describe() for m in models.models.values()]}
+
+
+def _check_media_type(request: Request) -> str:
+    """The body's media type; UnsupportedMediaType unless it is audio, binary or a multipart form."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type != MULTIPART and not media_type.startswith("audio/") \
+            and media_type not in AUDIO_MEDIA_TYPES:
+        raise UnsupportedMediaType(f"content type {media_type!r} is not audio; send the file as audio/wav, "
+                                   f"audio/flac, audio/ogg, application/octet-stream or {MULTIPART}")
+    return media_type
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -86,13 +115,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _audio_bytes(request: Request, body: bytes) -> bytes:
-    """The audio file of a raw body, or of the first file field of a multipart form."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return body
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
+async def _file_of_form(request: Request, body: bytes) -> bytes:
+    """The first file field of a multipart form body."""
     async def chunks():
         yield body
 
@@ -106,21 +130,24 @@ async def _audio_bytes(request: Request, body: bytes) -> bytes:
     return await files[0].read()
 
 
-@router.post("/v1/predict")
-async def predict(request: Request, model: str | None = Query(None, description="Model name (default: first audio student)"),
-                  top_k: int = Query(3, ge=1, le=14)):
+@router.post("/v1/predict", openapi_extra=PREDICT_BODY, responses=error_responses(400, 404, 413, 415, 422))
+async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
+                  model: Annotated[str | None, Query(description="Model name (default: the service's default model)")] = None,
+                  top_k: Annotated[int, Query(ge=1, le=14, description="How many labels to list")] = 3) -> JSONResponse:
     """Classify an audio file (WAV/FLAC/OGG, any rate, any channels): top-k, probabilities, latency.
 
     The body is the file itself (or a multipart form with one file field). It is mixed to mono
     and resampled to 12,288 Hz; its last 5 s are classified (shorter clips are looped).
     """
-    svc = _svc(request)
     started = time.perf_counter()
     m = svc.models.get(model)
-    body = await _audio_bytes(request, await _read_body(request, svc.settings.max_upload_bytes))
+    media_type = _check_media_type(request)
+    body = await _read_body(request, settings.max_upload_bytes)
+    if media_type == MULTIPART:
+        body = await _file_of_form(request, body)
 
     def run():
-        wave, source = decode_audio(body, svc.settings.max_upload_seconds, m.sample_rate)
+        wave, source = decode_audio(body, settings.max_upload_seconds, m.sample_rate)
         window = wave[-int(m.seconds * m.sample_rate):]
         probs, timing = predict_waves(m, [window])
         return probs[0], timing, source
@@ -135,9 +162,11 @@ async def predict(request: Request, model: str | None = Query(None, description=
                          "timing_ms": {k: round(v, 3) for k, v in timing.items()}})
 
 
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request):
-    svc = _svc(request)
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition"}})
+async def metrics(svc: ServiceDep) -> Response:
+    """Prometheus metrics of this service (predictions, latency, errors, clients, drops)."""
     live = svc.live
     if live is not None:
         svc.metrics.live_frames.set(live.frames)

@@ -1,10 +1,8 @@
 """WebSocket routes: ``/v1/stream`` (client PCM → a prediction per hop) and ``/v1/live`` (device events).
 
-Starlette's ``send`` never pushes back, so every client gets a bounded outbox and its own sender
-task: when a client reads too slowly the oldest message is dropped (overlay images: only the
-latest is kept) and counted, and a client whose send stays stuck past ``SEND_TIMEOUT_S`` is
-closed. Close codes: 1003 wrong message type, 1007 bad PCM, 1008 bad hello or unknown model,
-1009 message too big, 1011 server error; each with a one-line reason.
+Every client's outgoing messages go through a bounded ``hub.Outbox``. Close codes: 1003 wrong
+message type, 1007 bad PCM, 1008 bad hello, unknown model or a client too slow to read, 1009
+message too big, 1011 server error; each with a one-line reason (docs/api.md lists them all).
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -23,14 +22,14 @@ from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm, resample
 from ..inference.predict import prediction
 from ..inference.features import StreamFeatures
 from ..inference.stream import SlidingWindow
+from .deps import ServiceDep
+from .hub import Outbox
+from .service import Service
 
 router = APIRouter()
 log = logging.getLogger("dualcam_rt.server")
 
-OUTBOX = 64  # messages queued per client before the oldest is dropped
-SEND_TIMEOUT_S = 5.0
 HELLO_TIMEOUT_S = 10.0
-IMAGE = object()  # outbox marker: send the client's latest overlay image
 STREAM_VERSION = 1
 
 
@@ -42,98 +41,11 @@ class Closed(Exception):
         self.code, self.reason = code, reason[:120]  # a close reason must fit in 123 bytes
 
 
-class Outbox:
-    """A client's bounded outgoing queue and the task that drains it."""
-
-    def __init__(self, ws: WebSocket, on_drop, size: int = OUTBOX):
-        self.ws, self.on_drop = ws, on_drop
-        self.queue: asyncio.Queue = asyncio.Queue(size)
-        self.image: bytes | None = None
-        self.dropped = 0
-        self.task = asyncio.create_task(self._send_all())
-
-    def put(self, message) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()  # drop the oldest: a slow client gets fresh news, not a backlog
-            self.dropped += 1
-            self.on_drop()
-        self.queue.put_nowait(message)
-
-    def put_image(self, jpeg: bytes) -> None:
-        if self.image is not None:  # one still waiting: latest wins
-            self.dropped += 1
-            self.on_drop()
-            self.image = jpeg
-            return
-        self.image = jpeg
-        self.put(IMAGE)
-
-    async def _send_all(self) -> None:
-        try:
-            while True:
-                message = await self.queue.get()
-                if message is IMAGE:
-                    message, self.image = self.image, None
-                    if message is None:
-                        continue
-                    async with asyncio.timeout(SEND_TIMEOUT_S):  # unlike wait_for, no task per message
-                        await self.ws.send_bytes(message)
-                else:
-                    async with asyncio.timeout(SEND_TIMEOUT_S):
-                        await self.ws.send_text(json.dumps(message))
-        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-            # stuck or gone: closing makes the receive loop end this client
-            try:
-                await self.ws.close(1008, "client too slow")
-            except (RuntimeError, OSError):
-                pass
-
-    async def drain(self, timeout_s: float = 2.0) -> None:
-        """Wait (bounded) until everything queued has been sent."""
-        deadline = time.monotonic() + timeout_s
-        while not self.queue.empty() and not self.task.done() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-
-    def stop(self) -> None:
-        self.task.cancel()
-
-
-class LiveHub:
-    """Fans live events out to the ``/v1/live`` clients (called on the event loop)."""
-
-    def __init__(self, svc):
-        self.svc = svc
-        self.clients: dict[Outbox, dict] = {}  # outbox -> {"images": bool}
-        self.stream_clients = 0
-
-    def counts(self) -> dict:
-        return {"live": len(self.clients), "stream": self.stream_clients}
-
-    def publish(self, message) -> None:
-        if isinstance(message, dict) and message.get("type") == "prediction":
-            self.svc.metrics.predictions.labels("live", message["model"]).inc()
-            self.svc.metrics.latency.labels("live").observe(message["latency_ms"] / 1e3)
-        for outbox, prefs in list(self.clients.items()):
-            if isinstance(message, bytes):
-                if prefs["images"]:
-                    outbox.put_image(message)
-            else:
-                outbox.put(message)
-
-    def update_images_wanted(self) -> None:
-        live = self.svc.live
-        if live is not None:
-            if any(p["images"] for p in self.clients.values()):
-                live.want_images.set()
-            else:
-                live.want_images.clear()
-
-
-def _dropped(svc, route: str):
+def _dropped(svc: Service, route: str) -> Callable[[], None]:
     return lambda: svc.metrics.ws_dropped.labels(route).inc()
 
 
-async def _close(ws: WebSocket, svc, route: str, closed: Closed) -> None:
+async def _close(ws: WebSocket, svc: Service, route: str, closed: Closed) -> None:
     svc.metrics.ws_closed.labels(route, str(closed.code)).inc()
     try:
         await ws.close(closed.code, closed.reason)
@@ -142,7 +54,7 @@ async def _close(ws: WebSocket, svc, route: str, closed: Closed) -> None:
 
 
 @asynccontextmanager
-async def _client_errors(ws: WebSocket, svc, route: str):
+async def _client_errors(ws: WebSocket, svc: Service, route: str) -> AsyncIterator[None]:
     """Ends one client's handler: its Closed becomes a close code, a bug a 1011; the server stays up."""
     try:
         yield
@@ -156,18 +68,17 @@ async def _client_errors(ws: WebSocket, svc, route: str):
 
 
 @router.websocket("/v1/live")
-async def live(ws: WebSocket):
+async def live(ws: WebSocket, svc: ServiceDep) -> None:
     """Pushes the live device's predictions and source positions; overlay JPEGs (binary) on request.
 
     Client messages: ``{"type": "subscribe", "images": true|false}``.
     """
-    svc = ws.app.state.svc
     await ws.accept()
     outbox = Outbox(ws, _dropped(svc, "live"))
     prefs = {"images": ws.query_params.get("images") in ("1", "true")}
-    hub: LiveHub = svc.hub
+    hub = svc.hub
     hub.clients[outbox] = prefs
-    hub.update_images_wanted()
+    hub.update_images_wanted(svc.live)
     svc.metrics.ws_clients.labels("live").inc()
     live = svc.live
     outbox.put({"type": "hello", "device": svc.device_info or None, "model": live.model.name if live and live.model else None,
@@ -188,11 +99,11 @@ async def live(ws: WebSocket):
                 if not isinstance(request, dict) or request.get("type") != "subscribe":
                     raise Closed(1008, 'expected {"type": "subscribe", "images": true|false}')
                 prefs["images"] = bool(request.get("images"))
-                hub.update_images_wanted()
+                hub.update_images_wanted(svc.live)
                 outbox.put({"type": "subscribed", "images": prefs["images"]})
     finally:
         hub.clients.pop(outbox, None)
-        hub.update_images_wanted()
+        hub.update_images_wanted(svc.live)
         outbox.stop()
         svc.metrics.ws_clients.labels("live").dec()
 
@@ -230,9 +141,8 @@ def _resampled_input(model, wave, rate: int):
 
 
 @router.websocket("/v1/stream")
-async def stream(ws: WebSocket):
+async def stream(ws: WebSocket, svc: ServiceDep) -> None:
     """JSON hello, then binary PCM; a JSON prediction per hop of audio; ``{"type": "end"}`` to finish."""
-    svc = ws.app.state.svc
     await ws.accept()
     svc.metrics.ws_clients.labels("stream").inc()
     svc.hub.stream_clients += 1
