@@ -17,7 +17,8 @@ import soundfile as sf
 from dualcam_rt.devices.base import Device
 from dualcam_rt.frame import SensorFrame
 from dualcam_rt.errors import BadInput, NotFound, TooLarge
-from dualcam_rt.inference.audio import decode_audio, decode_pcm, resample
+from dualcam_rt.dsp.resample import resample
+from dualcam_rt.inference.audio import decode_audio, decode_pcm
 from dualcam_rt.inference.live import LivePipeline
 from dualcam_rt.inference.models import ModelSet, cpu_budget, load_models, softmax
 from dualcam_rt.inference.predict import predict_waves
@@ -85,7 +86,7 @@ def test_pcm_messages_decode_and_misaligned_ones_are_refused():
 
 
 def test_resampling_keeps_a_tone_where_it_was():
-    wave = resample(tone(440, 2.0, 44_100), 44_100)
+    wave = resample(tone(440, 2.0, 44_100), 44_100, 12_288)
     assert len(wave) == 2 * 12_288
     assert np.argmax(np.abs(np.fft.rfft(wave))) == 880  # 0.5 Hz per bin for two seconds
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from firmware_io import AUDIO, STATUS, VIDEO, ProtocolError, TcpClient, TransportError, decode_audio, decode_status
 
+from ..frame import SensorFrame
 from ..errors import BadInput, DeviceError
 from ..geometry import N_MICS
 from .base import Device
-from ..frame import SensorFrame
 
 DEFAULT_PORT = 7700
 MAX_ZERO_FILL_S = 2.0  # longer gaps restart the block clock instead of allocating zeros

@@ -6,8 +6,8 @@ at R Hz instead of 12,288 Hz (used when the sound card refuses 12,288 Hz, which 
 the DualCam's MEMS capsules; a sound card's true sensitivity is rarely known).
 
 Audio comes out as SensorFrames of (1, 1024) float32 at 12,288 Hz: captured blocks are resampled
-when needed (anti-alias low-pass with carried state, then linear interpolation, so block edges
-are seamless) and cut into 1024-sample blocks on the microphone's own sample clock. Video frames
+when needed (``dsp.resample.StreamResampler``: the one polyphase filter, chunk by chunk, so block
+edges are seamless) and cut into 1024-sample blocks on the microphone's own sample clock. Video frames
 are timestamped on that clock from their capture time.
 """
 
@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-from scipy import signal
 
+from ..dsp.resample import StreamResampler
 from ..errors import BadInput, DeviceError, NotFound
 from ..geometry import BLOCK_SAMPLES, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
-from .base import Device
 from ..frame import SensorFrame
+from .base import Device
 
 DEFAULT_FULL_SCALE_PA = 20.0
 QUEUE_BLOCKS = 256  # captured chunks buffered before new ones are dropped (PortAudio's are short)
@@ -66,31 +66,6 @@ def query_input(sd, name: str | None) -> dict:
         except sd.PortAudioError as err:
             raise DeviceError(f"audio system unavailable: {err}") from None
     raise AssertionError("unreachable")
-
-
-class StreamResampler:
-    """Resamples a signal chunk by chunk; the output does not depend on how the input was chunked."""
-
-    def __init__(self, rate_in: float, rate_out: float):
-        self.step = rate_in / rate_out  # input samples per output sample
-        self.sos = signal.ellip(10, 0.05, 80, 0.45 * rate_out, fs=rate_in, output="sos") if rate_in > rate_out else None
-        self.zi = np.zeros((self.sos.shape[0], 2)) if self.sos is not None else None
-        self.last = 0.0  # previous chunk's last (filtered) sample
-        self.pos = 1.0  # where the next output sample falls, counting the carried sample as 0
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Output samples (float32) that the input so far determines."""
-        if self.step == 1.0:
-            return x.astype(np.float32)
-        if self.sos is not None:
-            x, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
-        buf = np.concatenate([[self.last], x])
-        end = len(buf) - 1
-        positions = np.arange(self.pos, end + 1e-9, self.step)
-        out = np.interp(positions, np.arange(len(buf)), buf).astype(np.float32)
-        self.pos = (positions[-1] + self.step if len(positions) else self.pos) - end
-        self.last = buf[-1]
-        return out
 
 
 class Camera:

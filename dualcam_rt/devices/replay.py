@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from ..frame import SensorFrame
 from ..errors import BadInput
 from .base import Device, parse_speed
-from ..frame import SensorFrame
 
 
 class ReplayDevice(Device):

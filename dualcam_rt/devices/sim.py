@@ -11,11 +11,11 @@ import itertools
 import time
 from collections.abc import Iterator, Sequence
 
+from ..frame import SensorFrame
 from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 from ..sim import Scene
 from .base import Device, parse_speed
-from ..frame import SensorFrame
 
 # The simulated camera exposes in the middle of each 1/12 s tick, so the frame of tick k carries
 # the timestamp of sample k * 1024 + 512 and pairs with audio block k (see docs/protocol.md).

@@ -14,15 +14,14 @@ recordings).
 from __future__ import annotations
 
 from functools import lru_cache
-from math import gcd
 
 import numpy as np
 import scipy.fft
-from scipy.signal import firwin, resample_poly
 
 from ..errors import BadInput
 from ..frame import MICROPHONE_KINDS, InputKind
 from ..geometry import SAMPLE_RATE
+from .resample import resample
 
 TARGET_RATE = 22_050  # Hz, SoundNet's and HearNet's rate
 CLIP_SECONDS = 5.0
@@ -73,8 +72,7 @@ def soundnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     peak = np.max(np.abs(x))
     if peak > 0:  # silence stays silence instead of dividing by zero
         x = x / peak
-    up, down = _ratio(int(sample_rate))
-    y = resample_poly(x, up, down, window=_lowpass(up, down)) if up != down else x
+    y = resample(x, int(sample_rate), TARGET_RATE)
     y = np.resize(y, CLIP_SAMPLES)  # resample_poly may be a sample off; np.resize repeats/cuts
     return (y * SCALE).astype(np.float32)
 
@@ -110,14 +108,3 @@ def _hann() -> np.ndarray:
     return window.astype(np.float32)
 
 
-@lru_cache(maxsize=8)
-def _lowpass(up: int, down: int) -> np.ndarray:
-    """resample_poly's default anti-aliasing filter, designed once per ratio: designing it
-    (73,501 taps for 12,288 -> 22,050 Hz) costs three times more than the filtering itself."""
-    max_rate = max(up, down)
-    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(np.float32)
-
-
-def _ratio(sample_rate: int) -> tuple[int, int]:
-    g = gcd(TARGET_RATE, sample_rate)
-    return TARGET_RATE // g, sample_rate // g

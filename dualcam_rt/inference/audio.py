@@ -1,20 +1,17 @@
 """Audio a client sends: decode uploads and PCM, mix to mono, resample to the sensor's mic rate.
 
 Students were trained on microphone 0 of the DualCam, i.e. 12,288 Hz mono; any upload is mixed to
-mono (mean over channels) and resampled to that rate with a polyphase filter (scipy
-``resample_poly``) so that the student's feature code sees what it saw in training.
+mono (mean over channels) and resampled to that rate (``dsp.resample``) so that the student's feature code sees what it saw in training.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import struct
-from functools import lru_cache
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
 
+from ..dsp.resample import resample
 from ..errors import BadInput, TooLarge
 from ..geometry import SAMPLE_RATE
 
@@ -35,22 +32,6 @@ def check_format(sample_rate: int, channels: int) -> None:
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Mono float32 (n,) from (n, channels) by averaging the channels."""
     return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
-
-
-def resample(wave: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """``wave`` (n,) resampled from ``from_rate`` to ``to_rate`` Hz, float32 (polyphase FIR)."""
-    if from_rate == to_rate:
-        return wave.astype(np.float32, copy=False)
-    g = math.gcd(from_rate, to_rate)
-    up, down = to_rate // g, from_rate // g
-    return resample_poly(wave, up, down, window=_lowpass(up, down)).astype(np.float32)
-
-
-@lru_cache(maxsize=16)
-def _lowpass(up: int, down: int) -> np.ndarray:
-    """resample_poly's own default filter, designed once per ratio (the design costs more than the filtering)."""
-    max_rate = max(up, down)
-    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
 
 
 def _wav_truncation(data: bytes) -> str | None:

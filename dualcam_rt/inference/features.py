@@ -17,9 +17,9 @@ take the plain path.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from ..dsp.spectrogram import CLIP_SAMPLES, SCALE, _lowpass, _ratio, spectrogram_of
+from ..dsp.resample import polyphase, ratio, reach
+from ..dsp.spectrogram import CLIP_SAMPLES, SCALE, TARGET_RATE, spectrogram_of
 from ..frame import InputKind
 from .models import Model
 
@@ -29,9 +29,9 @@ class StreamFeatures:
 
     def __init__(self, model: Model):
         self.model = model
-        self.up, self.down = _ratio(model.sample_rate)
+        self.up, self.down = ratio(model.sample_rate, TARGET_RATE)
         self.window_samples = int(round(model.seconds * model.sample_rate))
-        self.reach = -(-10 * max(self.up, self.down) // self.up) + 2  # input samples the lowpass spans each side
+        self.reach = reach(self.up, self.down) + 1  # input samples the lowpass spans each side, and a margin
         self.incremental = (model.kind.one_microphone and self.window_samples % self.down == 0
                             and CLIP_SAMPLES == self._out(self.window_samples))
         self.x = np.zeros(0, np.float32)  # input history; x[0] is stream sample x_base
@@ -74,7 +74,7 @@ class StreamFeatures:
         (the end running into the start) and the cut at the window's end are resampled anew."""
         d, n = self.down, self.window_samples
         x = self._input(0, end)
-        # one resample_poly call: the seam with context, zeros, then the clip's last two grid blocks
+        # one polyphase call: the seam with context, zeros, then the clip's last two grid blocks
         # (on the grid, zeros after them as in the plain path, where the looped clip stops at n samples)
         tail = x[np.arange(n - 2 * d, n) % end]
         edges = self._resample_until(end, np.concatenate(
@@ -104,7 +104,7 @@ class StreamFeatures:
 
     def _resample_until(self, end: int, edge: np.ndarray) -> np.ndarray:
         """Extend the resampled stream to ``end``; give back the outputs of ``edge`` (starting on the
-        grid, resampled alone: zeros before and after it). One ``resample_poly`` call does both: ``edge``,
+        grid, resampled alone: zeros before and after it). One ``polyphase`` call does both: ``edge``,
         zeros (wider than the filter's reach, sized so the new input lands on the grid) and the new input."""
         if self.y_end == 0 or self.y_end - 2 * self.reach < self.y_base:
             first = keep = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
@@ -115,8 +115,8 @@ class StreamFeatures:
         pad = (first - self.y_base - len(edge)) % self.down
         pad += self.down if pad < 2 * self.reach else 0
         pre = len(edge) + pad  # pre = first - y_base (mod down): the new input stays on the grid
-        both = resample_poly(np.concatenate([edge, np.zeros(pad, np.float32), self._input(first, end)]),
-                             self.up, self.down, window=_lowpass(self.up, self.down))
+        both = polyphase(np.concatenate([edge, np.zeros(pad, np.float32), self._input(first, end)]),
+                         self.up, self.down)
         offset = (first - self.y_base - pre) * self.up // self.down  # y index of both[0] (exact: on the grid)
         j0, j1 = self._out(keep - self.y_base), self._out(end - self.y_base)
         self.y = np.concatenate([self.y[:j0], both[j0 - offset:j1 - offset]])

@@ -26,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..devices.base import Device
+from ..dsp.resample import resample
 from ..frame import SensorFrame
-from .audio import resample
 from .models import Model
 from .predict import predict_waves, prediction
 from .stream import SlidingWindow

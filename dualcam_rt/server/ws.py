@@ -18,7 +18,8 @@ from functools import partial
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import BadInput, DualcamError
-from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm, resample
+from ..dsp.resample import resample
+from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm
 from ..inference.predict import prediction
 from ..inference.features import StreamFeatures
 from ..inference.stream import SlidingWindow

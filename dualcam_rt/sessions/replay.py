@@ -50,7 +50,7 @@ def replay_timeline(path: str | Path, speed: str = "max", predict: bool = False,
             beamformer = Beamformer()
         window = None
         if student is not None:
-            from ..inference.audio import resample
+            from ..dsp.resample import resample
             from ..inference.predict import predict_waves, prediction
             from ..inference.stream import SlidingWindow
 
