@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install install-test install-gpu system-demo system-test demo test bench clean
+.PHONY: install install-test install-gpu system-demo system-test demo soundbank test bench clean
 
 # Debian packages beyond Python (apt-get as root; otherwise one line with the command to run).
 system-demo:
@@ -41,6 +41,12 @@ install-gpu:
 
 demo: system-demo install
 	$(BIN)/dualcam-rt serve "sim://?scenario=1&seed=0" --host $(HOST) --port $(PORT)
+
+# The bank of real recorded sounds (docs/soundbank.md): installs the allow-listed packages
+# (apt; the heavy ones unpacked under <cache_dir>/sound-sources; keebsound with pip --no-deps), builds the full bank.
+soundbank: install
+	sh deploy/install-sound-sources.sh full "" $(BIN)/pip
+	$(BIN)/dualcam-rt soundbank build --preset full
 
 test: system-test install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

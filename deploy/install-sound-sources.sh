@@ -7,7 +7,8 @@
 #   (widelands-data: its sound folder only) instead of installed; keebsound (PyPI, sdist only)
 #   is pip-installed without dependencies into the venv whose pip is PIP.
 # SOURCES_DIR defaults to $DUALCAM_CACHE_DIR/sound-sources (or ~/.cache/dualcam-rt/sound-sources),
-# where `dualcam-rt soundbank build` looks for unpacked packages. Run as root (or with sudo) for apt.
+# where `dualcam-rt soundbank build` looks for unpacked packages. apt needs root; otherwise it stops
+# with one line giving the command (apt-get download and the unpacking need no root).
 set -eu
 
 preset=${1:-full}
@@ -25,15 +26,19 @@ case "$preset" in
   *) echo "error: preset must be ci or full, got '$preset'" >&2; exit 2 ;;
 esac
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
 missing=""
 for p in $install; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-  $SUDO apt-get install -y --no-install-recommends $missing
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "the sound bank needs Debian packages; install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends$missing" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086  # one word per package
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 [ "$preset" = full ] || exit 0
