@@ -1,0 +1,117 @@
+"""Training augmentation: each step does what it says, measured on the output."""
+
+from pathlib import Path
+
+import numpy as np
+import pyroomacoustics as pra
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from dualcam_rt.geometry import SAMPLE_RATE
+from dualcam_rt.training.augment import (RT60_EXCLUDED_S, AugmentConfig, Augmenter, add_at_snr, apply_gain,
+                                         eq_tilt, hard_clip, highpass, reverberate, room_pool)
+
+FS = SAMPLE_RATE
+# a real crowd recording from an allow-listed package the CI installs (lmms-common)
+CROWD = Path("/usr/share/lmms/samples/misc/raving_crowd01.ogg")
+
+
+def tone(freq_hz: float, seconds: float = 2.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * FS)) / FS
+    return (amp * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def db(power_ratio: float) -> float:
+    return float(10 * np.log10(power_ratio))
+
+
+def power(x) -> float:
+    return float(np.mean(np.asarray(x, np.float64) ** 2))
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("augment-cache")
+    return cache, room_pool(12, cache_dir=cache)
+
+
+def crowd() -> np.ndarray:
+    assert CROWD.is_file(), f"{CROWD} missing: apt-get install lmms-common"
+    x, fs = sf.read(CROWD, always_2d=True, dtype="float32")
+    return resample_poly(x.mean(axis=1), FS, fs).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain_db", [-30.0, -7.5, 6.0])
+def test_gain_changes_the_level_by_its_decibels(gain_db):
+    x = tone(440.0)
+    assert db(power(apply_gain(x, gain_db)) / power(x)) == pytest.approx(gain_db, abs=0.01)
+
+
+def test_clipping_flattens_the_peaks_at_its_level_below_the_peak():
+    x = tone(300.0)
+    y = hard_clip(x, 6.0)
+    assert np.max(np.abs(y)) == pytest.approx(np.max(np.abs(x)) * 10 ** (-6 / 20), rel=1e-6)
+    assert np.mean(np.abs(y) >= np.max(np.abs(y)) - 1e-7) > 0.2  # a sine clipped 6 dB down is flat a third of the time
+    assert not hard_clip(np.zeros(100, np.float32), 6.0).any()
+
+
+def test_eq_tilt_changes_level_by_its_slope_per_octave():
+    low, high = tone(500.0), tone(4000.0)  # three octaves apart
+    tilt = 2.0
+    gain = db(power(eq_tilt(high, tilt)) / power(high)) - db(power(eq_tilt(low, tilt)) / power(low))
+    assert gain == pytest.approx(3 * tilt, abs=0.2)
+
+
+def test_highpass_attenuates_below_its_cut_and_passes_above():
+    cut = 200.0
+    below, above = tone(cut / 4), tone(cut * 4)
+    settle = FS // 2  # skip the filter's start-up transient
+    assert db(power(highpass(below, cut)[settle:]) / power(below[settle:])) < -40  # 4 poles: ~48 dB at 2 octaves
+    assert db(power(highpass(above, cut)[settle:]) / power(above[settle:])) == pytest.approx(0.0, abs=0.5)
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 12.0, 30.0])
+def test_real_ambience_is_added_at_its_snr(snr_db):
+    x = tone(1000.0, seconds=5.0, amp=0.05) * (np.arange(5 * FS) % FS < FS // 3)  # an intermittent event
+    y = add_at_snr(x, crowd(), snr_db, np.random.default_rng(0))
+    assert db(power(x) / power(y - x)) == pytest.approx(snr_db, abs=1.0)
+
+
+def test_pooled_rooms_reverberate_unlike_the_three_scenarios(pool):
+    _, (rirs, info) = pool
+    measured = [pra.experimental.measure_rt60(r.astype(float), FS, decay_db=20) for r in rirs]
+    assert all(m > 0.1 for m in measured)  # none anechoic, none the open-air terrace
+    assert not any(RT60_EXCLUDED_S[0] <= m <= RT60_EXCLUDED_S[1] for m in measured), measured  # not scenario 2's 0.8 s
+    assert min(measured) < 0.5 and max(measured) > 1.2  # both damped small rooms and live halls
+    sizes = [np.prod(i["dim_m"]) for i in info]
+    assert min(sizes) < 60 and max(sizes) > 300  # m³: a small office and a hall; scenario 2 is 554 m³ only
+
+
+def test_the_room_pool_is_cached_on_disk_and_read_back(pool):
+    cache, (rirs, info) = pool
+    files = list((cache / "augment").glob("rooms-*.npz"))
+    assert len(files) == 1
+    again, info_again = room_pool(12, cache_dir=cache)
+    assert info_again == info and all(np.array_equal(a, b) for a, b in zip(rirs, again))
+
+
+def test_a_room_keeps_the_direct_sound_and_adds_a_tail(pool):
+    _, (rirs, _) = pool
+    click = np.zeros(FS, np.float32)
+    click[100] = 1.0
+    y = reverberate(click, rirs[0])
+    assert abs(np.max(np.abs(y[90:110])) - 1.0) < 1e-5  # direct path at unit gain, where it was (+ 8 samples)
+    assert power(y[200:]) > 0  # and a reverberant tail after it
+
+
+def test_the_augmenter_is_reproducible_per_rng_and_changes_the_wave(pool):
+    cache, _ = pool
+    aug = Augmenter(AugmentConfig(), ambience=[crowd()], cache_dir=cache)
+    x = tone(800.0, seconds=5.0)
+    a, b = aug(x, np.random.default_rng(5)), aug(x, np.random.default_rng(5))
+    c = aug(x, np.random.default_rng(6))
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and a.shape == x.shape and a.dtype == np.float32
+    levels = [db(power(aug(x, np.random.default_rng(s))) / power(x)) for s in range(40)]
+    assert min(levels) < -15 and max(levels) > 0  # the gain range reaches quiet and loud recordings
+    assert aug.describe()["ambience_recordings"] == 1 and len(aug.describe()["pool_rooms"]) == 12
