@@ -166,7 +166,6 @@ def speaking(rng, tr: Traits, seconds: float, fs: int):
     t = rng.uniform(0.05, 0.3)
     while t < seconds - 0.3:
         n_syll = int(rng.integers(3, 9))  # a phrase of 3-8 syllables, then a pause
-        start = t
         for _ in range(n_syll):
             dur = rng.uniform(0.12, 0.3) / tr.tempo
             n = int(dur * fs)
@@ -184,10 +183,10 @@ def speaking(rng, tr: Traits, seconds: float, fs: int):
                 nf = int(0.06 * fs)
                 fric = band_noise(rng, nf, 2500, 5800, fs) * np.hanning(nf) * 0.15 * np.std(voiced)
                 syll[:nf] += fric[:min(nf, n)]
-            _add(out, _rms(syll, 0.06 * rng.uniform(0.7, 1.3)), int(t * fs))
+            placed = _add(out, _rms(syll, 0.06 * rng.uniform(0.7, 1.3)), int(t * fs))
+            if placed:  # each syllable is an event (the mouth opens with it)
+                events.append((float(t), float(t + placed / fs)))
             t += dur + rng.uniform(0.01, 0.06)
-        end = min(t, seconds)
-        events.append((float(start), float(end)))
         t += rng.uniform(0.3, 1.0)
     return out, events
 

@@ -301,8 +301,9 @@ class Scene:
         if tick in self.impulse_ticks:
             render.flash(frame)
         else:
-            render.draw_subject(frame, self.geometry.camera, np.asarray(truth["source_m"]), self.label,
-                                self.subject, self._motion(tick) if truth["active"] else np.zeros(3))
+            time_s = (tick + 0.5) / FPS  # the frame shows the middle of its tick
+            render.draw_subject(frame, self.geometry.camera, truth["source_m"], self.label, self.subject, time_s,
+                                self.events(time_s - render.EVENT_CONTEXT_S, time_s + render.EVENT_CONTEXT_S))
         return SceneTick(np.ascontiguousarray(audio), frame, truth)
 
     def truth(self, tick: int) -> dict:
@@ -312,13 +313,7 @@ class Scene:
         pos = sum((w if w is not None else 1.0) * self._positions[p] for p, w in weights)
         pos = np.asarray(pos, float).ravel()
         t0, t1 = tick / FPS, (tick + 1) / FPS
-        events = []
-        subject = self._emitters[0]
-        for k in range(int(t0 // CHUNK_S), int(t1 // CHUNK_S) + 1):
-            for a, b in subject.chunk(self.seed, k)[1]:
-                a, b = a + k * CHUNK_S, b + k * CHUNK_S
-                if a < t1 and b > t0:
-                    events.append([round(a, 4), round(b, 4)])
+        events = [[round(a, 4), round(b, 4)] for a, b in self.events(t0, t1)]
         cam = self.geometry.camera
         interferers = [{"name": e.name.split(":")[1], "source_m": self._where(e, start + BLOCK_SAMPLES // 2)}
                        for e in self._emitters if e.name.startswith("interferer:")]
@@ -327,7 +322,7 @@ class Scene:
                 "source_px": [round(float(v), 2) for v in cam.project(pos)],
                 "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
                 "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
-                "sound": subject.chunk(self.seed, int(t0 // CHUNK_S))[2],
+                "sound": self._emitters[0].chunk(self.seed, int(t0 // CHUNK_S))[2],
                 "interferers": interferers}
 
     def sound_sources(self, seconds: float) -> dict[str, int]:
@@ -350,10 +345,15 @@ class Scene:
         """The subject's source signal (Pa at 1 m, float64) before the room: the clean reference."""
         return self._emitters[0].signal(self.seed, start_sample, n_samples, self.fs)
 
-    def _motion(self, tick: int) -> np.ndarray:
-        """Small hand/prop motion (m) while an event sounds, symmetric about the source."""
-        r = np.random.default_rng([self.seed, 0, 6, tick])
-        return np.array([*r.uniform(-0.025, 0.025, 2), 0.0])
+    def events(self, t0_s: float, t1_s: float) -> list[tuple[float, float]]:
+        """The subject's event spans [(onset_s, end_s), ...] (scene seconds) that overlap t0_s..t1_s."""
+        out = []
+        for k in range(max(0, int(t0_s // CHUNK_S)), int(t1_s // CHUNK_S) + 1):
+            for a, b in self._emitters[0].chunk(self.seed, k)[1]:
+                a, b = a + k * CHUNK_S, b + k * CHUNK_S
+                if a < t1_s and b > t0_s:
+                    out.append((a, b))
+        return out
 
 
 class _ProceduralAmbience:
