@@ -495,32 +495,39 @@ def _assign_splits(recordings: list[_Recording]) -> None:
 
 
 def _write_flac(path: Path, audio: np.ndarray) -> bool:
-    """Write ``audio`` as 16-bit FLAC unless the file already holds it; whether it wrote."""
+    """Write ``audio`` (normalised, see ``normalise``) as 16-bit FLAC unless the file already
+    holds exactly these samples; whether it wrote."""
     import soundfile as sf
 
+    pcm = np.round(audio * 32767).astype(np.int16)  # int16 both ways: no float scaling convention in between
     if path.exists():
         try:
-            old, rate = sf.read(str(path), dtype="float32")
-            if rate == SAMPLE_RATE and old.shape == audio.shape and content_hash(old) == content_hash(audio):
+            old, rate = sf.read(str(path), dtype="int16")
+            if rate == SAMPLE_RATE and np.array_equal(old, pcm):
                 return False
-        except (RuntimeError, OSError):
+        except (RuntimeError, OSError, sf.LibsndfileError):
             pass
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.flac")
-    sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+    sf.write(str(tmp), pcm, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
     tmp.replace(path)
     return True
 
 
 def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
-               progress: Callable[[int, int], None] | None = None) -> dict:
-    """Build the bank of ``preset`` into ``out_dir`` (see the module doc); returns the manifest.
+               progress: Callable[[int, int], None] | None = None, sources: Sequence[Source] | None = None) -> dict:
+    """Build the bank of ``preset`` (or of ``sources``, when given) into ``out_dir`` (see the
+    module doc); returns the manifest.
 
     Raises MissingPackages (one line with the install command) when a source is not installed."""
     import soundfile as sf
 
     out = Path(out_dir)
-    files = find_files(preset_sources(preset), roots)
+    if sources is None:
+        sources = preset_sources(preset)
+    else:
+        preset = "custom"
+    files = find_files(sources, roots)
     recordings: list[_Recording] = []
     skipped: list[dict] = []
     for i, f in enumerate(files):
