@@ -29,6 +29,7 @@ from scipy.signal import resample_poly
 from ..errors import BadInput
 from ..labels import CLASSES, N_SUBJECTS
 from .actions import Events, subject_traits, synthesize
+from .soundbank import SoundBank
 
 SOUNDS = ("real", "procedural", "mixed")
 SPLITS = ("train", "val", "test")
@@ -49,11 +50,10 @@ assert set(LEVEL) == set(GAP_S) == set(CLASSES)
 CROSSFADE_S = 0.1
 FADE_OUT_S = 0.01  # a take cut by the end of a chunk dies away instead of clicking
 
-# the kinds of ambience each procedural sound is replaced by: a bank ambience row's "category",
-# else words in its file name
-AMBIENCE_KINDS = {"hum": ("appliance", "ventilation", "machine", "vacuum", "washing", "industry", "factory", "mill"),
-                  "traffic": ("traffic", "trafic", "road", "train"),
-                  "voices": ("crowd", "babble", "croud", "market", "school", "tavern")}
+# the bank's ambience kinds (an ambience row's "note") each procedural sound is replaced by
+AMBIENCE_KINDS = {"hum": ("appliance", "machines", "factory", "mill"),  # no real ventilation recording exists
+                  "traffic": ("traffic", "train"),
+                  "voices": ("crowd", "children", "inn")}
 
 
 def procedural_share(n_takes: int) -> float:
@@ -62,13 +62,12 @@ def procedural_share(n_takes: int) -> float:
 
 
 def default_bank_dir(cache_dir: str | Path) -> Path:
+    """Where ``dualcam-rt soundbank build`` writes the bank without ``--out``."""
     return Path(cache_dir) / BANK_DIRNAME
 
 
 @lru_cache(maxsize=4)
-def _open_bank(path: str):
-    from .soundbank import SoundBank
-
+def _open_bank(path: str) -> SoundBank:
     return SoundBank.open(path)
 
 
@@ -100,8 +99,8 @@ def resolve_sounds(sounds: str | None, bank, cache_dir: str | Path | None):
 
 
 def _take_id(take) -> str:
-    row = getattr(take, "row", {}) or {}
-    return str(row.get("id") or row.get("hash") or row.get("path") or id(take))
+    row = take.row
+    return str(row.get("content_hash") or row.get("file") or id(take))
 
 
 def subject_share(takes: Sequence, subject: int, split_subjects: Sequence[int]) -> list:
@@ -197,14 +196,7 @@ class RealAmbience:
 
 def ambience_recordings(bank, split: str, kind: str) -> list[np.ndarray]:
     """The bank's ambience recordings (12,288 Hz) of one of ``AMBIENCE_KINDS`` in a split."""
-    words = AMBIENCE_KINDS[kind]
-    found = []
-    for take in bank.ambience(split):
-        row = getattr(take, "row", {}) or {}
-        text = str(row.get("category", "")).lower() + " " + Path(str(row.get("path", ""))).name.lower()
-        if any(w in text for w in words):
-            found.append(np.asarray(take.audio, float))
-    return found
+    return [np.asarray(t.audio, float) for t in bank.ambience(split) if t.row.get("note") in AMBIENCE_KINDS[kind]]
 
 
 def real_ambience(bank, split: str, name: str, fs: int, subject_takes: Sequence = ()):

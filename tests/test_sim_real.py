@@ -1,0 +1,156 @@
+"""Scenes on real recorded sounds: the subject's takes come from the sound bank, the physics holds."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dualcam_rt.errors import BadInput
+from dualcam_rt.geometry import BLOCK_SAMPLES, Geometry, get_geometry
+from dualcam_rt.sim import Scene
+from dualcam_rt.sim.actions import subject_traits
+from dualcam_rt.sim.real_sounds import pitch_shift, procedural_share
+from dualcam_rt.sim.rooms import get_scenario
+from dualcam_rt.sim.soundbank import PackageRoots, SoundBank, build_bank
+
+from test_sim import _acoustic_peak_px, _mic0_power
+
+FS = 12_288
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("sim-real-cache")
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> SoundBank:
+    """The ci bank (a few small allow-listed packages the suite installs), built in ~2 s."""
+    out = tmp_path_factory.mktemp("bank")
+    build_bank(out, PackageRoots(out / "no-unpacked-sources"), preset="ci")
+    return SoundBank.open(out)
+
+
+def _hashes(takes) -> set[str]:
+    return {t.row["content_hash"] for t in takes}
+
+
+def test_each_subject_performs_a_disjoint_share_of_its_splits_takes(bank, cache):
+    train_subjects = [0, 2, 5]
+    scenes = [Scene(1, seed=0, label="clapping", subject=s, sounds="real", bank=bank, split="train",
+                    split_subjects=train_subjects, cache_dir=cache) for s in train_subjects]
+    shares = [_hashes(s.subject_takes) for s in scenes]
+    assert all(shares) and sum(len(s) for s in shares) == len(set().union(*shares))  # disjoint, none empty
+    assert set().union(*shares) == _hashes(bank.takes("clapping", "train"))  # and together all of them
+    val = Scene(1, seed=0, label="clapping", subject=7, sounds="real", bank=bank, split="val", split_subjects=[7],
+                cache_dir=cache)
+    assert _hashes(val.subject_takes) == _hashes(bank.takes("clapping", "val"))
+    assert not _hashes(val.subject_takes) & set().union(*shares)
+
+
+def test_the_subject_plays_its_recorded_take_at_its_own_pitch(bank, cache):
+    scene = Scene(1, seed=3, label="clapping", subject=4, sounds="real", bank=bank, split="val", split_subjects=[4],
+                  cache_dir=cache)
+    (take,) = scene.subject_takes
+    shifted = pitch_shift(take.audio, np.sqrt(subject_traits(4).pitch))
+    dry = scene.dry_signal(0, 4 * FS)
+    events = [e for t in range(48) for e in scene.truth(t)["events"]]
+    start = int(round(events[0][0] * FS))
+    piece = dry[start:start + len(shifted)]
+    corr = np.dot(piece, shifted) / (np.linalg.norm(piece) * np.linalg.norm(shifted))
+    assert corr > 0.999  # the take itself, levelled, at the subject's pitch
+    inside = np.zeros(len(dry), bool)
+    for s, e in {tuple(e) for e in events}:
+        inside[int(s * FS):int(e * FS)] = True
+    assert np.mean(dry[inside] ** 2) > 1e4 * max(np.mean(dry[~inside] ** 2), 1e-30)  # silence between events
+
+
+def test_subjects_differ_in_tempo_and_pitch_on_the_same_take(bank, cache):
+    """Two subjects sharing the one val take of a class: their event spacing and pitch follow their traits."""
+    def gaps_and_takes(subject):
+        scene = Scene(1, seed=1, label="clapping", subject=subject, sounds="real", bank=bank, split="val",
+                      split_subjects=[subject], cache_dir=cache)
+        onsets = sorted({e[0] for t in range(12 * 24) for e in scene.truth(t)["events"]})
+        return np.diff(onsets), scene
+
+    slow, fast = sorted(range(9), key=lambda s: subject_traits(s).tempo)[::8]
+    gaps_slow, a = gaps_and_takes(slow)
+    gaps_fast, b = gaps_and_takes(fast)
+    assert np.median(gaps_slow) > np.median(gaps_fast)
+    take_len = [len(pitch_shift(s.subject_takes[0].audio, np.sqrt(subject_traits(s.subject).pitch))) for s in (a, b)]
+    assert take_len[0] != take_len[1]  # a resample-based pitch shift changes the take's length too
+
+
+@pytest.mark.parametrize("label", ["clapping", "whistling"])
+def test_scenario_3_snr_holds_with_real_sounds_and_real_ambience(bank, cache, label):
+    four_mics = Geometry(mics=get_geometry().mics[:4], dead_channels=())
+    options = dict(scenario=3, seed=1, label=label, positions=(7,), geometry=four_mics, cache_dir=cache,
+                   sounds="real", bank=bank, split="train", split_subjects=[0])
+    subject = Scene(components=("subject",), **options)
+    assert "voices" in subject.real_ambience  # the ci bank's crowd recording stands in for the babble
+    signal = _mic0_power(subject, 120)
+    noise = _mic0_power(Scene(components=("background",), **options), 120)
+    assert 10 * np.log10(signal / noise) == pytest.approx(get_scenario(3).snr_db, abs=1.5)
+
+
+def test_a_real_clap_is_localised_within_one_acoustic_pixel(bank, cache):
+    scene = Scene(1, seed=0, label="clapping", sounds="real", bank=bank, split="train", split_subjects=[0],
+                  subject=0, cache_dir=cache)
+    ticks = [scene.next_tick() for _ in range(36)]
+    assert all(t.truth["sound"] == "real" for t in ticks)
+    truth_px = np.array(ticks[0].truth["source_px"])
+    loud = [t.audio for t in ticks if t.truth["active"] and not t.truth["moving"]]
+    assert np.linalg.norm(_acoustic_peak_px(scene, loud) - truth_px) < 20  # one acoustic pixel: 13.3 px
+
+
+def test_mixed_labels_its_share_of_procedural_chunks(bank, cache):
+    scene = Scene(1, seed=2, label="whistling", subject=0, sounds="mixed", bank=bank, split="train",
+                  split_subjects=[0], cache_dir=cache)
+    assert scene.procedural_share == procedural_share(len(scene.subject_takes)) == 0.5  # a thin class
+    sources = [scene.truth(t)["sound"] for t in range(0, 12 * 4 * 40, 12 * 4)]  # one tick per 4-s chunk
+    assert 0.25 < sources.count("procedural") / len(sources) < 0.75
+    counts = scene.sound_sources(4 * 40)
+    assert counts["real"] > 0 and counts["procedural"] > 0
+
+
+def test_a_class_without_takes_in_its_split_falls_back_to_labelled_procedural_events(bank, cache):
+    assert not bank.takes("snapping_fingers", "val")
+    scene = Scene(1, seed=0, label="snapping_fingers", subject=0, sounds="real", bank=bank, split="val",
+                  split_subjects=[0], cache_dir=cache)
+    assert scene.sound_sources(8.0)["real"] == 0 and scene.sound_sources(8.0)["procedural"] > 0
+
+
+def test_the_default_is_real_with_a_bank_and_procedural_with_a_warning_without(bank, tmp_path):
+    with pytest.warns(UserWarning, match="dualcam-rt soundbank build"):
+        assert Scene(1, seed=0, cache_dir=tmp_path).sounds == "procedural"
+    (tmp_path / "soundbank").symlink_to(Path(bank.root).resolve(), target_is_directory=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scene = Scene(1, seed=0, label="clapping", cache_dir=tmp_path)
+    assert scene.sounds == "real" and scene.subject_takes
+
+
+@pytest.mark.parametrize("options", [dict(sounds="recorded"), dict(sounds="real"), dict(split="holdout")])
+def test_bad_sound_options_are_bad_input(options, tmp_path):
+    with pytest.raises(BadInput):
+        Scene(1, cache_dir=tmp_path, **options)  # sounds=real without a bank names the build command
+
+
+def test_sim_uri_takes_the_sounds_option(cache, monkeypatch):
+    from dualcam_rt.config import get_settings
+    from dualcam_rt.devices.registry import open_device
+
+    monkeypatch.setenv("DUALCAM_CACHE_DIR", str(cache))
+    get_settings.cache_clear()
+    try:
+        with open_device("sim://?scenario=1&seed=3&label=typing&sounds=procedural&speed=max") as device:
+            frame = next(iter(device.frames()))
+            assert device.describe()["sounds"] == "procedural" and frame.truth["sound"] == "procedural"
+        assert frame.audio.shape[1] == BLOCK_SAMPLES
+        with pytest.raises(BadInput, match="sounds must be one of"):
+            open_device("sim://?sounds=loud")
+    finally:
+        get_settings.cache_clear()
