@@ -47,10 +47,10 @@ def build(
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     table = Table(title=f"sound bank ({preset}): real recordings / events per split")
     for col in ("class", "recordings", "events", *SPLITS, "packages"):
-        table.add_column(col, justify="left" if col in ("class", "packages") else "right")
+        table.add_column(col, justify="left" if col == "class" else "right")
     for cls, s in manifest["summary"].items():
         table.add_row(cls, str(s["recordings"]), str(s["events"]),
-                      *(f"{s[f'{k}_recordings']} / {s[f'{k}_events']}" for k in SPLITS), ", ".join(s["packages"]))
+                      *(f"{s[f'{k}_recordings']} / {s[f'{k}_events']}" for k in SPLITS), str(len(s["packages"])))
     console.print(table)
     console.print(f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, {len(manifest['events'])} events, "
                   f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped", highlight=False)

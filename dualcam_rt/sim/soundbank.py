@@ -191,8 +191,14 @@ PIP = ("keebsound",)
 # The small packages CI installs to build a real bank inside the suite's time (~13 MB download).
 CI_PACKAGES = ("sound-theme-freedesktop", "yaru-theme-sound", "sound-icons", "lmms-common")
 PRESETS = ("ci", "full")
-# Licences the copyright file cannot give by path (not machine-readable, or PyPI metadata).
-_LICENCE_FALLBACK = {"fillets-ng-data": "GPL-2+", "keebsound": "MIT"}
+# Licences read by hand where the copyright file is not machine-readable (or, for keebsound, from
+# its PyPI metadata): (package, glob on the file's path, licence); the first match wins.
+_LICENCE_BY_HAND = (
+    ("fillets-ng-data", "*", "GPL-2+"),
+    ("keebsound", "*", "MIT"),
+    ("gnome-audio", "*/gtk-events/*", "CC-BY-SA-2.0"),
+    ("gnome-audio", "*", "unstated: /usr/share/doc/gnome-audio/copyright does not list this file"),
+)
 
 
 def preset_sources(preset: str) -> tuple[Source, ...]:
@@ -355,7 +361,7 @@ def _copyright_paragraphs(path: Path) -> tuple[tuple[tuple[re.Pattern, ...], str
 
 def licence_of(package: str, root: Path, rel: str) -> str:
     """The licence the package's copyright file gives the file at ``rel`` (last matching
-    paragraph, DEP-5; patterns match the end of the installed path), else a known fallback."""
+    paragraph, DEP-5; patterns match the end of the installed path), else one read by hand."""
     key = rel.split("::")[-1]
     if package == "hydrogen-drumkits":  # the copyright file names the kit archives the folders come from
         key = "drumkits/" + Path(key).parent.name + ".h2drumkit"
@@ -363,7 +369,10 @@ def licence_of(package: str, root: Path, rel: str) -> str:
     for patterns, lic in _copyright_paragraphs(root / "usr/share/doc" / package / "copyright"):
         if any(p.match(key) for p in patterns):
             licence = lic
-    return licence or _LICENCE_FALLBACK.get(package, f"see /usr/share/doc/{package}/copyright")
+    if licence is None:
+        licence = next((lic for pkg, pattern, lic in _LICENCE_BY_HAND
+                        if pkg == package and fnmatch.fnmatchcase(key, pattern)), f"see /usr/share/doc/{package}/copyright")
+    return licence
 
 
 # ---------------------------------------------------------------------------------- signal steps
