@@ -16,9 +16,10 @@ app.add_typer(soundbank_app, name="soundbank")
 
 def _dirs(out: str | None, sources: str | None) -> tuple[Path, Path]:
     from ..config import get_settings
+    from ..sim.soundbank import default_bank_dir, default_sources_dir
 
     cache = get_settings().cache_dir
-    return Path(out) if out else cache / "soundbank", Path(sources) if sources else cache / "sound-sources"
+    return Path(out) if out else default_bank_dir(cache), Path(sources) if sources else default_sources_dir(cache)
 
 
 def _progress(label: str):
@@ -56,3 +57,30 @@ def build(
                   f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped", highlight=False)
     for s in manifest["skipped"]:
         console.print(f"  skipped {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
+
+
+@soundbank_app.command("testset")
+def testset(
+    out: str = typer.Option(..., "--out", help="Folder for the clips and labels.csv"),
+    clips_per_class: int = typer.Option(12, "--clips-per-class", min=1, help="Clips per class with test takes"),
+    empty_clips: int = typer.Option(None, "--empty-clips", min=0, help="Ambience-only and silence clips, each (default: --clips-per-class)"),
+    seed: int = typer.Option(0, help="Random seed (the same bank and seed give the same clips)"),
+    bank: str = typer.Option(None, "--bank", help="Sound bank directory (default: <cache_dir>/soundbank)"),
+):
+    """Write real-recording test clips (test-split takes in unseen rooms, plus ambience and silence) and labels.csv."""
+    from collections import Counter
+
+    from ..sim.soundbank import SoundBank
+    from ..sim.testset import write_testset
+
+    bank_dir, _ = _dirs(bank, None)
+    sound_bank = SoundBank.open(bank_dir)
+    with _progress("rendering") as bar:
+        bar.add_task("render", total=None)
+        description = write_testset(sound_bank, out, clips_per_class, seed, empty_clips)
+    counts = Counter(c["class"] or "(no action)" for c in description["clips"])
+    console.print(f"wrote {len(description['clips'])} clips and labels.csv to {out}: "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False, soft_wrap=True)
+    if description["classes_without_test_takes"]:
+        console.print("no test takes (no clips) for: " + ", ".join(description["classes_without_test_takes"]),
+                      highlight=False, soft_wrap=True)

@@ -45,7 +45,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -54,8 +53,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
 
+from ..dsp.resample import resample
 from ..errors import BadInput, NotFound
 from ..geometry import SAMPLE_RATE
 from ..labels import CLASSES
@@ -166,21 +165,21 @@ SOURCES: tuple[Source, ...] = (
            note="objects falling and bouncing (substitute)", cut="file"),
     Source("peanut_breaking", "tuxpaint-stamps-default", (_TUX + "seasonal/christmas/hard_candy.ogg", _TUX + "food/fruit/apple_red.ogg"),
            "likely", note="crunch, bite (substitute)", cut="file"),
-    # ambience (scenarios 2 and 3, augmentation); note = what it sounds like
+    # ambience (scenarios 2 and 3, augmentation); note = its category (SoundBank.ambience: row["category"])
     *(Source(AMBIENCE, "lincity-ng-data", (_LINCITY + f"{stem}*.wav",), "likely", note=kind, cut="file", max_event_s=60.0)
       for stem, kind in (("Trafic", "traffic"), ("SportsCroud", "crowd"), ("Market", "crowd"), ("School", "children"),
-                         ("Green", "park"), ("Water", "water"), ("Industry", "machines"))),
+                         ("Green", "nature"), ("Water", "water"), ("Industry", "machine"))),
     *(Source(AMBIENCE, "gcompris-qt-data", (_GC + f"memory-sound.rcc::*/LR{stem}*",), "real", note=kind, cut="file", max_event_s=60.0)
-      for stem, kind in (("Rain_in_garden", "rain"), ("Factory_noise_0", "factory"), ("FrogsInPondDuringStorm", "storm"),
-                         ("Train_slowing_down", "train"))),
+      for stem, kind in (("Rain_in_garden", "weather"), ("Factory_noise_0", "machine"), ("FrogsInPondDuringStorm", "weather"),
+                         ("Train_slowing_down", "traffic"))),
     Source(AMBIENCE, "lmms-common", (_LMMS + "misc/raving_crowd01.ogg",), "real", note="crowd", cut="file", max_event_s=60.0),
     Source(AMBIENCE, "lmms-common", (_LMMS + "misc/breath01.ogg",), "real", note="breath", cut="file", max_event_s=60.0),
     *(Source(AMBIENCE, "tuxpaint-stamps-default", (_TUX + f"household/{stem}.ogg",), "likely", note="appliance", cut="file",
              max_event_s=60.0) for stem in ("vacuum_cleaner", "Washing-machine", "kettle", "toilet")),
     *(Source(AMBIENCE, "widelands-data", (_WL + f"{d}/*.ogg",), "real", note=kind, cut="file", max_event_s=60.0)
-      for d, kind in (("barbarians/taverns", "inn"), ("empire/taverns", "inn"), ("mill", "mill"), ("sawmill", "mill"),
-                      ("animals", "animals"))),
-    *(Source(AMBIENCE, "7kaa-data", (f"usr/share/games/7kaa/SOUND/{n}.WAV",), "likely", note=n.lower(), cut="file", max_event_s=60.0)
+      for d, kind in (("barbarians/taverns", "indoor"), ("empire/taverns", "indoor"), ("mill", "machine"), ("sawmill", "machine"),
+                      ("animals", "nature"))),
+    *(Source(AMBIENCE, "7kaa-data", (f"usr/share/games/7kaa/SOUND/{n}.WAV",), "likely", note="weather", cut="file", max_event_s=60.0)
       for n in ("WIND", "RAIN", "THUNDER", "FIRE")),
 )
 
@@ -199,6 +198,16 @@ _LICENCE_BY_HAND = (
     ("gnome-audio", "*/gtk-events/*", "CC-BY-SA-2.0"),
     ("gnome-audio", "*", "unstated: /usr/share/doc/gnome-audio/copyright does not list this file"),
 )
+
+
+def default_bank_dir(cache_dir: Path) -> Path:
+    """Where ``dualcam-rt soundbank build`` puts the bank unless told otherwise."""
+    return Path(cache_dir) / "soundbank"
+
+
+def default_sources_dir(cache_dir: Path) -> Path:
+    """Where ``make soundbank`` unpacks the packages it does not install with apt."""
+    return Path(cache_dir) / "sound-sources"
 
 
 def preset_sources(preset: str) -> tuple[Source, ...]:
@@ -377,22 +386,6 @@ def licence_of(package: str, root: Path, rel: str) -> str:
 
 # ---------------------------------------------------------------------------------- signal steps
 
-@lru_cache(maxsize=32)
-def _lowpass(up: int, down: int) -> np.ndarray:
-    # resample_poly's own default anti-alias filter, designed once per ratio
-    max_rate = max(up, down)
-    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
-
-
-def to_sensor_rate(wave: np.ndarray, rate: int) -> np.ndarray:
-    """Mono ``wave`` (n,) at ``rate`` Hz resampled to 12,288 Hz, float32 (polyphase FIR)."""
-    if rate == SAMPLE_RATE:
-        return wave.astype(np.float32)
-    g = math.gcd(int(rate), SAMPLE_RATE)
-    up, down = SAMPLE_RATE // g, int(rate) // g
-    return resample_poly(wave, up, down, window=_lowpass(up, down)).astype(np.float32)
-
-
 _FRAME = 128  # ~10 ms at 12,288 Hz
 
 
@@ -552,7 +545,7 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
             mono = samples.mean(axis=1)
             rec = _Recording(f, int(rate), samples.shape[1], round(len(mono) / rate, 4),
                              licence_of(f.source.package, f.root, f.rel))
-            wave = to_sensor_rate(mono, int(rate))
+            wave = resample(mono, int(rate), SAMPLE_RATE)
             for start, stop in cut_events(wave, f.source):
                 audio = normalise(wave[start:stop])
                 rec.events.append({"onset_s": round(float(start) / SAMPLE_RATE, 4), "audio": audio, "hash": content_hash(audio)})
@@ -718,7 +711,10 @@ class SoundBank:
         for e in self.manifest["events"]:
             if e["class"] == cls and (split is None or e["split"] == split):
                 rec = self._recordings[e["recording"]]
-                yield {**e, **{k: rec[k] for k in ("package", "path", "licence", "real", "note")}}
+                row = {**e, **{k: rec[k] for k in ("package", "path", "licence", "real", "note")}}
+                if cls == AMBIENCE:
+                    row["category"] = rec["note"]
+                yield row
 
     def _audio(self, rel: str) -> np.ndarray:
         import soundfile as sf
@@ -741,7 +737,8 @@ class SoundBank:
         return [Take(self._audio(r["file"]), r) for r in self._rows(cls, split)]
 
     def ambience(self, split: str | None = None) -> list[Take]:
-        """The ambience recordings in ``split`` (all when None); ``row["note"]`` says what they are."""
+        """The ambience recordings in ``split`` (all when None); ``row["category"]`` says what they are
+        (traffic, crowd, children, nature, water, machine, weather (7kaa's fire included), appliance, indoor, breath)."""
         return [Take(self._audio(r["file"]), r) for r in self._rows(AMBIENCE, split)]
 
     def summary(self) -> dict:
