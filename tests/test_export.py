@@ -74,18 +74,19 @@ def test_the_shipped_hearnet_classifies_out_of_the_box():
 
 def test_the_shipped_hearnet_recognises_fresh_simulated_actions(tmp_path, monkeypatch):
     """Scenes with a seed the dataset never used: the shipped student must name most of them."""
-    from dualcam_rt.dsp.spectrogram import hearnet_input
+    from dualcam_rt.dsp.spectrogram import Recipe, hearnet_input
     from dualcam_rt.labels import CLASSES
     from dualcam_rt.sim import Scene
 
     monkeypatch.setenv("DUALCAM_CACHE_DIR", str(tmp_path))
     sess = ort.InferenceSession(str(MODELS_DIR / "hearnet.onnx"), providers=["CPUExecutionProvider"])
+    card = json.loads((MODELS_DIR / "hearnet.json").read_text())
     classes = ["clapping", "speaking", "whistling", "typing", "paper_ripping", "knocking"]
     inputs = []
     for i, label in enumerate(classes):
         scene = Scene(scenario=1, seed=12_345 + i, label=label, subject=i % 9, cache_dir=tmp_path)
         wave = np.concatenate([scene.next_tick().audio[0] for _ in range(60)])  # 5 s of microphone 0
-        inputs.append(hearnet_input(wave))
+        inputs.append(hearnet_input(wave, recipe=Recipe.of(card["input"]["feature"])))  # the level it was trained at
     (logits,) = sess.run(["logits"], {"input": np.stack(inputs)})
     predicted = [CLASSES[k] for k in logits.argmax(1)]
     assert sum(p == c for p, c in zip(predicted, classes)) >= 5, predicted

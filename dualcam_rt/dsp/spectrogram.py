@@ -1,10 +1,17 @@
 """Student-network inputs from one microphone: HearNet's spectrogram and SoundNet's waveform.
 
 One implementation (NumPy only) shared by training and serving, so a deployed student sees
-exactly what it was trained on. The recipe follows the official code (``../shared/SPEC.md``):
-the clip is divided by its max |x|, resampled to 22,050 Hz and scaled to [-256, 256]; HearNet
-then takes the linear STFT magnitude with a periodic Hann window of 440 samples (20 ms), hop
-220 (half overlap) and a 512-point FFT: 257 bins x 500 frames for 5 s.
+exactly what it was trained on. The layout follows the official code (``../shared/SPEC.md``):
+the clip is resampled to 22,050 Hz and scaled; HearNet then takes the STFT magnitude with a
+periodic Hann window of 440 samples (20 ms), hop 220 (half overlap) and a 512-point FFT: 257
+bins x 500 frames for 5 s.
+
+The level (``Recipe``): students trained since the real-recording work use a fixed, calibrated
+scale (``fixed``: the clip in Pa times ``SCALE / REFERENCE_PA``, so digital full scale, 20 Pa,
+is +-256 and a quiet room stays quiet) and, for HearNet, the magnitude in dB floored at
+``FLOOR_DB`` (``db``). The official code's recipe (``max_abs``: each clip divided by its own
+max |x|, which turns a quiet room into a full-scale event; linear magnitude) is what older
+model cards say, and ``Recipe.of(card feature)`` gives them exactly that.
 
 Clips are fixed at 5 s: a longer clip keeps its first 5 s (a streaming caller passes the window
 it wants), a shorter one is repeated end to end until it fills 5 s (as the dataset looped short
@@ -13,6 +20,7 @@ recordings).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -32,15 +40,49 @@ HOP_SAMPLES = 220  # half overlap
 NFFT = 512
 N_FREQ = NFFT // 2 + 1  # 257
 N_FRAMES = (CLIP_SAMPLES - WIN_SAMPLES) // HOP_SAMPLES + 1  # 500
+REFERENCE_PA = 20.0  # "fixed": the sound pressure that becomes SCALE (digital full scale, 120 dB SPL)
+FLOOR_DB = -40.0  # "db": magnitudes below this (digital silence) are floored; capsule noise is ~-22 dB
+NORMALISATIONS = ("fixed", "max_abs")
+MAGNITUDES = ("db", "linear")
 
 
-def feature_params(kind: InputKind | str) -> dict:
+@dataclass(frozen=True)
+class Recipe:
+    """How a clip's level becomes the student's input level (see the module docstring)."""
+
+    normalise: str = "fixed"  # "fixed" | "max_abs"
+    magnitude: str = "db"  # spectrogram only: "db" | "linear"
+
+    def __post_init__(self):
+        if self.normalise not in NORMALISATIONS or self.magnitude not in MAGNITUDES:
+            raise BadInput(f"unknown feature recipe {self.normalise!r}/{self.magnitude!r}; "
+                           f"known: {NORMALISATIONS} x {MAGNITUDES}")
+
+    @classmethod
+    def of(cls, feature: dict | None) -> Recipe:
+        """The recipe of a model card's ``input.feature`` (cards that do not say: the official code's)."""
+        normalise = (feature or {}).get("normalise", "max_abs")
+        return cls(normalise, (feature or {}).get("magnitude", "db" if normalise == "fixed" else "linear"))
+
+
+def input_gain(x: np.ndarray, recipe: Recipe = Recipe()) -> float:
+    """The factor a clip ``x`` (Pa) is multiplied by to become the student's waveform: the one
+    level normalisation of training and serving."""
+    if recipe.normalise == "fixed":
+        return SCALE / REFERENCE_PA
+    peak = float(np.max(np.abs(x)))
+    return SCALE / peak if peak > 0 else SCALE  # silence stays silence instead of dividing by zero
+
+
+def feature_params(kind: InputKind | str, recipe: Recipe = Recipe()) -> dict:
     """The parameters of a student input kind, as written into model cards."""
-    common = {"resample_hz": TARGET_RATE, "seconds": CLIP_SECONDS, "normalise": "max_abs",
+    common = {"resample_hz": TARGET_RATE, "seconds": CLIP_SECONDS, "normalise": recipe.normalise,
+              **({"reference_pa": REFERENCE_PA} if recipe.normalise == "fixed" else {}),
               "scale": SCALE, "short_clips": "looped", "long_clips": "first 5 s", "channel": 0}
     if kind == InputKind.SPECTROGRAM:
         return {**common, "window": "hann_periodic", "win_samples": WIN_SAMPLES, "hop_samples": HOP_SAMPLES,
-                "nfft": NFFT, "magnitude": "linear", "shape": [N_FREQ, N_FRAMES]}
+                "nfft": NFFT, "magnitude": recipe.magnitude,
+                **({"floor_db": FLOOR_DB} if recipe.magnitude == "db" else {}), "shape": [N_FREQ, N_FRAMES]}
     if kind == InputKind.WAVEFORM:
         return {**common, "shape": [CLIP_SAMPLES]}
     raise BadInput(f"unknown student input kind {str(kind)!r}; known: {', '.join(MICROPHONE_KINDS)}")
@@ -57,10 +99,10 @@ def _as_mono(wave: np.ndarray) -> np.ndarray:
     return x
 
 
-def soundnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The 5 s waveform at 22,050 Hz scaled to [-256, 256]: float32 (110250,).
+def soundnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, recipe: Recipe = Recipe()) -> np.ndarray:
+    """The 5 s waveform at 22,050 Hz scaled by ``input_gain``: float32 (110250,).
 
-    ``wave`` is (samples,) of one microphone at ``sample_rate`` Hz (any unit: it is normalised).
+    ``wave`` is (samples,) of one microphone at ``sample_rate`` Hz, in Pa (``max_abs``: any unit).
     """
     x = _as_mono(wave)
     if sample_rate <= 0:
@@ -69,35 +111,37 @@ def soundnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     if x.size < n_in:
         x = np.tile(x, -(-n_in // x.size))
     x = x[:n_in]
-    peak = np.max(np.abs(x))
-    if peak > 0:  # silence stays silence instead of dividing by zero
-        x = x / peak
-    y = resample(x, int(sample_rate), TARGET_RATE)
+    y = resample(x * np.float32(input_gain(x, recipe) / SCALE), int(sample_rate), TARGET_RATE)
     y = np.resize(y, CLIP_SAMPLES)  # resample_poly may be a sample off; np.resize repeats/cuts
     return (y * SCALE).astype(np.float32)
 
 
-def hearnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """HearNet's linear amplitude spectrogram of a 5 s clip: float32 (257 bins, 500 frames)."""
-    return spectrogram_of(soundnet_input(wave, sample_rate))
+def hearnet_input(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, recipe: Recipe = Recipe()) -> np.ndarray:
+    """HearNet's amplitude spectrogram of a 5 s clip: float32 (257 bins, 500 frames)."""
+    return spectrogram_of(soundnet_input(wave, sample_rate, recipe), recipe.magnitude)
 
 
-def spectrogram_of(waveform: np.ndarray) -> np.ndarray:
-    """HearNet's spectrogram (257, 500) float32 of a prepared waveform (110250,) from ``soundnet_input``."""
+def spectrogram_of(waveform: np.ndarray, magnitude: str = "db") -> np.ndarray:
+    """HearNet's spectrogram (257, 500) float32 of a prepared waveform (110250,) from ``soundnet_input``:
+    the magnitude in dB (floored at ``FLOOR_DB``) or linear."""
     # float32 throughout: the result is float32 anyway, and the FFT error (~1e-7 of the peak) is far
     # below the students' tolerance; this is 5x cheaper than float64 on the serving hot path.
     y = np.asarray(waveform, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(y, WIN_SAMPLES)[::HOP_SAMPLES][:N_FRAMES]
     spec = scipy.fft.rfft(frames * _hann(), n=NFFT, axis=1)  # (500, 257) complex64
-    return np.ascontiguousarray(np.sqrt(spec.real**2 + spec.imag**2).T)  # sqrt beats np.abs's hypot
+    power = spec.real**2 + spec.imag**2
+    if magnitude == "db":  # 10 log10 of the power: 20 log10 of the magnitude without a square root
+        return np.ascontiguousarray(10 * np.log10(np.maximum(power, np.float32(10 ** (FLOOR_DB / 10)))).T)
+    return np.ascontiguousarray(np.sqrt(power).T)  # sqrt beats np.abs's hypot
 
 
-def student_input(kind: InputKind | str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The input of a student of ``kind`` (spectrogram or waveform) for one clip."""
+def student_input(kind: InputKind | str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE,
+                  recipe: Recipe = Recipe()) -> np.ndarray:
+    """The input of a student of ``kind`` (spectrogram or waveform) for one clip, at ``recipe``'s level."""
     if kind == InputKind.SPECTROGRAM:
-        return hearnet_input(wave, sample_rate)
+        return hearnet_input(wave, sample_rate, recipe)
     if kind == InputKind.WAVEFORM:
-        return soundnet_input(wave, sample_rate)
+        return soundnet_input(wave, sample_rate, recipe)
     raise BadInput(f"unknown student input kind {str(kind)!r}; known: {', '.join(MICROPHONE_KINDS)}")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dsp.resample import polyphase, ratio, reach
-from ..dsp.spectrogram import CLIP_SAMPLES, SCALE, TARGET_RATE, spectrogram_of
+from ..dsp.spectrogram import CLIP_SAMPLES, TARGET_RATE, input_gain, spectrogram_of
 from ..frame import InputKind
 from .models import Model
 
@@ -91,13 +91,11 @@ class StreamFeatures:
         return self._model_input(y, x)
 
     def _model_input(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The resampled window ``y`` normalised by its input ``x``'s peak and scaled, as ``soundnet_input``
-        does, then the model's input kind made of it."""
-        peak = np.max(np.abs(x))
-        if peak > 0:
-            y /= peak
-        y *= SCALE  # in place (a power of two: exact)
-        return spectrogram_of(y) if self.model.kind == InputKind.SPECTROGRAM else y
+        """The resampled window ``y`` scaled by ``input_gain`` of its input ``x`` (the model's recipe), as
+        ``soundnet_input`` does, then the model's input kind made of it."""
+        recipe = self.model.recipe
+        y *= np.float32(input_gain(x, recipe))  # in place
+        return spectrogram_of(y, recipe.magnitude) if self.model.kind == InputKind.SPECTROGRAM else y
 
     def _input(self, a: int, b: int) -> np.ndarray:
         return self.x[a - self.x_base:b - self.x_base]

@@ -44,6 +44,13 @@ class Model:
         return InputKind(self.card["input"]["kind"])
 
     @property
+    def recipe(self):
+        """The input level recipe the student was trained with (``dsp.spectrogram.Recipe``)."""
+        from ..dsp.spectrogram import Recipe
+
+        return Recipe.of(self.card["input"].get("feature"))
+
+    @property
     def seconds(self) -> float:
         return float(self.card["input"].get("seconds", 5.0))
 
@@ -66,7 +73,7 @@ class Model:
 
         if not self.kind.one_microphone:
             raise BadInput(f"model {self.name!r} takes {self.kind!r} input, not a microphone signal")
-        return student_input(self.kind, wave, self.sample_rate)
+        return student_input(self.kind, wave, self.sample_rate, self.recipe)
 
     def describe(self) -> dict:
         return {"name": self.name, "architecture": self.card.get("architecture"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dsp.spectrogram import N_FRAMES, N_FREQ, TARGET_RATE, feature_params
+from ..dsp.spectrogram import N_FRAMES, N_FREQ, TARGET_RATE, Recipe, feature_params
 from ..frame import InputKind
 from ..labels import CLASSES
 
@@ -54,7 +54,8 @@ def write_tiny_model(models_dir: str | Path, name: str = "tone-bands") -> Path:
         "name": name, "file": f"{name}.onnx", "architecture": "tone-bands (test stand-in)",
         "classes": list(CLASSES),
         "input": {"name": "input", "kind": InputKind.SPECTROGRAM, "shape": [None, N_FREQ, N_FRAMES],
-                  "sample_rate": 12_288, "seconds": 5.0, "feature": feature_params(InputKind.SPECTROGRAM)},
+                  "sample_rate": 12_288, "seconds": 5.0,  # its log1p graph wants linear magnitudes
+                  "feature": feature_params(InputKind.SPECTROGRAM, Recipe("max_abs", "linear"))},
         "output": {"name": "logits", "shape": [None, n_classes]},
         "training": {"note": "not trained: fixed band-energy weights"}, "metrics": {},
         "reproduce": f"python -c \"from dualcam_rt.inference.tiny import write_tiny_model; write_tiny_model('models', '{name}')\"",
