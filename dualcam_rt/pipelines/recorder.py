@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import BadInput, DeviceError, NotFound
 from ..frame import SensorFrame
 from ..geometry import Geometry
-from ..inference.live import LivePipeline
+from .live import LivePipeline
 from ..labels import CLASSES
 from ..sessions import SessionWriter, check_name
 from ..sessions.record import default_session_name, record_frames

@@ -24,7 +24,7 @@ from .. import __version__
 from ..config import Settings, get_settings
 from ..devices import open_device
 from ..geometry import get_geometry
-from ..inference.live import LivePipeline
+from ..pipelines.live import LivePipeline
 from ..inference.models import ModelSet, load_models
 from ..pipelines.recorder import Recorder
 from . import recordings, routes, ws
@@ -42,15 +42,13 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
     """Open the service's device (falling back to sim:// when allowed) and start the live pipeline."""
     s = svc.settings
     uri = svc.device_uri or s.device_uri
-    options = {}
-    if uri.startswith("dualcam://"):
-        options = {"fallback": s.fallback_to_sim, "timeout": s.connect_timeout_s}
-    device = open_device(uri, **options)
+    device = open_device(uri, fallback_uri=s.fallback_uri if s.fallback_to_sim else None,
+                         timeout=s.connect_timeout_s, cache_dir=s.cache_dir)
     svc.device_info = device.describe()
     # a fallback to sim:// has been logged as a warning by open_device; /v1/status shows it too
     model = svc.models.get() if svc.models.default else None
-    svc.live = LivePipeline(device, model, publish, hop_s=s.hop_s, mic_channel=s.mic_channel,
-                            imaging=s.imaging, beamform_backend=s.beamform_backend, geometry=svc.geometry)
+    svc.live = LivePipeline(device, model, publish, geometry=svc.geometry, hop_s=s.hop_s, mic_channel=s.mic_channel,
+                            imaging=s.imaging, beamform_backend=s.beamform_backend, cache_dir=s.cache_dir)
     svc.live.start()
 
 
@@ -105,10 +103,9 @@ def create_app(settings: Settings | None = None, device_uri: str | None = None, 
     app = FastAPI(title="dualcam-rt", version=__version__, description=DESCRIPTION,
                   lifespan=partial(lifespan, svc=svc, live=live))
     app.state.svc = svc
-    install_error_handlers(app)
-    app.include_router(routes.router)
-    app.include_router(recordings.router)
-    app.include_router(ws.router)
+    for router in (routes.router, recordings.router, ws.router):
+        app.include_router(router)
+    install_error_handlers(app, (routes.router, recordings.router))
     app.mount("/static", StaticFiles(directory=routes.STATIC_DIR), name="static")
     app.openapi = partial(openapi_with_limits, app, settings.max_upload_bytes)  # type: ignore[method-assign]
     return app

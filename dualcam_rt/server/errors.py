@@ -1,6 +1,6 @@
 """The service's error answers: one JSON shape, ``{"error": {"code", "message"}}``, for every failure.
 
-``install_error_handlers(app)`` turns dualcam-rt's own exceptions, Starlette's HTTP errors (404,
+``install_error_handlers(app, routers)`` turns dualcam-rt's own exceptions, Starlette's HTTP errors (404,
 405 with the right ``Allow``), request validation errors (422, naming every bad field) and bugs
 (500) into that shape and counts them in the service's metrics. ``error_responses(...)``
 documents the same answers in the OpenAPI of the routes that give them.
@@ -9,14 +9,15 @@ documents the same answers in the OpenAPI of the routes that give them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from ..errors import BadInput, DualcamError
 from .service import service_of
@@ -81,23 +82,28 @@ async def dualcam_error(request: Request, err: Exception) -> JSONResponse:
     return _answer(request, err.http_status, err.code, str(err), getattr(err, "headers", None))
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this request's path (routes of one path are separate)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+class HTTPErrorHandler:
+    """Starlette's 404/405/... as ErrorBody; a 405 names in ``Allow`` every method of the path.
 
+    (Starlette's own ``Allow`` names the methods of the first route matching the path only, and a
+    path has one route per method.)
+    """
 
-async def http_error(request: Request, err: Exception) -> JSONResponse:
-    assert isinstance(err, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, f"http_{err.status_code}")
-    headers = dict(err.headers or {})
-    if err.status_code == 405:  # Starlette names the methods of the first route of the path only
-        headers["Allow"] = ", ".join(allowed_methods(request))
-    return _answer(request, err.status_code, code, str(err.detail), headers)
+    def __init__(self, routers: Sequence[APIRouter]):
+        self.routes = [(route.path_regex, route.methods) for router in routers for route in router.routes
+                       if isinstance(route, APIRoute)]
+
+    def allowed(self, path: str) -> str:
+        methods = set().union(*(methods for regex, methods in self.routes if regex.match(path)))
+        return ", ".join(sorted(methods))
+
+    async def __call__(self, request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, f"http_{err.status_code}")
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = self.allowed(request.scope["path"])
+        return _answer(request, err.status_code, code, str(err.detail), headers)
 
 
 async def validation_error(request: Request, err: Exception) -> JSONResponse:
@@ -111,8 +117,9 @@ async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
     return _answer(request, 500, "internal_error", f"{type(err).__name__}: {err}")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Answer every error of ``app`` (serving ``routers``) with an ErrorBody."""
     app.add_exception_handler(DualcamError, dualcam_error)
-    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(HTTPException, HTTPErrorHandler(routers))
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from ..inference.live import LivePipeline
+from ..pipelines.live import LivePipeline
 from .metrics import Metrics
 
 OUTBOX = 64  # messages queued per client before the oldest is dropped

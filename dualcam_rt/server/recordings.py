@@ -6,16 +6,19 @@ The route only speaks HTTP; the recording itself (tap, queue, writer thread) is
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..labels import CLASSES
 from ..pipelines.recorder import RecordingSpec
 from .deps import RecorderDep, ServiceDep, TokenDep
 from .errors import error_responses
 
 router = APIRouter(dependencies=[TokenDep])
+ActionClass = StrEnum("ActionClass", {name: name for name in CLASSES})  # type: ignore[misc]  # the schema's enum
 
 
 class RecordingRequest(BaseModel):
@@ -24,7 +27,7 @@ class RecordingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seconds: float = Field(..., gt=0, le=3600, description="How long to record")
-    label: str | None = Field(None, description="Action class of the whole recording")
+    label: ActionClass | None = Field(None, description="Action class of the whole recording")
     scenario: int | None = Field(None, ge=1, le=3)
     subject: int | None = Field(None, ge=0)
 
@@ -32,7 +35,8 @@ class RecordingRequest(BaseModel):
 @router.post("/v1/recordings", status_code=202, responses=error_responses(400, 401, 422, 503))
 async def start_recording(body: RecordingRequest, svc: ServiceDep) -> dict[str, Any]:
     """Start recording the live device into a new session; answers at once (202) with its id."""
-    spec = RecordingSpec(body.seconds, body.label, body.scenario, body.subject)
+    label = body.label.value if body.label is not None else None
+    spec = RecordingSpec(body.seconds, label, body.scenario, body.subject)
     return svc.recorder.start(svc.live, spec).describe()
 
 

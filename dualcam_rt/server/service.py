@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 
 from ..config import Settings
 from ..geometry import Geometry
-from ..inference.live import LivePipeline
+from ..pipelines.live import LivePipeline
 from ..inference.models import ModelSet
 from ..inference.stream import Batcher
 from ..pipelines.recorder import Recorder
