@@ -29,11 +29,10 @@ from scipy.signal import resample_poly
 from ..errors import BadInput
 from ..labels import CLASSES, N_SUBJECTS
 from .actions import Events, subject_traits, synthesize
-from .soundbank import SoundBank
+from .soundbank import SoundBank, default_bank_dir
 
 SOUNDS = ("real", "procedural", "mixed")
 SPLITS = ("train", "val", "test")
-BANK_DIRNAME = "soundbank"  # under the cache directory, where ``dualcam-rt soundbank build`` writes
 BUILD_HINT = "build one with `make soundbank` or `dualcam-rt soundbank build`"
 
 # (measure, Pa at 1 m) as the procedural generators level each class, and the mean silence (s)
@@ -50,20 +49,15 @@ assert set(LEVEL) == set(GAP_S) == set(CLASSES)
 CROSSFADE_S = 0.1
 FADE_OUT_S = 0.01  # a take cut by the end of a chunk dies away instead of clicking
 
-# the bank's ambience kinds (an ambience row's "note") each procedural sound is replaced by
-AMBIENCE_KINDS = {"hum": ("appliance", "machines", "factory", "mill"),  # no real ventilation recording exists
-                  "traffic": ("traffic", "train"),
-                  "voices": ("crowd", "children", "inn")}
+# the bank's ambience categories each procedural sound is replaced by
+AMBIENCE_KINDS = {"hum": ("appliance", "machine"),  # no real ventilation recording exists: appliances, machines
+                  "traffic": ("traffic",),
+                  "voices": ("crowd", "children", "indoor")}  # babble: crowds, a schoolyard, taverns
 
 
 def procedural_share(n_takes: int) -> float:
     """The share of procedural chunks in ``mixed`` for a class with ``n_takes`` real takes (0.5 to ~0.1)."""
     return float(min(0.5, 0.1 + 2.0 / max(n_takes, 1)))
-
-
-def default_bank_dir(cache_dir: str | Path) -> Path:
-    """Where ``dualcam-rt soundbank build`` writes the bank without ``--out``."""
-    return Path(cache_dir) / BANK_DIRNAME
 
 
 @lru_cache(maxsize=4)
@@ -86,7 +80,7 @@ def resolve_sounds(sounds: str | None, bank, cache_dir: str | Path | None):
                 from ..config import get_settings
 
                 cache_dir = get_settings().cache_dir
-            bank = default_bank_dir(cache_dir)
+            bank = default_bank_dir(Path(cache_dir))
         path = Path(bank)
         if not (path / "manifest.json").is_file():
             if sounds is not None:
@@ -196,7 +190,7 @@ class RealAmbience:
 
 def ambience_recordings(bank, split: str, kind: str) -> list[np.ndarray]:
     """The bank's ambience recordings (12,288 Hz) of one of ``AMBIENCE_KINDS`` in a split."""
-    return [np.asarray(t.audio, float) for t in bank.ambience(split) if t.row.get("note") in AMBIENCE_KINDS[kind]]
+    return [np.asarray(t.audio, float) for t in bank.ambience(split) if t.row.get("category") in AMBIENCE_KINDS[kind]]
 
 
 def real_ambience(bank, split: str, name: str, fs: int, subject_takes: Sequence = ()):
