@@ -24,6 +24,7 @@ from dualcam_rt.server.run import BackgroundServer
 
 TOKEN = "s3cret-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+FOCUS_M = 2.5  # not the default 2 m: a recording must keep the service's geometry
 
 
 def wait_until_imaging(url: str, timeout_s: float = 180) -> None:
@@ -41,7 +42,7 @@ def live_service(tmp_path_factory):
     """(app, url) of a service on the simulated sensor, imaging, on loopback."""
     models = tmp_path_factory.mktemp("models")
     write_tiny_model(models)
-    settings = Settings(models_dir=models, api_token=TOKEN, hop_s=0.5,
+    settings = Settings(models_dir=models, api_token=TOKEN, hop_s=0.5, focus_distance_m=FOCUS_M,
                         sessions_dir=tmp_path_factory.mktemp("sessions"))
     app = create_app(settings, "sim://?scenario=1&seed=3&label=knocking")
     with BackgroundServer(app, free_port()) as url:
@@ -129,6 +130,7 @@ def test_recordings_need_the_token_and_produce_a_readable_session(live_url):
     session = open_session(rec["path"])
     assert session.meta["label"] == "knocking" and session.meta["subject"] == 2
     assert session.meta["ticks"] == 12 and session.mic(0).shape == (12 * 1024,)
+    assert session.meta["geometry"]["grid"]["focus_distance_m"] == FOCUS_M  # the service's geometry, not the default
 
 
 def test_bad_recording_requests_get_json_4xx(live_url):

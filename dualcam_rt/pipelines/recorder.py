@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import BadInput, DeviceError, NotFound
 from ..frame import SensorFrame
-from ..geometry import Geometry
 from .live import LivePipeline
 from ..labels import CLASSES
 from ..sessions import SessionWriter, check_name
@@ -41,14 +40,14 @@ class RecordingSpec:
 class Recording:
     """One recording in progress or finished, written by its own thread."""
 
-    def __init__(self, rec_id: str, path: Path, spec: RecordingSpec, live: LivePipeline, geometry: Geometry):
+    def __init__(self, rec_id: str, path: Path, spec: RecordingSpec, live: LivePipeline):
         self.id, self.path, self.spec, self.live = rec_id, path, spec, live
         meta: dict[str, Any] = {"label": spec.label, "scenario": spec.scenario, "subject": spec.subject,
                                 "device": live.device.describe(), "source": "service"}
         if spec.label is not None:
             meta["class_index"] = CLASSES.index(spec.label)
-        self.geometry = geometry
-        self.writer = SessionWriter(path, {k: v for k, v in meta.items() if v is not None})
+        # the session keeps the geometry the live pipeline images with (its dead channels included)
+        self.writer = SessionWriter(path, {k: v for k, v in meta.items() if v is not None}, geometry=live.geometry)
         self.frames: queue.Queue[SensorFrame] = queue.Queue(TAP_QUEUE_FRAMES)
         self.state, self.result, self.error = "recording", None, None
         self.started_at = time.time()
@@ -96,8 +95,8 @@ class Recording:
 class Recorder:
     """The recordings of one service, by id, each a new session under ``sessions_dir``."""
 
-    def __init__(self, sessions_dir: Path, geometry: Geometry):
-        self.sessions_dir, self.geometry = Path(sessions_dir), geometry
+    def __init__(self, sessions_dir: Path):
+        self.sessions_dir = Path(sessions_dir)
         self.items: dict[str, Recording] = {}
         self.lock = threading.Lock()
 
@@ -111,7 +110,7 @@ class Recorder:
         with self.lock:
             rec_id = check_name(f"{default_session_name(spec.label, spec.scenario, spec.subject)}"
                                 f"-{secrets.token_hex(3)}")
-            recording = Recording(rec_id, self.sessions_dir / rec_id, spec, live, self.geometry)
+            recording = Recording(rec_id, self.sessions_dir / rec_id, spec, live)
             self.items[rec_id] = recording
         return recording
 

@@ -23,7 +23,6 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..config import Settings, get_settings
 from ..devices import open_device
-from ..geometry import get_geometry
 from ..pipelines.live import LivePipeline
 from ..inference.models import ModelSet, load_models
 from ..pipelines.recorder import Recorder
@@ -96,10 +95,9 @@ def openapi_with_limits(app: FastAPI, max_upload_bytes: int) -> dict[str, Any]:
 def create_app(settings: Settings | None = None, device_uri: str | None = None, live: bool = True) -> FastAPI:
     """The service app. ``live=False`` serves uploads and streams only (no device is opened)."""
     settings = settings or get_settings()
-    geometry = get_geometry(settings.focus_distance_m, tuple(settings.dead_channels))
     metrics = Metrics()
-    svc = Service(settings, device_uri, geometry, metrics, LiveHub(metrics),
-                  Recorder(settings.sessions_dir, geometry))
+    svc = Service(settings, device_uri, settings.geometry(), metrics, LiveHub(metrics),
+                  Recorder(settings.sessions_dir))
     app = FastAPI(title="dualcam-rt", version=__version__, description=DESCRIPTION,
                   lifespan=partial(lifespan, svc=svc, live=live))
     app.state.svc = svc
