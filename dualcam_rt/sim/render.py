@@ -230,8 +230,8 @@ class _Figure:
             angles = [base + bend, base - bend]
         if elbow_out:
             a = max(angles, key=lambda a: side * math.cos(a))
-        else:
-            a = min(angles, key=math.sin)
+        else:  # the lower elbow; of two about as low, the outer one (elbows never cross the chest)
+            a = min(angles, key=lambda a: math.sin(a) - 0.3 * side * math.cos(a))
         elbow = (sx + upper * math.cos(a), sy + upper * math.sin(a), (sz + hz) / 2)
         self.line((sx, sy, sz), elbow, self.look.shirt, 0.085)
         self.line(elbow, hand, self.look.skin, 0.07)
@@ -255,7 +255,7 @@ LAYOUT = {
     "clapping": (0.24, 0.0), "snapping_fingers": (0.02, -0.3), "playing_kendama": (0.2, -0.14),
     "clicking": (0.3, -0.22), "typing": (0.3, 0.0), "knocking": (0.05, -0.34), "hammering": (0.32, 0.1),
     "peanut_breaking": (0.22, 0.0), "paper_ripping": (0.34, 0.0), "plastic_crumpling": (0.24, 0.0),
-    "paper_shaking": (0.24, 0.0), "stick_dropping": (0.3, -0.12),
+    "paper_shaking": (0.24, 0.0), "stick_dropping": (0.3, -0.3),
 }
 
 
@@ -283,7 +283,12 @@ def _snapping_fingers(f: _Figure, tm: Timing) -> None:
 
 
 def _speaking(f: _Figure, tm: Timing) -> None:
-    env = math.sin(math.pi * tm.progress) ** 0.6 if tm.progress is not None else 0.0  # the syllable's envelope
+    if tm.progress is None:
+        env = 0.0
+    elif tm.since < 0.4 * max(tm.progress, 1e-3):  # a syllable (< 0.4 s): the mouth opens and closes with it
+        env = math.sin(math.pi * tm.progress) ** 0.6
+    else:  # a longer take (a real recording): syllables at ~4 per second through it
+        env = abs(math.sin(math.pi * 4 * tm.since)) ** 0.6
     h = f.look.height
     f.resting_arm(-1)
     f.arm(1, (0.22 * h, f.shoulder_dy - 0.32 * h + 0.12 * env, -0.12))  # a hand gesturing with the voice
@@ -328,9 +333,10 @@ def _playing_kendama(f: _Figure, tm: Timing) -> None:
 def _clicking(f: _Figure, tm: Timing) -> None:
     press = 1.0 - _smooth(min(tm.since, tm.until) / 0.08)  # 1 at each click, 0 between
     f.stand(-0.035, -0.16, 0.16)
-    f.rect(-0.15, -0.03, 0.15, -0.04, (70, 50, 50), dz=-0.03)  # mouse pad
-    f.ellipse((0.0, -0.012, -0.04), 0.045, 0.022, (215, 210, 205))
-    f.ellipse((0.0, -0.002 - 0.006 * press, -0.04), 0.03, 0.01, (120 - 80 * press, 110 - 80 * press, 100))
+    f.rect(-0.16, -0.025, 0.16, -0.045, (90, 40, 40), dz=-0.03)  # mouse pad
+    f.ellipse((0.0, -0.01, -0.04), 0.055, 0.03, (235, 235, 235))
+    dark = int(80 * press)
+    f.ellipse((0.0, 0.0 - 0.006 * press, -0.04), 0.04, 0.012, (140 - dark, 130 - dark, 120 - dark))
     f.resting_arm(-1)
     f.arm(1, (0.02, 0.035 - 0.015 * press, -0.05), hand_radius_m=0.04)
     f.line((0.0, 0.03 - 0.015 * press, -0.05), (-0.01, 0.006 + 0.02 * (1 - press), -0.05), f.look.skin, 0.018)
@@ -451,6 +457,8 @@ def _paper_shaking(f: _Figure, tm: Timing) -> None:
     def at(x, y):  # a point of the sheet, shaken and tilted
         return (dx + x - tilt * y, dy + y + tilt * x, -0.03)
 
+    for side in (-1, 1):
+        f.arm(side, at(side * (hw + 0.01), 0.0), hand_radius_m=0)
     f.poly([at(-hw, hh), at(hw, hh), at(hw, -hh), at(-hw, -hh)], (215, 220, 220))
     f.line(at(-0.17, 0.1), at(0.17, 0.1), (60, 60, 60), 0.03)  # headline, then columns of text
     for k in range(5):
@@ -458,11 +466,11 @@ def _paper_shaking(f: _Figure, tm: Timing) -> None:
         f.line(at(-0.17, y), at(-0.02, y), (140, 140, 140), 0.01)
         f.line(at(0.02, y), at(0.17, y), (140, 140, 140), 0.01)
     for side in (-1, 1):
-        f.arm(side, at(side * (hw + 0.01), 0.0), hand_radius_m=0.045)
+        f.disc(at(side * (hw + 0.005), 0.0), 0.045, f.look.skin)
 
 
 def _stick_dropping(f: _Figure, tm: Timing) -> None:
-    hold = 0.45  # the stick's height above the table while held
+    hold = 0.22  # the stick's height above the table while held
     released = (0.05, hold + 0.05, -0.05)
     if tm.until <= 0.3:  # falling onto the table (the first impact is the onset)
         lift, hand = 4.9 * tm.until ** 2, released
