@@ -115,3 +115,15 @@ def test_the_augmenter_is_reproducible_per_rng_and_changes_the_wave(pool):
     levels = [db(power(aug(x, np.random.default_rng(s))) / power(x)) for s in range(40)]
     assert min(levels) < -15 and max(levels) > 0  # the gain range reaches quiet and loud recordings
     assert aug.describe()["ambience_recordings"] == 1 and len(aug.describe()["pool_rooms"]) == 12
+
+
+def test_an_augmented_student_input_is_the_feature_of_the_augmented_wave(pool):
+    from dualcam_rt.dsp.spectrogram import student_input
+    from dualcam_rt.training.augment import augmented_input
+
+    cache, _ = pool
+    aug = Augmenter(AugmentConfig(), cache_dir=cache)
+    x = tone(800.0, seconds=5.0)
+    got = augmented_input("spectrogram", x, aug, np.random.default_rng(3))
+    np.testing.assert_array_equal(got, student_input("spectrogram", aug(x, np.random.default_rng(3))))
+    assert got.shape == (257, 500) and not np.array_equal(got, student_input("spectrogram", x))

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
+from ..dsp.spectrogram import Recipe, student_input
 from ..errors import BadInput
 from ..geometry import SAMPLE_RATE
 
@@ -198,6 +199,12 @@ class Augmenter:
         if rng.random() < c.shift_p:
             x = np.roll(x, int(rng.integers(len(x))))
         return x
+
+
+def augmented_input(kind, wave: np.ndarray, augmenter: Augmenter, rng: np.random.Generator,
+                    recipe: Recipe = Recipe()) -> np.ndarray:
+    """A student's input (``dsp.spectrogram.student_input``) of a freshly augmented version of ``wave``."""
+    return student_input(kind, augmenter(wave, rng), augmenter.fs, recipe)
 
 
 def bank_ambience(bank, split: str = "train") -> list[np.ndarray]:
