@@ -94,9 +94,12 @@ def test_session_name_with_dotdot_or_slash_is_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_output_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(NotFound, match="does not exist"):
-        new_session_dir(tmp_path / "nope", "s1")
+def test_a_missing_output_directory_is_made_and_a_file_in_its_place_is_a_clear_error(tmp_path):
+    assert new_session_dir(tmp_path / "a" / "b", "s1") == tmp_path / "a" / "b" / "s1"
+    assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "s1").exists()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(BadInput, match="not a directory"):
+        new_session_dir(tmp_path / "f", "s1")
 
 
 def test_existing_session_is_never_overwritten(tmp_path):
@@ -113,7 +116,7 @@ def test_record_command_refuses_bad_names_and_missing_dirs_in_one_line(tmp_path)
     write_session(tmp_path / "src", n=12)
     uri = f"replay://{tmp_path / 'src'}?speed=max"
     for args, expected in [(["--out", str(tmp_path), "--name", "../x"], "bad session name"),
-                           (["--out", str(tmp_path / "missing")], "does not exist"),
+                           (["--out", str(tmp_path / "src" / "session.json")], "not a directory"),
                            (["--out", str(tmp_path), "--name", "src"], "already exists")]:
         r = run_cli("record", uri, "--seconds", "1", *args)
         assert r.returncode == 2, r.stderr

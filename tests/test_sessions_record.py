@@ -49,6 +49,17 @@ def test_record_from_sim_then_verify_replay_and_open_in_acoular(tmp_path):
     assert timeline["frames"] == 24 and timeline["session"]["label"] == "knocking"
 
 
+def test_record_creates_a_missing_out_folder_and_its_parents(tmp_path):
+    out = tmp_path / "not" / "there" / "yet"
+    r = run_cli("record", SIM, "--seconds", "0.5", "--channels", "0", "--out", str(out), "--name", "t1", "--json")
+    assert r.returncode == 0, r.stderr
+    session = open_session(out / "t1")
+    assert session.meta["status"] == "complete" and session.mic(0).shape == (6 * 1024,)
+    (tmp_path / "a-file").write_text("not a folder")
+    r = run_cli("record", SIM, "--seconds", "0.5", "--out", str(tmp_path / "a-file" / "sub"))
+    assert r.returncode == 2 and "cannot create output directory" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.slow
 def test_record_from_a_dualcam_served_by_simulate_device(tmp_path):
     port = free_port()

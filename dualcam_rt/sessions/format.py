@@ -60,11 +60,16 @@ def check_name(name: str) -> str:
 
 
 def new_session_dir(out_dir: str | Path, name: str) -> Path:
-    """The path of a new session ``out_dir/name``; the parent must exist, the session must not."""
+    """The path of a new session ``out_dir/name``; ``out_dir`` is created (with its parents) when
+    missing, the session must not exist."""
     out = Path(out_dir)
     check_name(name)
-    if not out.is_dir():
-        raise NotFound(f"output directory {out} does not exist (create it first)")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"output directory {out} is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BadInput(f"cannot create output directory {out}: {err.strerror or err}") from None
     path = out / name
     if path.exists():
         raise BadInput(f"session {path} already exists; choose another --name")
