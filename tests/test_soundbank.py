@@ -279,3 +279,41 @@ def test_cli_missing_packages_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "apt-get install -y --no-install-recommends" in lines[0] and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ testset
+
+def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_bank, tmp_path):
+    from dualcam_rt.sim.rooms import SCENARIOS
+    from dualcam_rt.sim.testset import write_testset
+
+    out, manifest = ci_bank
+    bank = SoundBank.open(out)
+    a = write_testset(bank, tmp_path / "a", clips_per_class=2, seed=5, empty_clips=2)
+    rows = (tmp_path / "a/labels.csv").read_text().splitlines()
+    assert rows[0] == "file,class" and len(rows) - 1 == len(a["clips"])
+    with_test = [c for c, s in manifest["summary"].items() if c != "ambience" and s["test_events"]]
+    assert sorted({c["class"] for c in a["clips"]} - {""}) == sorted(with_test)
+    assert sum(c["class"] == "" for c in a["clips"]) == 4  # 2 ambience-only + 2 silence: "no action"
+    assert set(a["classes_without_test_takes"]) == {c for c, s in manifest["summary"].items()
+                                                   if c != "ambience" and not s["test_events"]}
+    split_of = {e["file"]: e["split"] for e in manifest["events"]}
+    used = [f for c in a["clips"] for f in c.get("takes", [])] + [c["ambience"] for c in a["clips"] if "ambience" in c]
+    assert used and all(split_of[f] == "test" for f in used)
+    for c in a["clips"]:
+        audio, rate = sf.read(str(tmp_path / "a" / c["file"]))
+        assert rate == RATE and audio.ndim == 1 and len(audio) == 5 * RATE
+        if "room" in c:  # smaller and drier than every scenario room
+            assert all(s < min(SCENARIOS[k].room_dim_m[i] for k in SCENARIOS) for i, s in enumerate(c["room"]["size_m"]))
+            assert c["room"]["rt60_s"] < SCENARIOS[2].rt60_s
+        level = 20 * np.log10(np.sqrt(np.mean(audio ** 2)))
+        assert level < -50 if c["file"].startswith("silence") else level > -70  # never normalised to full scale
+    write_testset(bank, tmp_path / "b", clips_per_class=2, seed=5, empty_clips=2)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in ("labels.csv", *[c["file"] for c in a["clips"]]))
+    write_testset(bank, tmp_path / "c", clips_per_class=2, seed=6, empty_clips=2)
+    assert (tmp_path / "a" / a["clips"][0]["file"]).read_bytes() != (tmp_path / "c" / a["clips"][0]["file"]).read_bytes()
+
+
+def test_cli_testset_without_a_bank_says_how_to_build_one(tmp_path):
+    r = run_cli("soundbank", "testset", "--out", str(tmp_path / "t"), "--bank", str(tmp_path / "nobank"))
+    assert r.returncode == 2 and "soundbank build" in r.stderr and "Traceback" not in r.stderr
