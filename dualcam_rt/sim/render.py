@@ -16,11 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..geometry import FPS, Camera
+from ..geometry import FPS, Camera, get_geometry
+from ..labels import CLASSES
+from .actions import synthesize
+from .rooms import subject_positions
 
 CAMERA_HEIGHT_M = 1.5  # above the floor; the floor is the plane y = -1.5
 EVENT_CONTEXT_S = 1.5  # a frame's pose depends on the events at most this far before or after it
@@ -518,16 +522,13 @@ def flash(frame: np.ndarray) -> None:
     frame[:] = 255
 
 
-def frame_grid(size: tuple[int, int] = (160, 120), offsets_s: Sequence[float] = (-0.25, -1 / 6, -1 / 12, 0.0, 1 / 12, 1 / 6, 0.25, 1 / 3)) -> np.ndarray:
+def frame_grid(size: tuple[int, int] = (160, 120), frames: int = 8, closeup: bool = False) -> np.ndarray:
     """One row per class of whole frames resized to size (width, height), as the visual teachers
-    see them, at offsets_s around one of the action's events; a BGR uint8 image."""
-    from ..geometry import get_geometry
-    from ..labels import CLASSES
-    from .actions import synthesize
-    from .rooms import subject_positions
-
+    see them (closeup: the full-resolution region of that size around the hands instead), frames
+    ticks 1/12 s apart from 3 ticks before one of the action's onsets; BGR uint8."""
     camera = get_geometry().camera
     positions = subject_positions(get_geometry())
+    offsets_s = (np.arange(frames) - 3) / FPS
     w, h = size
     margin = 150
     grid = np.full((h * len(CLASSES), margin + w * len(offsets_s), 3), 255, np.uint8)
@@ -539,17 +540,26 @@ def frame_grid(size: tuple[int, int] = (160, 120), offsets_s: Sequence[float] = 
         for col, dt in enumerate(offsets_s):
             frame = bg.copy()
             draw_subject(frame, camera, positions[7], label, subject, onset + dt, events)
-            grid[row * h:(row + 1) * h, margin + col * w:margin + (col + 1) * w] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+            if closeup:
+                u, v = (int(c) for c in camera.project(positions[7]))
+                top, left = v - 2 * h // 3, u - w // 2
+                tile = frame[top:top + h, left:left + w]
+            else:
+                tile = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+            grid[row * h:(row + 1) * h, margin + col * w:margin + (col + 1) * w] = tile
         cv2.putText(grid, label, (4, row * h + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     for col, dt in enumerate(offsets_s):
-        cv2.putText(grid, f"{dt * 1000:+.0f} ms", (margin + col * w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(grid, f"{dt * 1000:+.0f} ms", (margin + col * w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
     return grid
 
 
-if __name__ == "__main__":  # python -m dualcam_rt.sim.render docs/frames
-    import sys
-    from pathlib import Path
-
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/frames")
+def write_frame_grid(out_dir: str = "docs/frames") -> list[str]:
+    """Write frame_grid() as <out_dir>/grid.png and its close-up as closeup.png; returns the paths."""
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out / "grid.png"), frame_grid())
+    paths = []
+    for name, grid in (("grid.png", frame_grid()), ("closeup.png", frame_grid((200, 200), closeup=True))):
+        paths.append(str(out / name))
+        cv2.imwrite(paths[-1], grid, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return paths
