@@ -189,6 +189,18 @@ def test_a_long_recording_is_cut_at_its_silences_and_stays_in_one_split(tmp_path
         "come from augmented or procedural events")
 
 
+def test_a_recording_with_most_of_a_class_stays_in_train(tmp_path):
+    rng = np.random.default_rng(4)
+    quiet = 1e-4 * rng.standard_normal(int(0.5 * 44_100))
+    many = np.concatenate([quiet, *[np.concatenate([_burst(rng), quiet]) for _ in range(5)]])
+    _fake_package(tmp_path / "u", "fake-claps", {"claps/many.wav": many,
+                                                 **{f"claps/one{k}.wav": _burst(rng) for k in range(4)}})
+    manifest = build_bank(tmp_path / "bank", PackageRoots(tmp_path / "u", tmp_path / "sys"), sources=[CLAPS])
+    split = {Path(r["path"]).name: (r["split"], r["events"]) for r in manifest["recordings"]}
+    assert split["many.wav"] == ("train", 5)
+    assert sorted(s for s, _ in split.values()) == ["test", "train", "train", "train", "val"]
+
+
 def test_dep5_licence_lookup_uses_the_kit_archive_for_hydrogen(tmp_path):
     doc = tmp_path / "usr/share/doc/hydrogen-drumkits"
     doc.mkdir(parents=True)

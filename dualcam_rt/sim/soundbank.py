@@ -32,7 +32,9 @@ Conventions:
   is kept; the others are listed under ``duplicates``.
 - Splits are per source recording, never per event: within each class the recordings are
   ranked by a hash of their package and path; a class with >= 3 recordings gets >= 1 test and
-  >= 1 validation recording (15 % each, rounded), 2 recordings give one train and one test, and
+  >= 1 validation recording (15 % each, rounded; recordings holding over a quarter of the
+  class's events stay in train when enough others exist), 2 recordings give one train and one
+  test (the one with fewer events), and
   a single recording is train only: that class's validation and test takes must come from
   augmented or procedural events (the manifest says so under ``notes``). Ambience is split the
   same way as one group.
@@ -482,18 +484,21 @@ class _Recording:
 def _assign_splits(recordings: list[_Recording]) -> None:
     """Splits per recording within one class (see the module doc)."""
     ranked = sorted(recordings, key=lambda r: r.id)
+    for rec in ranked:
+        rec.split = "train"
     n = len(ranked)
-    if n == 1:
-        counts = (1, 0, 0)
-    elif n == 2:
-        counts = (1, 0, 1)
-    else:
-        n_test = max(1, round(0.15 * n))
-        n_val = max(1, round(0.15 * n))
-        counts = (n - n_test - n_val, n_val, n_test)
-    splits = [s for s, k in zip(SPLITS, counts) for _ in range(k)]
-    for rec, split in zip(ranked, splits):
-        rec.split = split
+    if n == 2:  # the one with fewer events is the test recording
+        min(ranked, key=lambda r: (len(r.events), r.id)).split = "test"
+    if n < 3:
+        return
+    n_test = n_val = max(1, round(0.15 * n))
+    # a recording holding over a quarter of the class's events (castanets: ~40 clacks) stays in
+    # train when there are enough others, so that one recording does not make up a split
+    total = sum(len(r.events) for r in ranked)
+    small = [r for r in ranked if len(r.events) <= 0.25 * total]
+    held_out = (small if len(small) >= n_test + n_val else ranked)[:n_test + n_val]
+    for k, rec in enumerate(held_out):
+        rec.split = "test" if k < n_test else "val"
 
 
 def _write_flac(path: Path, audio: np.ndarray) -> bool:
@@ -587,7 +592,9 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
         "version": BANK_VERSION, "preset": preset, "sample_rate": SAMPLE_RATE,
         "normalisation": f"peak: every event scaled to a peak of {STORED_PEAK} and stored as 16-bit FLAC",
         "split_rule": "per source recording, ranked by a hash of package and path within each class: >= 3 recordings: "
-                      "15 % val and 15 % test (at least one each); 2: one train, one test; 1: train only",
+                      "15 % val and 15 % test (at least one each; recordings with over a quarter of the class's events "
+                      "stay in train when enough others exist); 2: one train, one test (the one with fewer events); "
+                      "1: train only",
         "recordings": sorted(rec_rows, key=lambda r: (r["class"], r["package"], r["path"])),
         "events": sorted(event_rows, key=lambda e: (e["class"], e["recording"], e["onset_s"])),
         "duplicates": sorted(duplicates, key=lambda d: (d["class"], d["path"], d["onset_s"])),
