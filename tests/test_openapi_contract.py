@@ -9,8 +9,8 @@ import sys
 
 import httpx
 import pytest
-
 from conftest import free_port
+
 from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.server.app import create_app
@@ -57,7 +57,7 @@ def test_schemathesis_with_every_check_finds_nothing(url, tmp_path):
     config.write_text(SCHEMATHESIS_TOML)
     r = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
                         "run", f"{url}/openapi.json", "--checks", "all", "--no-shrink", "--workers", "1"],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                       check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
     assert generated and generated[1] == generated[2] and int(generated[1]) > 100, r.stdout[-3000:]

@@ -18,10 +18,10 @@ from typing import Any
 
 from ..errors import BadInput, DeviceError, NotFound
 from ..frame import SensorFrame
-from .live import LivePipeline
 from ..labels import CLASSES
 from ..sessions import SessionWriter, check_name
 from ..sessions.record import default_session_name, record_frames
+from .live import LivePipeline
 
 TAP_QUEUE_FRAMES = 120  # 10 s of ticks between acquisition and the writer
 STREAMING_STATES = ("starting", "streaming")
@@ -49,7 +49,9 @@ class Recording:
         # the session keeps the geometry the live pipeline images with (its dead channels included)
         self.writer = SessionWriter(path, {k: v for k, v in meta.items() if v is not None}, geometry=live.geometry)
         self.frames: queue.Queue[SensorFrame] = queue.Queue(TAP_QUEUE_FRAMES)
-        self.state, self.result, self.error = "recording", None, None
+        self.state = "recording"  # recording | complete | failed
+        self.result: dict[str, Any] | None = None  # record_frames' summary once complete
+        self.error: str | None = None
         self.started_at = time.time()
         self.done = threading.Event()
         live.taps.append(self.tap)
@@ -73,7 +75,7 @@ class Recording:
         try:
             self.result = record_frames(self._frames(), self.writer, self.spec.seconds)
             self.state = "complete"
-        except Exception as err:  # disk full, device gone: report it on the recording
+        except Exception as err:  # noqa: BLE001  # disk full, device gone: report it on the recording
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
             self.writer.close({"error": self.error})
         finally:

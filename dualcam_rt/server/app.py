@@ -23,8 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..config import Settings, get_settings
 from ..devices import open_device
-from ..pipelines.live import LivePipeline
 from ..inference.models import ModelSet, load_models
+from ..pipelines.live import LivePipeline
 from ..pipelines.recorder import Recorder
 from . import recordings, routes, ws
 from .errors import install_error_handlers
@@ -66,9 +66,13 @@ def load_service_models(svc: Service) -> None:
 async def lifespan(app: FastAPI, svc: Service, live: bool) -> AsyncIterator[None]:
     """Models loaded and the device opened (when ``live``) while the app serves; all stopped after."""
     loop = asyncio.get_running_loop()
+
+    def publish(message: dict[str, Any] | bytes) -> None:  # called from the pipeline's threads
+        loop.call_soon_threadsafe(svc.hub.publish, message)
+
     await asyncio.to_thread(load_service_models, svc)
     if live:
-        await asyncio.to_thread(open_live, svc, lambda msg: loop.call_soon_threadsafe(svc.hub.publish, msg))
+        await asyncio.to_thread(open_live, svc, publish)
     try:
         yield
     finally:

@@ -14,10 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..config import Settings
 from ..inference.models import ModelSet
 from ..pipelines.recorder import Recorder
-from .hub import LiveHub
 from .errors import Unauthorized
+from .hub import LiveHub
 from .service import Service, service_of
-
 
 ServiceDep = Annotated[Service, Depends(service_of)]
 

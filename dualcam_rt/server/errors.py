@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +30,7 @@ class Unauthorized(DualcamError):
 
     http_status = 401
     code = "unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class UnsupportedMediaType(BadInput):
@@ -90,7 +90,7 @@ class HTTPErrorHandler:
     """
 
     def __init__(self, routers: Sequence[APIRouter]):
-        self.routes = [(route.path_regex, route.methods) for router in routers for route in router.routes
+        self.routes = [(route.path_regex, set(route.methods or ())) for router in routers for route in router.routes
                        if isinstance(route, APIRoute)]
 
     def allowed(self, path: str) -> str:

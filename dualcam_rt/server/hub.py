@@ -63,7 +63,7 @@ class Outbox:
                 else:
                     async with asyncio.timeout(SEND_TIMEOUT_S):
                         await self.ws.send_text(json.dumps(message))
-        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             # stuck or gone: closing makes the receive loop end this client
             try:
                 await self.ws.close(1008, "client too slow")

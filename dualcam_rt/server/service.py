@@ -14,9 +14,9 @@ from starlette.requests import HTTPConnection
 
 from ..config import Settings
 from ..geometry import Geometry
-from ..pipelines.live import LivePipeline
 from ..inference.models import ModelSet
 from ..inference.stream import Batcher
+from ..pipelines.live import LivePipeline
 from ..pipelines.recorder import Recorder
 from .hub import LiveHub
 from .metrics import Metrics
