@@ -1,3 +1,4 @@
-"""The HTTP/WebSocket service: ``create_app`` (``app``), REST routes (``routes``), WebSockets
-(``ws``), recordings (``recordings``), Prometheus metrics (``metrics``), uvicorn runners (``run``)
-and the dashboard (``static/``)."""
+"""The HTTP/WebSocket service: ``create_app`` (``app``: reads the settings, builds the ``Service`` of
+``service``), typed route dependencies (``deps``), REST routes (``routes``), recordings
+(``recordings``), WebSockets (``ws``) and their outboxes (``hub``), error answers (``errors``),
+Prometheus metrics (``metrics``), uvicorn runners (``run``) and the dashboard (``static/``)."""
