@@ -154,3 +154,18 @@ def test_sim_uri_takes_the_sounds_option(cache, monkeypatch):
             open_device("sim://?sounds=loud")
     finally:
         get_settings.cache_clear()
+
+
+def test_a_copied_scene_shares_the_bank_and_streams_the_same(bank, cache):
+    """The wire-protocol simulator copies its scene per connection: the bank must not be copied."""
+    import copy
+
+    scene = Scene(2, seed=5, label="clapping", subject=1, sounds="real", bank=bank, split="train",
+                  split_subjects=[1], cache_dir=cache)
+    scene.next_tick()
+    twin = copy.deepcopy(scene)
+    assert twin._bank is scene._bank and twin._emitters[0].make is scene._emitters[0].make
+    for _ in range(3):
+        a, b = scene.next_tick(), twin.next_tick()
+        assert np.array_equal(a.audio, b.audio) and a.truth == b.truth
+    assert twin.tick == scene.tick == 4

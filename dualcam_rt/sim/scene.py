@@ -19,6 +19,7 @@ Over a few seconds the ratio wanders with the action's rhythm (an intermittent s
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,17 @@ class Scene:
         self._calibrate()
         self._background = render.background(self.scenario, self.seed, self.geometry.camera)
         self._segment = self._render_segment(0)  # so that the first tick (and a copy's) comes at once
+
+    def __deepcopy__(self, memo: dict) -> Scene:
+        """A copy that shares what never changes after set-up (the sound bank and the real-sound
+        sources, which hold every take of a split) and copies the streaming state."""
+        shared = [self._bank, *self.subject_takes,
+                  *(e.make for e in self._emitters if not isinstance(e.make, _ProceduralAmbience))]
+        memo.update({id(x): x for x in shared if x is not None})
+        new = object.__new__(Scene)
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
 
     # --- set-up ------------------------------------------------------------------------------
 
