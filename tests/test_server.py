@@ -157,3 +157,8 @@ def test_the_default_model_setting_picks_the_model_requests_get(tmp_path):
     with BackgroundServer(create_app(Settings(models_dir=tmp_path, default_model="absent"), live=False),
                           free_port()) as base:
         assert httpx.get(f"{base}/v1/models").json()["default"] == "tone-bands"
+
+
+def test_recording_on_a_service_without_a_device_is_a_503_and_records_nothing(url):
+    assert_error(httpx.post(f"{url}/v1/recordings", json={"seconds": 1.0}), 503, "device_error")
+    assert httpx.get(f"{url}/v1/recordings").json() == {"recordings": []}
