@@ -6,7 +6,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .geometry import DEFAULT_DEAD_CHANNELS, DEFAULT_FOCUS_DISTANCE_M, Geometry, get_geometry
+
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dualcam-rt"  # steering, room impulse responses, sound bank
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
 
 
 class Settings(BaseSettings):
@@ -14,19 +18,19 @@ class Settings(BaseSettings):
 
     # acquisition
     device_uri: str = Field("dualcam://127.0.0.1:7700", description="Device the service opens")
-    connect_timeout_s: float = Field(2.0, gt=0, description="How long a dualcam:// URI may stay silent before fallback")
+    connect_timeout_s: float = Field(DEFAULT_CONNECT_TIMEOUT_S, gt=0, description="How long a dualcam:// URI may stay silent before fallback")
     fallback_to_sim: bool = Field(True, description="serve: fall back from dualcam:// to sim:// when no sensor answers")
     fallback_uri: str = "sim://?scenario=1&seed=0"
-    dead_channels: tuple[int, ...] = Field((79, 105), description="Microphones excluded everywhere downstream")
+    dead_channels: tuple[int, ...] = Field(DEFAULT_DEAD_CHANNELS, description="Microphones excluded everywhere downstream")
 
     # imaging
-    focus_distance_m: float = Field(2.0, gt=0.1, description="Distance of the acoustic grid plane from the array")
+    focus_distance_m: float = Field(DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array")
     beamform_backend: str = Field("auto", pattern="^(auto|numpy|cupy)$")
 
     # data and models
     models_dir: Path = REPO_MODELS_DIR
     sessions_dir: Path = Path("sessions")
-    cache_dir: Path = Path.home() / ".cache" / "dualcam-rt"
+    cache_dir: Path = DEFAULT_CACHE_DIR
 
     # service
     host: str = "127.0.0.1"
@@ -40,6 +44,11 @@ class Settings(BaseSettings):
     mic_channel: int = Field(0, ge=0, description="Microphone the live student listens to")
     imaging: bool = Field(True, description="serve: beamform, localise and overlay live frames (off: predictions only)")
     max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")
+
+    def geometry(self) -> Geometry:
+        """The DualCam geometry these settings describe (focus distance, dead channels): built once
+        by each edge and handed down."""
+        return get_geometry(self.focus_distance_m, tuple(self.dead_channels))
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,9 @@ from conftest import run_cli
 from dualcam_rt.errors import BadInput
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.sessions import open_session
-from dualcam_rt.sessions.dataset import PRESETS, assign_splits, chunk_split, make_dataset, session_specs
+from dualcam_rt.geometry import get_geometry
+from dualcam_rt.pipelines.dataset import PRESETS, make_dataset, session_specs
+from dualcam_rt.sessions.manifest import assign_splits, chunk_split
 
 
 def test_presets_have_the_papers_shape():
@@ -53,7 +55,7 @@ def test_official_chunk_split_covers_every_second_once():
 @pytest.mark.slow
 def test_make_dataset_writes_sessions_with_mfcc_volumes_and_a_manifest(tmp_path):
     classes = ("typing",)
-    manifest = make_dataset(tmp_path / "ds", "ci", workers=2, scenarios=(1,), classes=classes)
+    manifest = make_dataset(tmp_path / "ds", "ci", workers=2, geometry=get_geometry(), scenarios=(1,), classes=classes)
     assert len(manifest["sessions"]) == 3  # 1 scenario x 1 class x 3 subjects
     assert json.loads((tmp_path / "ds" / "manifest.json").read_text()) == manifest
     assert manifest["classes"] == list(CLASSES)
@@ -66,13 +68,13 @@ def test_make_dataset_writes_sessions_with_mfcc_volumes_and_a_manifest(tmp_path)
             assert s.meta["label"] == e["label"] and s.meta["class_index"] == CLASSES.index(e["label"])
     assert Counter(e["subject_split"] for e in manifest["sessions"]) == {"train": 1, "val": 1, "test": 1}
     # a second run keeps the finished sessions and rewrites the same manifest
-    again = make_dataset(tmp_path / "ds", "ci", workers=1, scenarios=(1,), classes=classes)
+    again = make_dataset(tmp_path / "ds", "ci", workers=1, geometry=get_geometry(), scenarios=(1,), classes=classes)
     assert [e | {"x": 0} for e in again["sessions"]] == [e | {"x": 0} for e in manifest["sessions"]]
 
 
 def test_make_dataset_refuses_an_unknown_preset(tmp_path):
     with pytest.raises(BadInput, match="unknown preset"):
-        make_dataset(tmp_path / "ds", "huge")
+        make_dataset(tmp_path / "ds", "huge", geometry=get_geometry())
     r = run_cli("make-dataset", "--out", str(tmp_path / "ds"), "--preset", "huge")
     assert r.returncode == 2 and "unknown preset" in r.stderr
 

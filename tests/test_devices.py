@@ -161,7 +161,7 @@ def test_unanswering_dualcam_falls_back_to_sim_with_a_warning(caplog):
     with socket.create_server(("127.0.0.1", 0)) as silent:
         uri = f"dualcam://127.0.0.1:{silent.getsockname()[1]}"
         with caplog.at_level(logging.WARNING, logger="dualcam_rt.devices"):
-            device = open_device(uri, fallback=True, timeout=0.3)
+            device = open_device(uri, fallback_uri="sim://?scenario=1&seed=0", timeout=0.3)
     with device:
         d = device.describe()
         assert device.kind == "sim" and d["fallback"] is True and d["fallback_from"]["uri"] == uri
@@ -170,7 +170,7 @@ def test_unanswering_dualcam_falls_back_to_sim_with_a_warning(caplog):
 
 
 def test_answering_dualcam_does_not_fall_back(sim_server):
-    device = open_device(sim_server(), fallback=True, timeout=2)
+    device = open_device(sim_server(), fallback_uri="sim://?scenario=1&seed=0", timeout=2)
     with device:
         assert device.kind == "dualcam" and device.describe()["fallback"] is False
 

@@ -16,10 +16,11 @@ import soundfile as sf
 
 from dualcam_rt.devices.base import Device
 from dualcam_rt.frame import SensorFrame
+from dualcam_rt.geometry import get_geometry
 from dualcam_rt.errors import BadInput, NotFound, TooLarge
 from dualcam_rt.dsp.resample import resample
 from dualcam_rt.inference.audio import decode_audio, decode_pcm
-from dualcam_rt.inference.live import LivePipeline
+from dualcam_rt.pipelines.live import LivePipeline
 from dualcam_rt.inference.models import ModelSet, cpu_budget, load_models, softmax
 from dualcam_rt.inference.predict import predict_waves
 from dualcam_rt.inference.stream import Batcher, SlidingWindow
@@ -213,7 +214,8 @@ class SlowBeamformer:
 
 def test_live_pipeline_never_drops_audio_while_a_slow_imaging_stage_drops_frames(model):
     events = []
-    pipeline = LivePipeline(SlowFrames(60), model, events.append, hop_s=0.5, beamformer=SlowBeamformer())
+    pipeline = LivePipeline(SlowFrames(60), model, events.append, geometry=get_geometry(), hop_s=0.5,
+                            beamformer=SlowBeamformer())
     pipeline.start()
     deadline = time.monotonic() + 30
     while pipeline.state != "ended" or pipeline.audio_queue.qsize() or pipeline.predictions < 10:
@@ -253,7 +255,8 @@ class FastBeamformer(SlowBeamformer):
 
 def test_live_pipeline_without_a_model_keeps_streaming_and_imaging():
     events = []
-    pipeline = LivePipeline(SlowFrames(200), None, events.append, hop_s=0.5, beamformer=FastBeamformer())
+    pipeline = LivePipeline(SlowFrames(200), None, events.append, geometry=get_geometry(), hop_s=0.5,
+                            beamformer=FastBeamformer())
     pipeline.start()
     deadline = time.monotonic() + 30
     while pipeline.state != "ended":  # 200 frames > the audio queue: nothing may wait for an audio stage

@@ -20,7 +20,7 @@ def geometry(
     from ..config import get_settings
 
     s = get_settings()
-    g = get_geometry(focus_distance or s.focus_distance_m, tuple(s.dead_channels))
+    g = get_geometry(focus_distance or s.focus_distance_m, tuple(s.dead_channels))  # --focus-distance overrides
     if as_json:
         print(json.dumps(g.to_dict()))
         return
@@ -62,12 +62,13 @@ def simulate_device(
         class_index(label)
     if not 0 <= port <= 65535 or drop_every < 0:
         fail("port must be in 0..65535 and drop-every >= 0")
+    from ..config import get_settings
     from ..devices.base import parse_speed
     from ..devices.simulator import SimulatedDualCam
 
     server = SimulatedDualCam(host, port, scenario=scenario, seed=seed, label=label, subject=subject,
                               speed=parse_speed(speed), encoding=AudioEncoding[encoding.upper()],
-                              impulse_ticks=impulse, drop_every=drop_every)
+                              impulse_ticks=impulse, drop_every=drop_every, cache_dir=get_settings().cache_dir)
     try:
         bound = server.start()
     except OSError as err:
@@ -100,7 +101,10 @@ def probe(
 
     if not seconds > 0 or (timeout is not None and not timeout > 0):
         fail("--seconds and --timeout must be positive")
-    report = probe_device(uri, seconds, timeout)
+    from ..config import get_settings
+
+    settings = get_settings()
+    report = probe_device(uri, seconds, timeout or settings.connect_timeout_s, settings.cache_dir)
     if as_json:
         print(json.dumps(report))
     else:

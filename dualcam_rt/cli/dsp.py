@@ -17,17 +17,16 @@ def beamform(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..config import get_settings
-    from ..dsp.offline import beamform_recording
-    from ..geometry import get_geometry
+    from ..pipelines.offline import beamform_recording
 
     settings = get_settings()
-    geometry = get_geometry(settings.focus_distance_m, tuple(settings.dead_channels))
 
     columns = (TextColumn("beamforming"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("beamform", total=None)
-        shape = beamform_recording(input, out, backend=backend or settings.beamform_backend, geometry=geometry,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+        shape = beamform_recording(input, out, settings.geometry(), backend=backend or settings.beamform_backend,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                   cache_dir=settings.cache_dir)
     console.print(f"wrote {out}: {' x '.join(map(str, shape))} float32", highlight=False)
 
 

@@ -42,21 +42,21 @@ def serve(
 @app.command()
 def listen(
     uri: str = typer.Argument("mic://default", help="Microphone URI (mic://default, mic://NAME) or any device URI"),
-    model: str = typer.Option(None, help="Model name (default: the first audio student)"),
+    model: str = typer.Option(None, help="Model name (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
     models_dir: str = typer.Option(None, help="Directory of ONNX students and their cards (default: settings)"),
     hop: float = typer.Option(None, help="Seconds between predictions (default: settings, 0.5)"),
     seconds: float = typer.Option(None, help="Stop after this many seconds (default: until Ctrl-C)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON prediction per line instead of the live view"),
 ):
     """Live classification from a microphone, with a live terminal view."""
-    from pathlib import Path
-
     from ..config import get_settings
-    from ..inference.listen import listen as run_listen
+    from ..inference.models import load_model_set
+    from ..pipelines.listen import listen as run_listen
 
     settings = get_settings()
     if hop is not None and not 0.05 <= hop <= 10:
         fail(f"--hop must be in 0.05..10 s, not {hop}")
-    run_listen(uri, Path(models_dir) if models_dir else settings.models_dir, model_name=model,
-               hop_s=hop or settings.hop_s, seconds=seconds, as_json=as_json, threads=settings.ort_threads,
-               mic_channel=settings.mic_channel)
+    models = load_model_set(Path(models_dir) if models_dir else settings.models_dir, settings.ort_threads,
+                            settings.default_model)
+    run_listen(uri, models, settings.geometry(), model_name=model, hop_s=hop or settings.hop_s, seconds=seconds,
+               as_json=as_json, mic_channel=settings.mic_channel)

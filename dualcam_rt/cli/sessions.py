@@ -28,7 +28,7 @@ def _sigterm_as_interrupt() -> None:
 def record(
     uri: str = typer.Argument(..., help="Device URI, e.g. 'sim://?scenario=1' or dualcam://127.0.0.1:7700"),
     seconds: float = typer.Option(..., help="How long to record, seconds"),
-    out: str = typer.Option(..., "--out", help="Existing directory to create the session in"),
+    out: str = typer.Option(..., "--out", help="Directory to create the session in (made, with its parents, if missing)"),
     name: str = typer.Option(None, help="Session name (default LABEL-scK-sN-UTCTIME); no '/' or '..'"),
     label: str = typer.Option(None, help="Action class (default: the URI's label, if any)"),
     scenario: int = typer.Option(None, help="Scenario 1|2|3 (default: the URI's scenario, if any)"),
@@ -37,6 +37,7 @@ def record(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ):
     """Record a dataset session from a device, with a progress bar and a summary."""
+    from ..config import get_settings
     from ..devices import open_device, parse_uri
     from ..labels import class_index
     from ..sessions.format import new_session_dir
@@ -55,11 +56,12 @@ def record(
         chans = None if channels == "all" else [int(c) for c in channels.split(",")]
     except ValueError:
         fail(f"bad --channels {channels!r}: use 'all' or a comma-separated list of indices")
+    settings = get_settings()
     path = new_session_dir(out, name or default_session_name(label, scenario, subject))
     _sigterm_as_interrupt()
-    with open_device(uri) as device:
+    with open_device(uri, timeout=settings.connect_timeout_s, cache_dir=settings.cache_dir) as device:
         meta = {"label": label, "scenario": scenario, "subject": subject, "device": device.describe()}
-        writer = SessionWriter(path, meta, channels=chans)
+        writer = SessionWriter(path, meta, channels=chans, geometry=settings.geometry())
         total = max(1, round(seconds * 12))
         with _progress() as bar:
             task = bar.add_task(f"recording {path.name}", total=total)
@@ -110,13 +112,20 @@ def replay(
     session: str = typer.Argument(..., help="Session directory"),
     speed: str = typer.Option("max", help="1 for real time, a factor, or max"),
     predict: bool = typer.Option(False, "--predict", help="Add the installed models' predictions"),
+    model: str = typer.Option(None, help="Model to predict with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
     localise: bool = typer.Option(True, help="Beamform each tick and localise the source (128-channel sessions)"),
     as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
 ):
     """Push a session through the live stack and print its timeline."""
-    from ..sessions.replay import replay_timeline
+    from ..config import get_settings
+    from ..inference.models import load_model_set
+    from ..pipelines.replay import replay_timeline
 
-    result = replay_timeline(session, speed=speed, predict=predict, localise=localise)
+    settings = get_settings()
+    models = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model) if predict else None
+    result = replay_timeline(session, settings.geometry(), models, model, speed=speed, localise=localise,
+                             hop_s=settings.hop_s, mic_channel=settings.mic_channel,
+                             beamform_backend=settings.beamform_backend, cache_dir=settings.cache_dir)
     if as_json:
         print(json.dumps(result))
         return
@@ -144,9 +153,12 @@ def make_dataset(
     seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
 ):
     """Generate the simulated dataset as sessions plus a manifest with splits."""
-    from ..sessions.dataset import make_dataset as build
+    from ..config import get_settings
+    from ..pipelines.dataset import make_dataset as build
 
-    manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress())
+    settings = get_settings()
+    manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress(),
+                     geometry=settings.geometry(), cache_dir=settings.cache_dir)
     console.print(f"{len(manifest['sessions'])} sessions, "
                   f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json", highlight=False)
 
@@ -170,7 +182,7 @@ def export_wav(
     channel: int = typer.Option(0, help="Device channel (microphone) to export"),
 ):
     """Write one microphone of a session to a WAV file (float32, pascal)."""
-    from ..sessions.export import export_wav as run
+    from ..pipelines.export import export_wav as run
 
     console.print(f"wrote {run(session, out, channel)}", highlight=False)
 
@@ -182,6 +194,10 @@ def export_video(
     overlay: bool = typer.Option(True, help="Draw the acoustic image (900-6400 Hz energy) over the video"),
 ):
     """Write a session's video, with the acoustic overlay, to MP4."""
-    from ..sessions.export import export_video as run
+    from ..config import get_settings
+    from ..pipelines.export import export_video as run
 
-    console.print(f"wrote {run(session, out, overlay=overlay)}", highlight=False)
+    settings = get_settings()
+    path = run(session, out, settings.geometry(), overlay=overlay, beamform_backend=settings.beamform_backend,
+               cache_dir=settings.cache_dir)
+    console.print(f"wrote {path}", highlight=False)

@@ -19,8 +19,9 @@ import numpy as np
 
 from firmware_io import AUDIO, STATUS, VIDEO, ProtocolError, TcpClient, TransportError, decode_audio, decode_status
 
-from ..frame import SensorFrame
+from ..config import DEFAULT_CONNECT_TIMEOUT_S
 from ..errors import BadInput, DeviceError
+from ..frame import SensorFrame
 from ..geometry import N_MICS
 from .base import Device
 
@@ -95,9 +96,7 @@ class DualCamDevice(Device):
                  give_up_s: float = 30.0):
         super().__init__(uri, channels=N_MICS)
         if timeout is None:
-            from ..config import get_settings
-
-            timeout = get_settings().connect_timeout_s
+            timeout = DEFAULT_CONNECT_TIMEOUT_S
         self.host, self.port, self.timeout = host, port, float(timeout)
         self.device_status: dict = {}
         self._bad_payloads = 0  # CRC-valid packets whose JPEG, audio or JSON does not decode

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
-from ..config import get_settings
 from ..errors import DeviceError
 from .registry import open_device
 
@@ -14,16 +14,18 @@ from .registry import open_device
 GRACE_S = 1.0
 
 
-def probe_device(uri: str, seconds: float, timeout: float | None = None) -> dict:
+def probe_device(uri: str, seconds: float, timeout: float, cache_dir: str | Path | None = None) -> dict:
     """A report of ``seconds`` of streaming; ``report["errors"]`` lists what went wrong (empty: healthy).
+
+    ``timeout`` (s): how long the device may stay silent (at connection, and before its first frame).
 
     A ``dualcam://`` device is opened without fallback and without reconnecting, so that a
     device that fails is reported rather than hidden; DeviceError if it does not answer at all.
     """
     dualcam = uri.lower().startswith("dualcam:")
     options = {"timeout": timeout, "reconnect": False} if dualcam else {}
-    device = open_device(uri, **options)
-    patience_s = getattr(device, "timeout", None) or get_settings().connect_timeout_s
+    device = open_device(uri, cache_dir=cache_dir, **options)
+    patience_s = getattr(device, "timeout", None) or timeout
     seen = {"channels": None, "sample_rate": None, "frame_shape": None, "frames_with_video": 0,
             "arrivals": [], "error": None}
     stop = threading.Event()

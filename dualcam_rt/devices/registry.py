@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import BadInput, DeviceError
@@ -38,28 +39,36 @@ def device_class(scheme: str) -> type[Device]:
     return getattr(importlib.import_module(module), cls)
 
 
-def open_device(uri: str, fallback: bool = False, timeout: float | None = None, **options) -> Device:
+def open_device(uri: str, fallback_uri: str | None = None, timeout: float | None = None,
+                cache_dir: str | Path | None = None, **options) -> Device:
     """Open the device a URI names; ``options`` go to that kind's constructor.
 
-    ``timeout`` (s) bounds how long a ``dualcam://`` device may take to answer (default: the
-    ``connect_timeout_s`` setting). With ``fallback=True`` a ``dualcam://`` device that does not
-    answer is replaced by the ``fallback_uri`` setting (a ``sim://`` device) with a warning, and
-    its ``describe()`` then says ``"fallback": true``. The service enables this; probe and record
-    do not.
+    ``timeout`` (s) bounds how long a ``dualcam://`` device may take to answer (default
+    ``config.DEFAULT_CONNECT_TIMEOUT_S``). With a ``fallback_uri`` (a ``sim://`` URI) a ``dualcam://``
+    device that does not answer is replaced by that device with a warning, and its ``describe()``
+    then says ``"fallback": true``. The service enables this; probe and record do not.
+    ``cache_dir`` is where a ``sim://`` device keeps its rooms' impulse responses.
     """
     scheme, location, query = parse_uri(uri)
-    if scheme == "dualcam" and timeout is not None:
-        options["timeout"] = timeout
+    if fallback_uri is not None:
+        parse_uri(fallback_uri)  # a bad fallback is a configuration mistake, reported before any wait
     try:
-        return device_class(scheme).from_uri(uri, location, query, **options)
+        return device_class(scheme).from_uri(uri, location, query, **_options(scheme, options, timeout, cache_dir))
     except DeviceError as err:
-        if not (fallback and scheme == "dualcam"):
+        if fallback_uri is None or scheme != "dualcam":
             raise
-        from ..config import get_settings
-
-        target = get_settings().fallback_uri
-        log.warning("%s; falling back to the simulated sensor %s", err, target)
-        t_scheme, t_location, t_query = parse_uri(target)
-        device = device_class(t_scheme).from_uri(target, t_location, t_query)
+        log.warning("%s; falling back to the simulated sensor %s", err, fallback_uri)
+        t_scheme, t_location, t_query = parse_uri(fallback_uri)
+        device = device_class(t_scheme).from_uri(fallback_uri, t_location, t_query,
+                                                 **_options(t_scheme, {}, timeout, cache_dir))
         device.fallback_from = {"uri": uri, "reason": str(err)}
         return device
+
+
+def _options(scheme: str, options: dict, timeout: float | None, cache_dir: str | Path | None) -> dict:
+    """The constructor options of one device kind: the timeout is a dualcam:// one, the cache a sim:// one."""
+    if scheme == "dualcam" and timeout is not None:
+        options = {**options, "timeout": timeout}
+    if scheme == "sim" and cache_dir is not None:
+        options = {**options, "cache_dir": cache_dir}
+    return options

@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from ..frame import SensorFrame
 from ..errors import BadInput
+from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 from ..sim import Scene
 from .base import Device, parse_speed
@@ -57,14 +58,14 @@ class SimDevice(Device):
 
     def __init__(self, uri: str = "sim://", scenario: int = 1, seed: int = 0, label: str | None = None,
                  subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = (),
-                 sounds: str | None = None):
+                 sounds: str | None = None, cache_dir: str | Path | None = None):
         super().__init__(uri, channels=N_MICS)
         if scenario not in (1, 2, 3):
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
         self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
                                   impulse_ticks=tuple(impulse_ticks), sounds=sounds)
         self.speed = speed
-        self.scene = Scene(**self.scene_options)  # built here: opening pays its set-up cost, not frame 0
+        self.scene = Scene(**self.scene_options, cache_dir=cache_dir)  # built here: opening pays its set-up cost, not frame 0
         self._closed = False
 
     @classmethod

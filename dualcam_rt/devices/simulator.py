@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 
@@ -36,10 +37,11 @@ class SimulatedDualCam:
     def __init__(self, host: str = "127.0.0.1", port: int = 7700, scenario: int = 1, seed: int = 0,
                  label: str | None = None, subject: int | None = None, speed: float = 1.0,
                  encoding: AudioEncoding = AudioEncoding.INT24, impulse_ticks: Sequence[int] = (),
-                 drop_every: int = 0, jpeg_quality: int = 85):
+                 drop_every: int = 0, jpeg_quality: int = 85, cache_dir: str | Path | None = None):
         self.host, self.port = host, port
         self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
                                   impulse_ticks=tuple(impulse_ticks))
+        self.cache_dir = cache_dir
         self.speed = speed
         self.encoding = AudioEncoding(encoding)
         self.drop_every = drop_every  # fault injection: skip every Nth audio packet (0: never)
@@ -51,7 +53,7 @@ class SimulatedDualCam:
 
     def start(self) -> int:
         """Bind, start accepting in a background thread, and return the port (useful with port=0)."""
-        self._scene = Scene(**self.scene_options)
+        self._scene = Scene(**self.scene_options, cache_dir=self.cache_dir)
         self._server = socket.create_server((self.host, self.port))
         self._server.settimeout(0.2)
         self.port = self._server.getsockname()[1]

@@ -132,6 +132,16 @@ def load_models(models_dir: Path, threads: int = 0) -> dict[str, Model]:
     return models
 
 
+def load_model_set(models_dir: Path, threads: int = 0, default: str | None = None) -> ModelSet:
+    """The students of ``models_dir`` with ``default`` (a name) as the default when it is there;
+    NotFound when the directory holds no audio student."""
+    models = ModelSet(load_models(models_dir, threads), default)
+    if models.default is None:
+        raise NotFound(f"no models are installed in {models_dir} "
+                       "(train and export one with 'dualcam-rt export', or set DUALCAM_MODELS_DIR)")
+    return models
+
+
 class ModelSet:
     """The loaded models of a service and the default one (the first audio student)."""
 

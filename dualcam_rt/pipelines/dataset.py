@@ -13,17 +13,18 @@ import multiprocessing as mp
 import random
 import shutil
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..frame import SensorFrame
 from ..errors import BadInput
-from ..geometry import BLOCK_SAMPLES, FPS
+from ..frame import SensorFrame
+from ..geometry import BLOCK_SAMPLES, FPS, Geometry
 from ..labels import CLASSES, N_SUBJECTS, SCENARIOS
-from .format import META_FILE, write_json_atomic
-from .writer import SessionWriter, utc_now
+from ..sessions.manifest import MANIFEST_FILE, finished_session, manifest_entry, write_manifest
+from ..sessions.writer import SessionWriter
+from ..sim import Scene
+from .imaging import ImagingStage
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ PRESETS = {
     "ci": Preset(subjects=3, min_seconds=1.0, max_seconds=1.0),
 }
 
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-SPLIT_SEED = 42  # the official code's shuffle seed
-
-
 def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
     """One spec per session (id, scenario, subject, label, scene seed, ticks), in a fixed order."""
     rng = random.Random(seed)
@@ -65,105 +62,37 @@ def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
     return specs
 
 
-@lru_cache(maxsize=1)
-def _beamformer():
-    """One beamformer per process: its steering matrices take seconds to build."""
-    from ..dsp.beamform import Beamformer
-
-    return Beamformer(backend="numpy")
+# The imaging stage of the dataset being made: built once (its steering takes seconds) before the
+# workers fork, so that they inherit it.
+_imaging: ImagingStage | None = None
 
 
-def render_session(spec: dict, out_dir: str) -> dict:
+def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: str | Path | None = None) -> dict:
     """Simulate and write one session; returns its manifest entry (without splits)."""
-    from ..dsp.mfcc import mfcc_volume
-    from ..sim import Scene
-
-    scene = Scene(scenario=spec["scenario"], seed=spec["seed"], label=spec["label"], subject=spec["subject"])
-    beamformer = _beamformer()
+    scene = Scene(scenario=spec["scenario"], seed=spec["seed"], label=spec["label"], subject=spec["subject"],
+                  cache_dir=cache_dir)
     path = Path(out_dir) / spec["id"]
     meta = {"label": spec["label"], "scenario": spec["scenario"], "subject": spec["subject"],
             "scene_seed": spec["seed"], "device": {"uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
                                                    f"&label={spec['label']}&subject={spec['subject']}",
                                                    "kind": "sim", "simulated": True}}
-    writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=True)
+    writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=True, geometry=imaging.geometry)
     tick = 0
     while tick < spec["ticks"]:
         batch = [scene.next_tick() for _ in range(min(FPS, spec["ticks"] - tick))]
-        mfcc = mfcc_volume(beamformer.images(np.stack([b.audio for b in batch])))  # (n, 36, 48, 12)
+        mfcc = imaging.mfcc(np.stack([b.audio for b in batch]))  # (n, 36, 48, 12)
         for b, volume in zip(batch, mfcc):
             writer.write(SensorFrame(index=tick, first_sample=tick * BLOCK_SAMPLES, timestamp=tick / FPS,
                                      audio=b.audio, video=b.video, video_timestamp=tick / FPS, truth=b.truth),
                          mfcc=volume)
             tick += 1
     m = writer.close()
-    return _entry(path, Path(out_dir), m)
-
-
-def _entry(path: Path, root: Path, meta: dict) -> dict:
-    return {"id": meta["id"], "path": str(path.relative_to(root)), "label": meta["label"],
-            "class_index": meta["class_index"], "scenario": meta["scenario"], "subject": meta["subject"],
-            "seconds": meta["seconds"], "ticks": meta["ticks"], "channels": meta["channels"],
-            "mfcc": bool(meta.get("mfcc"))}
-
-
-def assign_splits(entries: list[dict], seed: int = SPLIT_SEED) -> dict:
-    """Set each entry's ``split`` and ``subject_split``; returns how they were made.
-
-    ``split``: whole sequences, 80/10/10 within each class (shuffled with ``seed``), so one
-    sequence never lands in two splits. ``subject_split``: whole subjects, so no test subject
-    was ever seen in training (with 9 subjects: 7 train, 1 val, 1 test).
-    """
-    rng = random.Random(seed)
-    by_class: dict[str, list[dict]] = {}
-    for e in sorted(entries, key=lambda e: e["id"]):
-        by_class.setdefault(e["label"], []).append(e)
-    for group in by_class.values():
-        rng.shuffle(group)
-        n_val, n_test = _held_out(len(group))
-        for i, e in enumerate(group):
-            e["split"] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
-    subjects = sorted({e["subject"] for e in entries})
-    rng.shuffle(subjects)
-    n_val, n_test = _held_out(len(subjects))
-    subject_split = {s: "val" if i < n_val else "test" if i < n_val + n_test else "train"
-                     for i, s in enumerate(subjects)}
-    for e in entries:
-        e["subject_split"] = subject_split[e["subject"]]
-    return {"split": f"whole sequences, {SPLIT_FRACTIONS} per class, shuffled with seed {seed}",
-            "subject_split": {"subjects": {str(k): v for k, v in sorted(subject_split.items())},
-                              "how": "whole subjects; no subject in two splits"},
-            "chunk_split": "official-code style (1-s records in 10-s chunks, shuffled with seed 42, 80/10/10 "
-                           "over chunks; leaks neighbouring chunks of a sequence across splits): "
-                           "dualcam_rt.sessions.dataset.chunk_split(manifest)"}
-
-
-def _held_out(n: int) -> tuple[int, int]:
-    """(val, test) counts for a group of n: 10 % each, at least one each when n >= 3."""
-    if n < 3:
-        return 0, 0
-    return max(1, round(n * SPLIT_FRACTIONS[1])), max(1, round(n * SPLIT_FRACTIONS[2]))
-
-
-def chunk_split(manifest: dict, chunk_s: float = 10.0, seed: int = SPLIT_SEED) -> list[dict]:
-    """The official code's split, for comparability: each sequence cut into ``chunk_s`` chunks,
-    all chunks shuffled with ``seed`` and split 80/10/10 -- so one sequence spans several splits."""
-    chunks = []
-    for e in sorted(manifest["sessions"], key=lambda e: e["id"]):
-        start = 0.0
-        while start < e["seconds"] - 1e-9:
-            chunks.append({"id": e["id"], "start_s": start, "end_s": min(start + chunk_s, e["seconds"])})
-            start += chunk_s
-    random.Random(seed).shuffle(chunks)
-    n_train = round(len(chunks) * SPLIT_FRACTIONS[0])
-    n_val = round(len(chunks) * SPLIT_FRACTIONS[1])
-    for i, c in enumerate(chunks):
-        c["split"] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-    return chunks
+    return manifest_entry(path, Path(out_dir), m)
 
 
 def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None:
     """Refuse to mix two datasets in one directory (sessions of the same name would be reused)."""
-    path = out / "manifest.json"
+    path = out / MANIFEST_FILE
     if not path.is_file():
         return
     try:
@@ -175,21 +104,14 @@ def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None
                        "use another --out")
 
 
-def _finished(path: Path) -> dict | None:
-    """The metadata of a session that was completely written earlier, else None."""
-    try:
-        meta = json.loads((path / META_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return meta if meta.get("status") == "complete" else None
-
-
-def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: bool | None = None,
-                 seed: int = 0, progress=None, **overrides) -> dict:
+def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: bool | None = None, seed: int = 0,
+                 progress=None, *, geometry: Geometry, cache_dir: str | Path | None = None, **overrides) -> dict:
     """Generate the dataset into ``out`` (created) and write ``out/manifest.json``; returns it.
 
-    Sessions already complete in ``out`` (from an interrupted earlier run with the same preset)
-    are kept; half-written ones are generated again. ``overrides`` change preset fields.
+    The MFCC volumes are beamformed with ``geometry``; ``cache_dir`` keeps the beamformer's steering
+    and the rooms' impulse responses between runs. Sessions already complete in ``out`` (from an
+    interrupted earlier run with the same preset) are kept; half-written ones are generated again.
+    ``overrides`` change preset fields.
     """
     if preset not in PRESETS:
         raise BadInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -206,11 +128,11 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     specs = session_specs(config, seed)
     entries, todo = [], []
     for spec in specs:
-        meta = _finished(out / spec["id"])
+        meta = finished_session(out / spec["id"])
         if meta is not None:
             if meta.get("ticks") != spec["ticks"] or meta.get("scene_seed") != spec["seed"]:
                 raise BadInput(f"{out / spec['id']} holds a different session; use another --out")
-            entries.append(_entry(out / spec["id"], out, meta))
+            entries.append(manifest_entry(out / spec["id"], out, meta))
         else:
             if (out / spec["id"]).exists():
                 shutil.rmtree(out / spec["id"])  # a session this generator left half-written
@@ -218,30 +140,31 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     task = progress.add_task(f"make-dataset {preset}", total=len(specs), completed=len(entries)) if progress else None
     if progress:
         progress.start()
+    global _imaging
     try:
+        if todo:
+            _imaging = ImagingStage(geometry, "numpy", cache_dir)
         if workers > 1 and len(todo) > 1:
-            _beamformer()  # built once here and inherited by the forked workers (it takes seconds)
-            with mp.get_context("fork").Pool(min(workers, len(todo))) as pool:
-                for entry in pool.imap_unordered(_render_star, [(s, str(out)) for s in todo]):
+            with mp.get_context("fork").Pool(min(workers, len(todo))) as pool:  # the workers inherit _imaging
+                for entry in pool.imap_unordered(_render_star, [(s, str(out), cache_dir) for s in todo]):
                     entries.append(entry)
                     if progress:
                         progress.advance(task)
         else:
             for spec in todo:
-                entries.append(render_session(spec, str(out)))
+                entries.append(render_session(spec, str(out), _imaging, cache_dir))
                 if progress:
                     progress.advance(task)
     finally:
+        _imaging = None
         if progress:
             progress.stop()
     order = {s["id"]: i for i, s in enumerate(specs)}
     entries.sort(key=lambda e: order[e["id"]])
-    how = assign_splits(entries)
-    manifest = {"preset": preset, "classes": list(CLASSES), "created_utc": utc_now(), "seed": seed,
-                "config": config_json, "splits": how, "sessions": entries}
-    write_json_atomic(out / "manifest.json", manifest)
-    return manifest
+    return write_manifest(out, {"preset": preset, "seed": seed, "config": config_json}, entries)
 
 
-def _render_star(args: tuple[dict, str]) -> dict:
-    return render_session(*args)
+def _render_star(args: tuple[dict, str, str | Path | None]) -> dict:
+    spec, out_dir, cache_dir = args
+    assert _imaging is not None  # set by make_dataset before the workers fork
+    return render_session(spec, out_dir, _imaging, cache_dir)

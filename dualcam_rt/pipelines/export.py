@@ -9,8 +9,9 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import BadInput
-from ..geometry import FPS, N_MICS
-from .reader import open_session
+from ..geometry import FPS, N_MICS, Geometry
+from ..sessions.reader import open_session, recorded_geometry
+from .imaging import ImagingStage
 
 
 def _output(path: str | Path, suffix: str) -> Path:
@@ -30,31 +31,27 @@ def export_wav(session: str | Path, out: str | Path, channel: int = 0) -> Path:
     return out
 
 
-def export_video(session: str | Path, out: str | Path, overlay: bool = True) -> Path:
+def export_video(session: str | Path, out: str | Path, geometry: Geometry, overlay: bool = True,
+                 beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> Path:
     """Write the session's video frames to MP4 at 12 fps; with ``overlay`` (and 128 stored
-    channels) each frame carries its tick's 900-6400 Hz acoustic energy as a heat map."""
+    channels) each frame carries its tick's 900-6400 Hz acoustic energy as a heat map, beamformed
+    with ``geometry`` and the session's own dead channels and focus distance."""
     out = _output(out, ".mp4")
     with open_session(session) as s:
         if s.n_video_frames == 0:
             raise BadInput(f"session {s.id} has no video frames")
-        imaging = overlay and s.channels == N_MICS
-        if overlay and not imaging:
+        if overlay and s.channels != N_MICS:
             raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {N_MICS} "
                            "(use --no-overlay)")
-        if imaging:
-            from ..dsp.beamform import Beamformer
-            from ..dsp.overlay import band_energy
-            from ..dsp.overlay import overlay as draw
-
-            beamformer = Beamformer()
+        imaging = ImagingStage(recorded_geometry(s.meta, geometry), beamform_backend, cache_dir) if overlay else None
         writer = None
         try:
             for frame in s.frames():
                 if frame.video is None:
                     continue
                 image = frame.video
-                if imaging:
-                    image = draw(image, band_energy(beamformer.images(frame.audio)))
+                if imaging is not None:
+                    image = imaging.overlay(image, imaging.image(frame.audio))
                 if writer is None:
                     h, w = image.shape[:2]
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))

@@ -6,15 +6,16 @@ import json
 import queue
 import sys
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ..errors import DeviceError, NotFound
+from ..devices import open_device
+from ..errors import DeviceError
+from ..geometry import Geometry
+from ..inference.models import ModelSet
 from .live import LivePipeline
-from .models import ModelSet, load_models
 
 
 def view(message: dict | None, device: str, shown: int) -> Table:
@@ -33,18 +34,14 @@ def view(message: dict | None, device: str, shown: int) -> Table:
     return table
 
 
-def listen(uri: str, models_dir: Path, model_name: str | None = None, hop_s: float = 0.5,
-           seconds: float | None = None, as_json: bool = False, threads: int = 1, mic_channel: int = 0) -> int:
-    """Classify a microphone live until Ctrl-C (or ``seconds``); the number of predictions comes back."""
-    from ..devices import open_device
-
-    models = ModelSet(load_models(models_dir, threads))
-    if not len(models):
-        raise NotFound(f"no models in {models_dir}")
+def listen(uri: str, models: ModelSet, geometry: Geometry, model_name: str | None = None, hop_s: float = 0.5,
+           seconds: float | None = None, as_json: bool = False, mic_channel: int = 0) -> int:
+    """Classify a microphone live until Ctrl-C (or ``seconds``) with ``models``' model ``model_name``
+    (its default when None); the number of predictions comes back."""
     model = models.get(model_name)
     device = open_device(uri)
     events: queue.Queue = queue.Queue()
-    pipeline = LivePipeline(device, model, events.put, hop_s=hop_s, imaging=False,
+    pipeline = LivePipeline(device, model, events.put, geometry=geometry, hop_s=hop_s, imaging=False,
                             mic_channel=min(mic_channel, device.channels - 1))
     shown, last = 0, None
     deadline = time.monotonic() + seconds if seconds else float("inf")

@@ -6,9 +6,9 @@ Three worker threads joined by bounded queues, so that no stage blocks another:
   audio stage (queue of ``AUDIO_QUEUE_BLOCKS``; a full queue blocks acquisition: audio is never
   dropped) and the frame to the imaging stage (queue of 2; when imaging falls behind the oldest
   frame is dropped and counted). Taps (the recorder) see every frame here.
-- audio: one microphone → sliding window → student, a prediction every hop.
-- imaging: beamform → MFCC volume → band energy → localisation, and an overlay JPEG when some
-  client asked for images.
+- audio: one microphone → the stream predictor (``pipelines.stream``), a prediction every hop.
+- imaging: the imaging stage (``pipelines.imaging``: beamform → band energy → localisation) and
+  the MFCC volume, and an overlay JPEG when some client asked for images.
 
 Results leave through ``publish(message)``: a dict (JSON event) or bytes (an overlay JPEG); it
 is called from the worker threads and must not block.
@@ -22,15 +22,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..devices.base import Device
-from ..dsp.resample import resample
 from ..frame import SensorFrame
-from .models import Model
-from .predict import predict_waves, prediction
-from .stream import SlidingWindow
+from ..geometry import Geometry
+from ..inference.models import Model
+from .imaging import ImagingStage
+from .stream import StreamPredictor
 
 AUDIO_QUEUE_BLOCKS = 120  # 10 s of sensor ticks
 VISUAL_QUEUE_FRAMES = 2
@@ -49,12 +51,13 @@ def percentiles(values, qs=(50, 90, 99)) -> dict:
 class LivePipeline:
     """Runs a device through the student and the imaging chain in worker threads (``start``/``stop``)."""
 
-    def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None],
-                 hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
-                 beamform_backend: str = "auto", geometry=None, beamformer=None, top_k: int = 3):
+    def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None], *,
+                 geometry: Geometry, hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
+                 beamform_backend: str = "auto", cache_dir: str | Path | None = None, beamformer=None,
+                 top_k: int = 3):
         self.device, self.model, self.publish = device, model, publish
         self.hop_s, self.mic_channel, self.imaging, self.top_k = hop_s, mic_channel, imaging, top_k
-        self.beamform_backend, self.geometry = beamform_backend, geometry
+        self.beamform_backend, self.geometry, self.cache_dir = beamform_backend, geometry, cache_dir
         self.audio_queue: queue.Queue = queue.Queue(maxsize=AUDIO_QUEUE_BLOCKS)
         self.visual_queue: queue.Queue = queue.Queue(maxsize=VISUAL_QUEUE_FRAMES)
         self.want_images = threading.Event()  # set while some client wants overlay frames
@@ -71,7 +74,7 @@ class LivePipeline:
         self.predictions = 0
         self.prediction_ms: collections.deque = collections.deque(maxlen=2000)
         self.imaging_ms: collections.deque = collections.deque(maxlen=2000)
-        self.beamformer = beamformer  # built in start() unless given
+        self.beamformer = beamformer  # the imaging stage builds one in its thread unless given
         self.beamform_backend_used: str | None = None
         self.latest_mfcc: np.ndarray | None = None
 
@@ -157,69 +160,47 @@ class LivePipeline:
     def _audio(self) -> None:
         if self.model is None:
             return
-        window: SlidingWindow | None = None
+        predictor: StreamPredictor | None = None
         while not self.stopping.is_set():
             item = self.audio_queue.get()
             if item is None:
                 return
             frame, arrived = item
-            rate = frame.sample_rate
-            if window is None:
-                window = SlidingWindow(self.model.seconds * rate, self.hop_s * rate)
-            for end, wave in window.push(frame.audio[self.mic_channel]):
-                if rate != self.model.sample_rate:
-                    wave = resample(wave, rate, self.model.sample_rate)
-                probs, timing = predict_waves(self.model, [wave])
+            predictor = predictor or StreamPredictor(self.model, frame.sample_rate, self.hop_s, self.top_k)
+            for p in predictor.push(frame.audio[self.mic_channel]):
                 latency_ms = (time.time() - arrived) * 1e3
                 self.prediction_ms.append(latency_ms)
                 self.predictions += 1
                 self.publish({"type": "prediction", "model": self.model.name, "tick": frame.index,
-                              "t_s": round(end / rate, 4), "window_s": round(len(wave) / self.model.sample_rate, 3),
+                              "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 3),
                               "arrived_at": arrived, "latency_ms": round(latency_ms, 3),
-                              "features_ms": round(timing["features_ms"], 3),
-                              "inference_ms": round(timing["inference_ms"], 3),
-                              "truth": (frame.truth or {}).get("label"),
-                              **prediction(probs[0], self.model.classes, self.top_k)})
+                              "features_ms": round(p.timing["features_ms"], 3),
+                              "inference_ms": round(p.timing["inference_ms"], 3),
+                              "truth": (frame.truth or {}).get("label"), **p.answer()})
 
     def _image(self) -> None:
-        from ..dsp.mfcc import mfcc_volume
-        from ..dsp.overlay import band_energy, localise, overlay
-
-        from ..dsp.beamform import Beamformer
-        from ..geometry import get_geometry
-
         try:  # imaging may drop frames, predictions may not lag: let the audio path win the CPU
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMAGING_NICE)
         except (OSError, AttributeError):
             pass
-        self.geometry = self.geometry or get_geometry()
-        if self.beamformer is None:  # steering for 1728 points x 126 mics x 512 bins: seconds to build
-            self.beamformer = Beamformer(self.geometry, backend=self.beamform_backend)
-        self.beamform_backend_used = getattr(self.beamformer, "backend", None)
+        stage = ImagingStage(self.geometry, self.beamform_backend, self.cache_dir, beamformer=self.beamformer)
+        self.beamformer = stage.beamformer
+        self.beamform_backend_used = stage.backend
         while not self.stopping.is_set():
             item = self.visual_queue.get()
             if item is None:
                 return
             frame, arrived = item
-            power = self.beamformer.images(frame.audio)  # (36, 48, 512)
-            self.latest_mfcc = mfcc_volume(power)  # (36, 48, 12): the teacher's input, at the sensor rate
-            energy = band_energy(power)
-            where = localise(energy, self.geometry)
+            image = stage.image(frame.audio)
+            self.latest_mfcc = image.mfcc()  # (36, 48, 12): the teacher's input, at the sensor rate
+            where = stage.localise(image)
             self.imaged += 1
             self.imaging_ms.append((time.time() - arrived) * 1e3)
             truth = frame.truth or {}
             self.publish({"type": "position", "tick": frame.index, "t_s": round(frame.timestamp, 4),
                           "arrived_at": arrived, "imaging_ms": round(self.imaging_ms[-1], 3),
-                          **{k: _plain(v) for k, v in where.items()},
-                          "truth_px": truth.get("source_px")})
+                          **where, "truth_px": truth.get("source_px")})
             if self.want_images.is_set() and frame.video is not None:
-                import cv2
-
-                ok, jpeg = cv2.imencode(".jpg", overlay(frame.video, energy), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                ok, jpeg = cv2.imencode(".jpg", stage.overlay(frame.video, image), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:
                     self.publish(jpeg.tobytes())
-
-
-def _plain(value):
-    """A JSON-ready copy of a NumPy scalar (or anything else unchanged)."""
-    return value.item() if isinstance(value, np.generic) else value

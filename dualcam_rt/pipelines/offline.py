@@ -1,6 +1,6 @@
 """Beamforming recorded audio to an .npy of acoustic images, memory-bounded, with a progress bar.
 
-Inputs: a session directory (read with ``dualcam_rt.sessions.open_session``) or an HDF5 file in
+Inputs: a session directory (read with ``sessions.open_session``) or an HDF5 file in
 Acoular's layout (dataset ``time_data``, samples x channels, attribute ``sample_freq`` in Hz).
 Output: ``np.lib.format.open_memmap`` array (frames, 36, 48, 512) float32 Pa^2, one frame per
 1024-sample block (a trailing partial block is dropped), written batch by batch so memory stays
@@ -16,9 +16,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..dsp.beamform import Beamformer
 from ..errors import BadInput, NotFound
-from ..geometry import GRID_COLS, GRID_ROWS, N_BINS, Geometry, get_geometry
-from .beamform import Beamformer
+from ..geometry import GRID_COLS, GRID_ROWS, N_BINS, Geometry
+from ..sessions import open_session
 
 
 class TimeData:
@@ -41,10 +42,6 @@ def open_time_data(path: str | Path, stack: ExitStack, nfft: int) -> TimeData:
     if not path.exists():
         raise NotFound(f"no such file or session: {path}")
     if path.is_dir():
-        try:
-            from ..sessions import open_session
-        except ImportError:  # sessions area not installed: a session is a directory holding audio.h5
-            return open_time_data(path / "audio.h5", stack, nfft)
         session = stack.enter_context(open_session(path))
         return TimeData(lambda a, b: session.audio(a, b), session.n_ticks, session.channels,
                         session.sample_rate, str(path))
@@ -71,17 +68,17 @@ def check_compatible(data: TimeData, geometry: Geometry) -> None:
         raise BadInput(f"{data.name} holds less than one {geometry.nfft}-sample block")
 
 
-def beamform_recording(path: str | Path, out: str | Path, backend: str = "auto", geometry: Geometry | None = None,
-                       batch_frames: int = 64, progress: Callable[[int, int], None] | None = None) -> tuple[int, ...]:
+def beamform_recording(path: str | Path, out: str | Path, geometry: Geometry, backend: str = "auto",
+                       batch_frames: int = 64, progress: Callable[[int, int], None] | None = None,
+                       cache_dir: str | Path | None = None) -> tuple[int, ...]:
     """Shape of the (frames, 36, 48, 512) float32 .npy written to ``out`` from the recording at ``path``.
 
     ``progress(done, total)`` is called with frame counts before the first batch and after each.
     """
-    geometry = geometry or get_geometry()
     with ExitStack() as stack:
         data = open_time_data(path, stack, geometry.nfft)
         check_compatible(data, geometry)
-        beamformer = Beamformer(geometry, backend=backend, batch_frames=batch_frames)
+        beamformer = Beamformer(geometry, backend=backend, batch_frames=batch_frames, cache_dir=cache_dir)
         shape = (data.n_frames, GRID_ROWS, GRID_COLS, N_BINS)
         try:
             images = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=shape)

@@ -1,4 +1,4 @@
-"""``dualcam-rt replay``: a session through the live stack (replay:// device → beamformer → model).
+"""``dualcam-rt replay``: a session through the live stack (replay:// device → imaging stage → stream predictor).
 
 Unlike the service's threaded pipeline, which drops imaging frames when it falls behind, this
 runs every stage on every tick in order, so the timeline of a session is the same on every run.
@@ -9,8 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import BadInput
-from ..geometry import N_MICS
+from ..devices.replay import ReplayDevice
+from ..geometry import N_MICS, Geometry
+from ..inference.models import ModelSet
+from ..sessions.reader import recorded_geometry
+from .imaging import ImagingStage
+from .stream import StreamPredictor
 
 
 def replay_uri(path: str | Path, speed: str = "max") -> str:
@@ -18,60 +22,35 @@ def replay_uri(path: str | Path, speed: str = "max") -> str:
     return f"replay://{quote(str(Path(path).resolve()))}?speed={quote(str(speed))}"
 
 
-def _load_model(name: str | None):
-    """The installed audio student to predict with; BadInput when none is installed."""
-    from ..config import get_settings
-    from ..inference.models import ModelSet, load_models
-
-    models_dir = get_settings().models_dir
-    models = ModelSet(load_models(models_dir))
-    if models.default is None:
-        raise BadInput(f"--predict: no models are installed in {models_dir} "
-                       "(train and export one with 'dualcam-rt export', or set DUALCAM_MODELS_DIR)")
-    return models.get(name)
-
-
-def replay_timeline(path: str | Path, speed: str = "max", predict: bool = False, localise: bool = True,
-                    model: str | None = None, hop_s: float = 0.5, mic_channel: int = 0) -> dict:
-    """The session's timeline: one row per tick (video, localisation) and, with ``predict``, the
-    model's predictions every ``hop_s`` seconds over its window of microphone ``mic_channel``."""
-    from ..devices import open_device
-
-    student = _load_model(model) if predict else None
+def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | None = None, model: str | None = None,
+                    speed: str = "max", localise: bool = True, hop_s: float = 0.5, mic_channel: int = 0,
+                    beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> dict:
+    """The session's timeline: one row per tick (video, localisation) and, with ``models``, the
+    predictions of model ``model`` (their default when None) every ``hop_s`` seconds over its
+    window of microphone ``mic_channel``. Imaging uses ``geometry`` with the session's own dead
+    channels and focus distance."""
+    student = models.get(model) if models is not None else None
     rows, predictions = [], []
-    with open_device(replay_uri(path, speed)) as device:
+    with ReplayDevice(replay_uri(path, speed), str(path), speed=speed) as device:
         info = device.describe()
-        imaging = localise and device.channels == N_MICS
-        if imaging:
-            from ..dsp.beamform import Beamformer
-            from ..dsp.overlay import band_energy
-            from ..dsp.overlay import localise as locate
-
-            beamformer = Beamformer()
-        window = None
-        if student is not None:
-            from ..dsp.resample import resample
-            from ..inference.predict import predict_waves, prediction
-            from ..inference.stream import SlidingWindow
-
-            col = device.session.column_of(mic_channel)
+        imaging = None
+        if localise and device.channels == N_MICS:
+            imaging = ImagingStage(recorded_geometry(device.session.meta, geometry), beamform_backend, cache_dir)
+        predictor, col = None, device.session.column_of(mic_channel) if student is not None else None
         for frame in device.frames():
+            truth = frame.truth or {}
             row = {"tick": frame.index, "time_s": round(frame.timestamp, 4), "video": frame.video is not None,
                    "lost_samples": frame.lost_samples,
-                   "truth_px": (frame.truth or {}).get("source_px"), "truth_active": (frame.truth or {}).get("active")}
-            if imaging:
-                row["localisation"] = locate(band_energy(beamformer.images(frame.audio)), beamformer.geometry)
+                   "truth_px": truth.get("source_px"), "truth_active": truth.get("active")}
+            if imaging is not None:
+                row["localisation"] = imaging.localise(imaging.image(frame.audio))
             if student is not None:
-                rate = frame.sample_rate
-                window = window or SlidingWindow(student.seconds * rate, hop_s * rate)
-                for end, wave in window.push(frame.audio[col]):
-                    if rate != student.sample_rate:
-                        wave = resample(wave, rate, student.sample_rate)
-                    probs, _ = predict_waves(student, [wave])
-                    pred = {"tick": frame.index, "t_s": round(end / rate, 4), **prediction(probs[0], student.classes)}
+                predictor = predictor or StreamPredictor(student, frame.sample_rate, hop_s)
+                for p in predictor.push(frame.audio[col]):
+                    pred = {"tick": frame.index, "t_s": round(p.t_s, 4), **p.answer()}
                     predictions.append(pred)
                     row["prediction"] = pred
             rows.append(row)
     return {"session": info, "frames": len(rows), "video_frames": sum(r["video"] for r in rows),
-            "localised": imaging, "model": student.name if student else None,
+            "localised": imaging is not None, "model": student.name if student else None,
             "predictions": predictions, "timeline": rows}

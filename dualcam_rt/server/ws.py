@@ -13,16 +13,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import BadInput, DualcamError
-from ..dsp.resample import resample
 from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm
-from ..inference.predict import prediction
-from ..inference.features import StreamFeatures
-from ..inference.stream import SlidingWindow
+from ..pipelines.stream import StreamPredictor
 from .deps import ServiceDep
 from .hub import Outbox
 from .service import Service
@@ -136,11 +132,6 @@ def parse_hello(text: str | None, default_hop_s: float) -> dict:
     return {"sample_rate": rate, "encoding": encoding, "channels": channels, "hop_s": float(hop_s)}
 
 
-def _resampled_input(model, wave, rate: int):
-    """The model input of a window of a stream at another rate than the model's."""
-    return model.features(resample(wave, rate, model.sample_rate))
-
-
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket, svc: ServiceDep) -> None:
     """JSON hello, then binary PCM; a JSON prediction per hop of audio; ``{"type": "end"}`` to finish."""
@@ -165,8 +156,7 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                 raise Closed(1003, "send the JSON hello before any audio")
             config = parse_hello(first.get("text"), svc.settings.hop_s)
             rate = config["sample_rate"]
-            window = SlidingWindow(model.seconds * rate, config["hop_s"] * rate)
-            features = StreamFeatures(model) if rate == model.sample_rate else None  # incremental at the sensor rate
+            predictor = StreamPredictor(model, rate, config["hop_s"])
             outbox = Outbox(ws, _dropped(svc, "stream"))
             outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
                         "window_s": model.seconds, "classes": model.classes,
@@ -186,7 +176,8 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                     except ValueError:
                         raise Closed(1003, "text after the hello must be JSON; audio goes in binary messages") from None
                     if isinstance(request, dict) and request.get("type") == "end":
-                        outbox.put({"type": "end", "samples": window.total, "seconds": round(window.total / rate, 4)})
+                        total = predictor.samples_pushed
+                        outbox.put({"type": "end", "samples": total, "seconds": round(total / rate, 4)})
                         await outbox.drain()
                         await ws.close(1000, "end of stream")
                         return
@@ -198,20 +189,12 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                     samples = decode_pcm(payload, config["encoding"], config["channels"])
                 except BadInput as err:
                     raise Closed(1007, str(err)) from None
-                if features is not None:
-                    features.push(samples)
-                for end, wave in window.push(samples):
-                    if features is not None:
-                        make_input = partial(features.at, end, wave)
-                    else:
-                        make_input = partial(_resampled_input, model, wave, rate)
-                    probs, timing = await batcher.predict(make_input)
+                async for p in predictor.push_batched(samples, batcher):
                     latency_s = time.perf_counter() - arrived
                     svc.metrics.predictions.labels("stream", model.name).inc()
                     svc.metrics.latency.labels("stream").observe(latency_s)
-                    outbox.put({"type": "prediction", "t_s": round(end / rate, 4),
-                                "window_s": round(len(wave) / rate, 4), "latency_ms": round(latency_s * 1e3, 3),
-                                "batch": timing["batch"], **prediction(probs, model.classes)})
+                    outbox.put({"type": "prediction", "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 4),
+                                "latency_ms": round(latency_s * 1e3, 3), "batch": p.timing["batch"], **p.answer()})
     finally:
         if outbox is not None:
             outbox.stop()

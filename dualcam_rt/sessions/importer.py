@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frame import SensorFrame
 from ..errors import BadInput, NotFound
+from ..frame import SensorFrame
 from ..geometry import FPS
 from ..labels import CLASSES
-from .dataset import _entry, assign_splits
-from .format import MFCC_SHAPE, write_json_atomic
+from .format import MFCC_SHAPE
+from .manifest import manifest_entry, write_manifest
 from .tfrecord import parse_sequence_example, read_records
-from .writer import SessionWriter, utc_now
+from .writer import SessionWriter
 
 
 def _one(context: dict, key: str, where: Path) -> int:
@@ -76,7 +76,7 @@ def import_sequence(action_dir: Path, src: Path, out: Path) -> dict:
     if writer is None:
         raise BadInput(f"{action_dir}: no records")
     meta = writer.close()
-    return _entry(writer.path, out, meta)
+    return manifest_entry(writer.path, out, meta)
 
 
 def import_tfrecords(src: str | Path, out: str | Path, progress=None) -> dict:
@@ -102,8 +102,4 @@ def import_tfrecords(src: str | Path, out: str | Path, progress=None) -> dict:
     finally:
         if progress:
             progress.stop()
-    how = assign_splits(entries)
-    manifest = {"preset": "imported", "source": str(src.resolve()), "classes": list(CLASSES),
-                "created_utc": utc_now(), "splits": how, "sessions": entries}
-    write_json_atomic(out / "manifest.json", manifest)
-    return manifest
+    return write_manifest(out, {"preset": "imported", "source": str(src.resolve())}, entries)

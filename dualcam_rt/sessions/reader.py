@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import h5py
 import numpy as np
 
-from ..frame import SensorFrame
 from ..errors import BadInput, NotFound
-from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
+from ..frame import SensorFrame
+from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE, Geometry
 from .format import AUDIO_FILE, META_FILE, session_dir
 
 
@@ -174,3 +176,14 @@ class Session:
 def open_session(path: str | Path) -> Session:
     """The session stored at ``path`` (its directory)."""
     return Session(path)
+
+
+def recorded_geometry(meta: dict[str, Any], geometry: Geometry) -> Geometry:
+    """``geometry`` with the dead channels and focus distance a session says it was recorded with."""
+    recorded = meta.get("geometry") or {}
+    changes: dict[str, Any] = {}
+    if "dead_channels" in recorded:
+        changes["dead_channels"] = tuple(sorted(int(c) for c in recorded["dead_channels"]))
+    if "focus_distance_m" in (recorded.get("grid") or {}):
+        changes["focus_distance_m"] = float(recorded["grid"]["focus_distance_m"])
+    return dataclasses.replace(geometry, **changes) if changes else geometry

@@ -25,7 +25,7 @@ import numpy as np
 from .. import __version__
 from ..frame import SensorFrame
 from ..errors import BadInput, DualcamError
-from ..geometry import FPS, get_geometry
+from ..geometry import FPS, Geometry, get_geometry
 from ..labels import CLASSES
 from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
                      check_name, file_checksum, write_json_atomic)
@@ -49,10 +49,9 @@ def _is_disk_full(err: BaseException) -> bool:
     return getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
 
 
-def geometry_meta() -> dict:
+def geometry_meta(geometry: Geometry) -> dict:
     """The geometry facts a session keeps: microphones (m), dead channels, grid and camera."""
-    g = get_geometry()
-    d = g.to_dict()
+    d = geometry.to_dict()
     return {k: d[k] for k in ("sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics",
                               "dead_channels", "camera")} | {
         "grid": {k: v for k, v in d["grid"].items() if k != "points"}}
@@ -65,10 +64,13 @@ class SessionWriter:
     worth keeping. ``channels`` picks which device channels to store (default all; ``[0]`` keeps
     microphone 0 only). With ``mfcc=True`` every ``write`` must also get that tick's MFCC volume
     (36, 48, 12). ``flush_every`` ticks (default 12 = 1 s) bounds what a crash can lose.
+    ``geometry`` is the one the recording is made with (its dead channels, focus distance), kept in
+    ``session.json`` for 128-channel devices (default: the shipped DualCam's).
     """
 
     def __init__(self, path: str | Path, meta: dict | None = None, *, channels: list[int] | None = None,
-                 mfcc: bool = False, jpeg_quality: int = 90, flush_every: int = FPS):
+                 mfcc: bool = False, jpeg_quality: int = 90, flush_every: int = FPS,
+                 geometry: Geometry | None = None):
         self.path = Path(path)
         check_name(self.path.name)
         if not self.path.parent.is_dir():
@@ -76,6 +78,7 @@ class SessionWriter:
         if self.path.exists():
             raise BadInput(f"session {self.path} already exists")
         self.channels = None if channels is None else list(channels)
+        self.geometry = geometry or get_geometry()
         self._all_channels = channels is None
         self.store_mfcc = mfcc
         self.jpeg_quality = int(jpeg_quality)
@@ -116,7 +119,7 @@ class SessionWriter:
             "ticks": 0, "seconds": 0.0, "video_frames": 0, "mfcc": self.store_mfcc,
             "software_version": __version__, "created_utc": utc_now(), "started_unix": self._started,
         })
-        self.meta.setdefault("geometry", geometry_meta() if n_device == 128 else None)
+        self.meta.setdefault("geometry", geometry_meta(self.geometry) if n_device == self.geometry.n_mics else None)
         self.meta.setdefault("labels", [])
         write_json_atomic(self.path / META_FILE, self.meta)
         f = h5py.File(self.path / AUDIO_FILE, "w", libver="latest")

@@ -16,7 +16,8 @@ Camera coordinates (x right, y up, z forward, metres; see ``geometry``) map into
 
 RIRs are (n_mics, rir_samples) float32 at 12,288 Hz with pyroomacoustics' 1/r spreading, so a
 source signal given in Pa at 1 m arrives in Pa at the microphone.
-They are cached as .npy under ``<cache_dir>/sim-rir/`` keyed by a hash of the scenario's room,
+They are cached as .npy under ``<cache_dir>/sim-rir/`` (``cache_dir`` handed down by the caller,
+default ``config.DEFAULT_CACHE_DIR``) keyed by a hash of the scenario's room,
 the microphone positions, the source position and the sample rate.
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DEFAULT_CACHE_DIR
 from ..errors import BadInput
 from ..geometry import Geometry
 
@@ -135,11 +137,7 @@ def room_impulse_responses(scenario: Scenario, position_m, geometry: Geometry,
     ``far`` sources (background, traffic) have their common propagation delay removed so their
     RIRs fit the same length; a constant delay does not change a noise-like signal.
     """
-    if cache_dir is None:
-        from ..config import get_settings
-
-        cache_dir = get_settings().cache_dir
-    path = _cache_path(scenario, geometry, position_m, Path(cache_dir))
+    path = _cache_path(scenario, geometry, position_m, Path(cache_dir or DEFAULT_CACHE_DIR))
     if path.exists():
         try:
             return np.load(path)
