@@ -14,6 +14,7 @@ from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.server.app import create_app
+from dualcam_rt.server.routes import PredictAnswer
 from dualcam_rt.server.run import BackgroundServer
 
 MAX_UPLOAD_BYTES = 400_000
@@ -90,6 +91,7 @@ def test_predict_classifies_a_stereo_44k_wav_tone_by_its_band(url, freq_hz):
     assert abs(sum(out["probabilities"].values()) - 1) < 1e-3
     assert out["input"] == {"format": "WAV", "sample_rate": 44_100, "channels": 2, "seconds": 2.0}
     assert out["latency_ms"] > 0 and out["timing_ms"]["inference_ms"] > 0
+    PredictAnswer.model_validate(out)  # the answer is what the OpenAPI document promises
 
 
 @pytest.mark.parametrize("fmt,subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS")])

@@ -20,6 +20,7 @@ from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.server.app import create_app
+from dualcam_rt.server.recordings import RecordingInfo
 from dualcam_rt.server.run import BackgroundServer
 
 TOKEN = "s3cret-token"
@@ -125,6 +126,7 @@ def test_recordings_need_the_token_and_produce_a_readable_session(live_url):
         time.sleep(0.2)
         rec = httpx.get(f"{live_url}/v1/recordings/{rec['id']}", headers=AUTH).json()
     assert rec["state"] == "complete", rec
+    RecordingInfo.model_validate(rec)  # what the OpenAPI document promises
     listed = httpx.get(f"{live_url}/v1/recordings", headers=AUTH).json()["recordings"]
     assert rec["id"] in [x["id"] for x in listed]
     session = open_session(rec["path"])

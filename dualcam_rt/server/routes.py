@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -45,6 +45,30 @@ async def dashboard() -> FileResponse:
 async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class UploadedAudio(BaseModel):
+    format: str = Field(description="WAV, FLAC or OGG")
+    sample_rate: int = Field(description="Hz, as uploaded")
+    channels: int
+    seconds: float
+
+
+class PredictAnswer(BaseModel):
+    """The classification of one uploaded clip (its last 5 s)."""
+
+    model: str
+    label: str = Field(description="The most probable class")
+    top_k: list[LabelProbability]
+    probabilities: dict[str, float] = Field(description="Every class of the model")
+    input: UploadedAudio
+    latency_ms: float = Field(description="Body read to answer ready")
+    timing_ms: dict[str, float] = Field(description="Stages: features_ms, inference_ms")
 
 
 class Readiness(BaseModel):
@@ -130,7 +154,8 @@ async def _file_of_form(request: Request, body: bytes) -> bytes:
     return await files[0].read()
 
 
-@router.post("/v1/predict", openapi_extra=PREDICT_BODY, responses=error_responses(400, 404, 413, 415, 422))
+@router.post("/v1/predict", response_model=PredictAnswer, openapi_extra=PREDICT_BODY,
+             responses=error_responses(400, 404, 413, 415, 422))
 async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
                   model: Annotated[str | None, Query(description="Model name (default: the service's default model)")] = None,
                   top_k: Annotated[int, Query(ge=1, le=14, description="How many labels to list")] = 3) -> JSONResponse:
