@@ -8,10 +8,11 @@ and the classes are learnable in two epochs).
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,13 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the train extra; always installed by `make test`
 
-from conftest import free_port, run_cli  # noqa: E402
-from dualcam_rt.training.data import ClipOptions, Clips, load_clips  # noqa: E402
-from dualcam_rt.training.engine import TrainConfig, distillation_loss, fit, load_run  # noqa: E402
-from dualcam_rt.training.models import build_model  # noqa: E402
+from conftest import CLI, free_port, run_cli
+
+from dualcam_rt.training.data import ClipOptions, Clips, load_clips
+from dualcam_rt.training.engine import TrainConfig, fit
+from dualcam_rt.training.losses import distillation_loss, soft_labels_from_logits
+from dualcam_rt.training.models import build_model
+from dualcam_rt.training.runs import load_run
 
 CLASSES_USED = ("clapping", "whistling")
 FAST = ["--epochs", "2", "--batch-size", "8", "--mfcc-seconds", "1", "--video-frames", "1", "--frame-size", "32x24",
@@ -56,7 +60,7 @@ def tone_session(root: Path, name: str, label: str, scenario: int, subject: int,
 def dataset(tmp_path_factory) -> Path:
     """A ci-sized dataset of real sessions: 3 scenarios x 3 subjects x 2 classes of 1 s, with the
     manifest's two split columns assigned by the dataset code itself."""
-    from dualcam_rt.sessions.dataset import assign_splits
+    from dualcam_rt.sessions.manifest import assign_splits
 
     root = tmp_path_factory.mktemp("data") / "ci2"
     root.mkdir()
@@ -164,7 +168,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
 
 def test_a_killed_run_resumes_where_its_checkpoint_left_off(tmp_path):
     clips = synthetic_clips()
-    cfg = dict(batch_size=8, threads=1, seed=1)
+    cfg = {"batch_size": 8, "threads": 1, "seed": 1}
     full = fit(TrainConfig("hearnet", epochs=3, **cfg), clips.select("train"), clips.select("val"), tmp_path / "a",
                progress=False)
     fit(TrainConfig("hearnet", epochs=1, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b", progress=False)
@@ -247,7 +251,7 @@ def test_bad_training_requests_give_one_line_errors(args, needle):
 def test_without_torch_the_training_commands_say_how_to_install_it():
     code = ("import sys; sys.modules['torch'] = None; sys.argv = ['dualcam-rt', 'train', 'hearnet', '--data', '.', "
             "'--out', '/tmp/x']; from dualcam_rt.cli import main; main()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pip install -e .[train]" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -257,25 +261,196 @@ def test_ddp_training_with_two_cpu_processes_matches_the_cli_contract(dataset, t
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "dualcam_rt", "train",
            "hearnet", "--data", str(dataset), "--out", str(tmp_path / "ddp"), *FAST]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     info = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert info["world_size"] == 2 and len(info["history"]) == 2
 
 
+# -- losses -----------------------------------------------------------------------------------
+
+def test_distillation_loss_with_a_temperature_matches_a_hand_computation():
+    # teacher logits (2, 0, 0) at T = 2 give soft labels (e, 1, 1) / (e + 2); student logits
+    # (ln 2, 0, 0) give probabilities (1/2, 1/4, 1/4); the label is class 0
+    soft = soft_labels_from_logits(torch.tensor([[2.0, 0.0, 0.0]]), temperature=2.0)
+    a, b = math.e / (math.e + 2), 1 / (math.e + 2)
+    torch.testing.assert_close(soft, torch.tensor([[a, b, b]]))
+    logits, label = torch.tensor([[math.log(2), 0.0, 0.0]]), torch.tensor([0])
+    hard = math.log(2)  # -ln(1/2)
+    imitation = -(a * math.log(0.5) + 2 * b * math.log(0.25))
+    for lam in (0.0, 0.3, 1.0):
+        got = float(distillation_loss(logits, label, soft, lam))
+        assert got == pytest.approx((1 - lam) * hard + lam * imitation, rel=1e-6)
+
+
+# -- recipes, cells, resume, the budget planner, the paired comparison -------------------------
+
+def small_recipes(root: Path, epochs: int = 1) -> Path:
+    """Two recipes in the shipped format: Table 1 with DualCamNet on all scenarios, Table 3 with
+    HearNet G and D on scenario 1 and on all; one seed, one split (two for the planner)."""
+    root.mkdir(parents=True, exist_ok=True)
+    common = f"""protocol = "cross_scenario"
+splits = ["subject_split", "chunk_split"]
+seeds = [0, 1, 2]
+epochs = {epochs}
+patience = 10
+batch_size = 8
+"""
+    (root / "table1.toml").write_text(f"""table = 1
+title = "teachers"
+{common}
+[train_sets]
+"All scenarios" = [1, 2, 3]
+
+[[columns]]
+name = "D"
+model = "dualcamnet"
+paper = 0.770
+""")
+    (root / "table3.toml").write_text(f"""table = 3
+title = "HearNet"
+{common}temperature = 1.0
+paired = [["D", "G"]]
+
+[train_sets]
+"All scenarios" = [1, 2, 3]
+"Scenario 1" = [1]
+
+[[columns]]
+name = "G"
+model = "hearnet"
+
+[[columns]]
+name = "D"
+model = "hearnet"
+teacher = "D"
+lam = 0.5
+""")
+    return root
+
+
+EVAL_FAST = ["--mfcc-seconds", "1", "--video-frames", "1", "--frame-size", "32x24", "--threads", "1", "--quiet"]
+
+
+def test_the_papers_recipes_run_through_the_engine_and_fill_every_table(dataset, tmp_path):
+    from dataclasses import replace
+
+    from dualcam_rt.training.evaluation import Evaluation, run_recipes
+    from dualcam_rt.training.recipe import load_recipes, shrink
+    from dualcam_rt.training.tables import write_tables
+
+    every = load_recipes()
+    assert set(every) == {1, 2, 3, 4} and every[3].paired == (("D", "G"), ("R", "G"))
+    assert every[1].splits == ("subject_split", "chunk_split") and every[3].column("D").lam == 0.5
+    recipes = shrink(every, epochs=1, batch_size=8, seeds=1, splits=("subject_split",), columns={1: ("D", "R"), 4: ("HearNet",)})
+    recipes = {t: replace(r, train_sets={k: v for k, v in r.train_sets.items() if k in ("All scenarios", "Scenarios 1+2")})
+               for t, r in recipes.items()}
+    clips = load_clips(dataset, ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24), split_column="subject_split"))
+    ev = Evaluation(clips, tmp_path / "out", tmp_path / "work", {"dataset": str(dataset)}, threads=1)
+    done = run_recipes(recipes, ev)
+    assert done == {"made": 2 + 3 + 3 + 1, "skipped": 0}
+    cells = {p.relative_to(tmp_path / "out" / "cells").as_posix(): json.loads(p.read_text())
+             for p in (tmp_path / "out" / "cells").rglob("*.json")}
+    d = cells["subject_split/table2/all_scenarios_D_seed0.json"]
+    assert d["model"] == "soundnet" and d["teacher"] == "D" and d["settings"]["run"]["lam"] == 0.5
+    assert d["settings"]["run"]["teacher"]["model"] == "dualcamnet" and 0 <= d["results"]["All scenarios"] <= 1
+    assert cells["subject_split/table3/all_scenarios_G_seed0.json"]["settings"]["run"]["lam"] == 0.0
+    t4 = cells["subject_split/table4/scenarios_1_2_HearNet_seed0.json"]["results"]
+    assert set(t4) == {"conv2", "conv3", "conv4", "conv5", "fc1"} and 0 <= t4["fc1"]["SVM"] <= 1
+    written = {p.name for p in write_tables(tmp_path / "out", every, "header")}
+    assert {"table1.md", "table2.md", "table3.md", "table4.md", "table3_paired.csv", "table1.png"} <= written
+    md = (tmp_path / "out" / "subject_split" / "table3.md").read_text()
+    assert "| Train set | Test set | G | D | R | D − G | R − G |" in md and "Paper, train all / test all: G 0.697" in md
+
+
+def test_paired_comparison_over_seeds_matches_a_hand_computation(tmp_path):
+    from dualcam_rt.training.recipe import load_recipes
+    from dualcam_rt.training.tables import paired, read_cells, rows_of, write_tables
+
+    g, d = [0.50, 0.60, 0.40], [0.60, 0.55, 0.70]  # per seed; D - G = 0.10, -0.05, 0.30
+    for col, accs in (("G", g), ("D", d)):
+        for seed, acc in enumerate(accs):
+            path = tmp_path / "cells" / "subject_split" / "table3" / f"all_scenarios_{col}_seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"table": 3, "column": col, "train_set": "All scenarios", "seed": seed,
+                                        "split": "subject_split", "results": {"All scenarios": acc}}))
+    diffs = [0.10, -0.05, 0.30]
+    mean = sum(diffs) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 2)  # sample std, ddof 1
+    got = paired(rows_of(read_cells(tmp_path)), "D", "G")[("All scenarios", "All scenarios")]
+    assert got["mean"] == pytest.approx(mean) and got["std"] == pytest.approx(std)
+    assert got["n"] == 3 and got["wins"] == 2
+    write_tables(tmp_path, load_recipes(), "header", png=False)
+    md = (tmp_path / "subject_split" / "table3.md").read_text()
+    assert f"| {mean:+.3f} ± {std:.3f} (2/3) |" in md  # +0.117 ± 0.176
+    assert f"{0.5:.3f} ± {np.std(g, ddof=1):.3f}" in md
+    row = (tmp_path / "subject_split" / "table3_paired.csv").read_text().splitlines()[1].split(",")
+    assert row[2:7] == ["D-G", f"{mean:.4f}", f"{std:.4f}", "3", "2"]
+
+
+def _cells(out: Path) -> dict[str, tuple[float, str]]:
+    return {p.relative_to(out).as_posix(): (p.stat().st_mtime_ns, p.read_text()) for p in (out / "cells").rglob("*.json")}
+
+
 @pytest.mark.slow
-def test_evaluate_writes_the_papers_tables_as_markdown_csv_and_png(dataset, tmp_path):
-    out = tmp_path / "results"
-    r = run_cli("evaluate", "--data", str(dataset), "--out", str(out), "--seeds", "1", "--teachers", "D,R",
-                "--max-train-clips", "4", "--epochs", "1", "--batch-size", "8", "--mfcc-seconds", "1",
-                "--video-frames", "1", "--frame-size", "32x24", "--threads", "1", timeout=280)
+def test_a_killed_evaluation_resumes_and_never_retrains_a_finished_cell(dataset, tmp_path):
+    recipes, out, work = small_recipes(tmp_path / "recipes"), tmp_path / "out", tmp_path / "work"
+    args = ["evaluate", "--data", str(dataset), "--out", str(out), "--work", str(work), "--recipes", str(recipes),
+            "--tables", "1,3", "--seeds", "1", "--splits", "chunk_split", "--measure-batches", "1", *EVAL_FAST]
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 200
+    while not _cells(out) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # a real interruption: SIGKILL right after the first cell was written
+    _, err = proc.communicate()
+    before = _cells(out)
+    assert before, err[-2000:]
+    assert len(before) < 5, "the evaluation finished before it could be interrupted"
+    r = run_cli(*args, timeout=240)
+    assert r.returncode == 2 and "--resume" in r.stderr  # never overwrites finished cells silently
+    r = run_cli(*args, "--resume", timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    for t in (1, 2, 3, 4):
-        assert {p.name for p in out.glob(f"table{t}.*")} == {f"table{t}.md", f"table{t}.csv", f"table{t}.png"}
-    md = (out / "table1.md").read_text()
-    assert "| Scenario 1 | Scenario 2 |" in md and "| All scenarios | All scenarios |" in md and "Made by:" in md
-    rows = (out / "table3.csv").read_text().splitlines()
-    assert rows[0].startswith("train_set,test_set,column,mean,std,n_seeds")
-    assert {r.split(",")[2] for r in rows[1:]} == {"G", "D", "R"}  # a cell without test clips is left out
-    assert any(r.startswith("All scenarios,All scenarios,D,") for r in rows)
-    assert "HearNet/conv2" in (out / "table4.md").read_text()
+    assert f"skipping {len(before)} finished cell(s) of 5" in r.stderr
+    after = _cells(out)
+    assert len(after) == 5
+    assert {k: after[k] for k in before} == before  # same bytes, same mtime: not retrained
+    md = (out / "chunk_split" / "table3.md").read_text()
+    assert "| Scenario 1 | Scenario 2 |" in md and "D − G" in md
+    r = run_cli(*args, "--resume", "--epochs", "2", timeout=240)
+    assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(dataset, tmp_path):
+    recipes, out = small_recipes(tmp_path / "recipes", epochs=100), tmp_path / "out"
+    base = ["evaluate", "--data", str(dataset), "--out", str(out), "--work", str(tmp_path / "work"),
+            "--recipes", str(recipes), "--tables", "1,3", "--plan-only", "--measure-batches", "1", *EVAL_FAST]
+    r = run_cli(*base, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    full = json.loads(r.stdout)
+    assert "expected at most" in r.stderr and "hearnet" in r.stderr and "dualcamnet" in r.stderr
+    assert full["epoch_cap"] == 100 and full["cells"] == 2 * 3 * (1 + 4) and full["expected_hours_at_most"] > 0
+    timings = json.loads((out / "timings.json").read_text())["seconds_per_clip"]
+    assert set(timings) == {"dualcamnet", "hearnet"} and timings["hearnet"]["train_s_per_clip"] > 0
+    timed = [*base, "--timings", str(out / "timings.json")]
+    r = run_cli(*timed, "--budget-hours", str(full["expected_hours_at_most"] * 2), timeout=240)
+    roomy = json.loads(r.stdout)
+    assert roomy["epoch_cap"] == 100 and roomy["cells"] == full["cells"]  # the recipes as they are
+    half = full["expected_hours_at_most"] / 2
+    r = run_cli(*timed, "--budget-hours", str(half), timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    small = json.loads(r.stdout)
+    assert small["expected_hours_at_most"] <= half and small["epoch_cap"] < 100
+    assert "chosen for --budget-hours" in r.stderr and f"up to {small['epoch_cap']} epochs" in r.stderr
+    r = run_cli(*timed, "--budget-hours", "1e-9", timeout=240)
+    assert r.returncode == 2 and "no honest setting fits" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_chunk_split_gives_every_clip_the_split_of_its_official_code_chunk(dataset):
+    from dualcam_rt.sessions.manifest import chunk_split
+
+    clips = load_clips(dataset, ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24)))
+    assert set(clips.splits) == {"split", "subject_split", "chunk_split"}
+    chunks = {c["id"]: c["split"] for c in chunk_split(json.loads((dataset / "manifest.json").read_text()))}
+    by_chunk = clips.with_split("chunk_split")
+    assert [chunks[s] for s in by_chunk.session] == list(by_chunk.split)
+    assert by_chunk.options.split_column == "chunk_split" and list(clips.split) == list(clips.splits["split"])

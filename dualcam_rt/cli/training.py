@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import typer
 from . import app, console, fail
 
 _SCENARIOS = typer.Option("all", help="Training scenarios: 'all' or a list like '1' or '1,2'")
-_SPLIT = typer.Option("split", help="Manifest split column: 'split' (as the official code) or 'subject_split'")
+_SPLIT = typer.Option("split", help="Split: 'split' (whole sequences), 'subject_split' (whole subjects) or "
+                     "'chunk_split' (the official code's 10-s chunks)")
 _EPOCHS = typer.Option(100, help="Maximum epochs (the paper: 100)")
 _BATCH = typer.Option(32, help="Batch size")
 _LR = typer.Option(None, help="Learning rate (default 1e-3 teachers, 1e-4 students)")
@@ -74,11 +76,15 @@ def _load(data: str, split: str, clip_seconds: float, mfcc_seconds: int, video_f
 
 def _needs(kind: str) -> tuple[bool, bool]:
     """(needs MFCC volumes, needs video) for a model input kind."""
-    return kind in ("mfcc_volume", "audio_visual"), kind in ("video", "audio_visual")
+    from ..frame import InputKind
+
+    return InputKind(kind).uses_mfcc, InputKind(kind).uses_video
 
 
 def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: dict) -> dict:
-    from ..training.engine import accuracy, fit, init_distributed, is_main_process, predict_logits, write_run_info
+    from ..training.distributed import init_distributed, is_main_process
+    from ..training.engine import accuracy, fit, predict_logits
+    from ..training.runs import write_run_info
 
     init_distributed(cfg.device)
     train, val = clips.select("train", scen), clips.select("val", scen)
@@ -145,8 +151,9 @@ def distill(
 ):
     """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T)."""
     _torch()
-    from ..training.engine import TrainConfig, load_run, soft_labels
+    from ..training.engine import TrainConfig, soft_labels
     from ..training.models import model_names
+    from ..training.runs import load_run
 
     if student not in model_names("student"):
         fail(f"the student must be one of {', '.join(model_names('student'))}, got {student!r}")
@@ -170,53 +177,148 @@ def distill(
 @app.command()
 def evaluate(
     data: str = typer.Option(..., help="Dataset directory (with manifest.json), all three scenarios"),
-    out: str = typer.Option("docs/results", help="Where the tables go (Markdown, CSV, PNG, results.json)"),
-    tables: str = typer.Option("1,2,3,4", help="Which of the paper's tables: a list of 1, 2, 3, 4"),
-    seeds: int = typer.Option(3, help="Seeds per configuration (mean ± std)"),
-    teachers: str = typer.Option("D,R,T,AV", help="Table 1 columns: D, R, T, AV"),
-    transfer_students: str = typer.Option("hearnet,soundnet", help="Table 4 rows: hearnet, soundnet"),
-    epochs: int = _EPOCHS,
-    student_epochs: int = typer.Option(None, help="Epochs of the students (default: --epochs)"),
-    batch_size: int = _BATCH, patience: int = _PATIENCE,
-    lam: float = typer.Option(0.5, "--lambda", help="Distillation imitation weight λ"),
-    temperature: float = typer.Option(1.0, help="Distillation temperature T"),
-    max_train_clips: int = typer.Option(None, help="Subsample every training set to this many clips (CPU budgets)"),
-    split: str = _SPLIT, device: str = _DEVICE, threads: int = _THREADS,
+    out: str = typer.Option("docs/results", help="Results: cells/ (one JSON per finished cell), <split>/table<N>.md|csv|png"),
+    recipes: str = typer.Option(None, help="Directory of table<N>.toml recipes (default: the paper's, dualcam_rt/training/recipes)"),
+    tables: str = typer.Option("1,2,3,4", help="Which of the recipes' tables: a list of 1, 2, 3, 4"),
+    seeds: int = typer.Option(None, help="Seeds per cell (default: the recipe's, 3)"),
+    splits: str = typer.Option(None, help="Split columns, e.g. subject_split,chunk_split (default: the recipe's, both)"),
+    teachers: str = typer.Option(None, help="Table 1 columns, e.g. D,R (default: all of the recipe's)"),
+    transfer_students: str = typer.Option(None, help="Table 4 rows: hearnet, soundnet (default: both)"),
+    epochs: int = typer.Option(None, help="Epoch cap of every run (default: the recipe's, 100)"),
+    patience: int = typer.Option(None, help="Early-stopping patience (default: the recipe's, 10)"),
+    batch_size: int = typer.Option(None, help="Batch size (default: the recipe's, 32)"),
+    lam: float = typer.Option(None, "--lambda", help="Distillation imitation weight λ (default: the recipe's, 0.5)"),
+    temperature: float = typer.Option(None, help="Distillation temperature T (default: the recipe's, 1)"),
+    max_train_clips: int = typer.Option(None, help="Subsample every training set to this many clips (default: none)"),
+    budget_hours: float = typer.Option(None, help="Cut the setting (epoch cap, cells, splits, seeds) to fit H hours here"),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Print the budget plan and exit without training"),
+    timings: str = typer.Option(None, help="Per-clip timings JSON of an earlier plan (default: measure now)"),
+    measure_batches: int = typer.Option(3, help="Batches timed per model for the plan"),
+    resume: bool = typer.Option(False, "--resume", help="Skip the finished cells in --out, continue unfinished runs"),
+    work: str = typer.Option("runs/evaluate", help="Run directories (checkpoints) of every cell"),
+    device: str = _DEVICE, threads: int = _THREADS,
     clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
-    frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS,
-    work: str = typer.Option(None, help="Keep every run's directory here (default: a temporary directory)"),
+    frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
 ):
-    """Cross-scenario evaluation: the paper's Tables 1-3 and the Table 4 transfer analogue."""
+    """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first."""
     _torch()
-    from ..training.evaluation import EvalPlan, run_evaluation
+    from ..training import planner
     from ..training.data import read_manifest
+    from ..training.evaluation import CELLS_DIR, Evaluation, plan_cells, run_recipes
+    from ..training.models import input_kind
+    from ..training.recipe import RECIPES_DIR, load_recipes, shrink
+    from ..training.runs import write_json_atomic
+    from ..training.tables import write_tables
 
-    try:
-        table_ids = tuple(sorted({int(t) for t in tables.split(",") if t.strip()}))
-    except ValueError:
-        fail(f"--tables must be a list like 1,2,3,4, got {tables!r}")
-    if seeds < 1:
-        fail("--seeds must be at least 1")
-    plan = EvalPlan(tables=table_ids, seeds=tuple(range(seeds)), epochs=epochs, student_epochs=student_epochs,
-                    batch_size=batch_size, patience=patience, lam=lam, temperature=temperature, device=device,
-                    threads=threads, max_train_clips=max_train_clips,
-                    teachers=tuple(t.strip().upper() for t in teachers.split(",") if t.strip()),
-                    transfer_students=tuple(t.strip() for t in transfer_students.split(",") if t.strip()))
-    need_mfcc = bool(set(table_ids) & {1, 2, 3, 4})
-    need_video = bool(set(table_ids) & {1, 2, 3})
-    clips = _load(data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
-                  need_mfcc, need_video)
+    table_ids = _int_list(tables, "--tables")
+    every = load_recipes(recipes or RECIPES_DIR)
+    if unknown := [t for t in table_ids if t not in every]:
+        fail(f"--tables: no recipe for table(s) {unknown}; the recipes have {sorted(every)}")
+    for name, value in (("--seeds", seeds), ("--epochs", epochs), ("--patience", patience), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            fail(f"{name} must be at least 1")
+    if budget_hours is not None and budget_hours <= 0:
+        fail("--budget-hours must be positive")
+    out_dir, work_dir = Path(out), Path(work)
+    plan_file = out_dir / "plan.json"
+    if any((out_dir / CELLS_DIR).glob("*/table*/*.json")) and not (resume or plan_only):
+        fail(f"{out_dir} holds finished cells: pass --resume to keep them and skip them, or choose another --out")
+    if resume and epochs is None and plan_file.is_file():
+        epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
+    split_list = tuple(v.strip() for v in splits.split(",") if v.strip()) if splits else None
+    base = shrink(every, epochs=epochs, patience=patience, batch_size=batch_size, temperature=temperature, lam=lam,
+                  seeds=seeds, splits=split_list)
+    columns = {}
+    if teachers:
+        columns[1] = tuple(t.strip().upper() for t in teachers.split(",") if t.strip())
+    if transfer_students:
+        wanted = {t.strip().lower() for t in transfer_students.split(",") if t.strip()}
+        columns[4] = tuple(c.name for c in every[4].columns if c.model in wanted or c.name.lower() in wanted) if 4 in every else ()
+    chosen = shrink(base, tables=table_ids, columns=columns)
+    teacher_models = {c.model for c in base[1].columns} if 1 in base else set()
+    kinds = {input_kind(c.model) for r in chosen.values() for c in r.columns} | {input_kind(m) for m in teacher_models}
+    first_split = next(iter(chosen.values())).splits[0] if chosen else "split"
+    clips = _load(data, first_split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
+                  any(k.uses_mfcc for k in kinds), any(k.uses_video for k in kinds))
+    identity = {"dataset": str(Path(data).resolve()), "clip_options": clips.options.to_dict() | {"split_column": None},
+                "max_train_clips": max_train_clips}
+    ev = Evaluation(clips, out_dir, work_dir, identity, resume=resume, device=device, threads=threads,
+                    max_train_clips=max_train_clips, progress=not quiet)
+
+    for p in plan_cells(chosen, base):
+        ev.finished(p)  # refuses, before any measuring, a resume whose finished cells had other settings
+
+    # the plan: measured per-clip times, the hours each model's runs take at most, the setting chosen
+    setting = planner.Setting()
+    models = sorted({c.model for r in chosen.values() for c in r.columns} | teacher_models)
+    if timings:
+        try:
+            measured = json.loads(Path(timings).read_text())["seconds_per_clip"]
+        except (OSError, ValueError, KeyError) as err:
+            fail(f"--timings {timings}: {err}")
+    else:
+        console.print(f"measuring {measure_batches} batches of {', '.join(models)} on this machine ...", highlight=False)
+        measured = planner.measure(models, clips, next(iter(chosen.values())).batch_size, measure_batches, device, threads)
+    if budget_hours is not None:
+        setting, estimate = planner.choose(chosen, base, ev, measured, budget_hours, epochs)
+    else:
+        estimate = planner.estimate(chosen, ev, measured, setting.teachers(base))
+    cut = setting.apply(chosen)
+    _print_plan(measured, estimate, threads)
+    console.print(f"setting: {setting.describe(chosen)}" + (f" (chosen for --budget-hours {budget_hours:g})"
+                                                            if budget_hours is not None else ""), highlight=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = {"command": _command(), "epoch_cap": max(r.epochs for r in cut.values()), "setting": setting.__dict__,
+            "describe": setting.describe(chosen), "budget_hours": budget_hours, "expected_hours_at_most": estimate.hours,
+            "runs": estimate.runs, "cells": estimate.cells, "by_model": estimate.by_model, "threads": threads}
+    write_json_atomic(out_dir / "timings.json", {"seconds_per_clip": measured, "threads": threads, "device": device})
+    if plan_only:
+        print(json.dumps(plan, indent=2))
+        return
+    write_json_atomic(plan_file, plan)
+
     preset = read_manifest(data).get("preset", "?")
-    counts = {s: int((clips.split == s).sum()) for s in ("train", "val", "test")}
-    header = (f"Dataset: `{data}` (preset `{preset}`, split column `{split}`), {len(clips)} clips of {clip_seconds:g} s "
-              f"({counts['train']} train / {counts['val']} val / {counts['test']} test); teachers see {mfcc_seconds} s of "
-              f"MFCC volumes and {video_frames} video frame(s) of {frame_size} per clip. "
-              f"Up to {epochs} epochs (students {student_epochs or epochs}), patience {patience}, batch {batch_size}, "
-              f"{seeds} seed(s), λ = {lam}, T = {temperature}"
-              + (f", training sets subsampled to {max_train_clips} clips" if max_train_clips else "") + ".\n\n"
-              f"Made by: `{_command()}`")
-    summary = run_evaluation(clips, plan, out, header, work_dir=work)
-    console.print(f"wrote {len(summary['files'])} files to {out} in {summary['wall_seconds']:.0f} s", highlight=False)
+    header = (f"Dataset: `{data}` (preset `{preset}`), {len(clips)} clips of {clip_seconds:g} s; teachers see "
+              f"{mfcc_seconds} s of MFCC volumes and {video_frames} video frame(s) of {frame_size} per clip. "
+              f"{setting.describe(chosen)}; patience {next(iter(cut.values())).patience}, Adam (lr 1e-3 teachers, "
+              f"1e-4 students)" + (f", training sets subsampled to {max_train_clips} clips" if max_train_clips else
+                                   ", whole training splits") + f".\n\nMade by: `{plan['command']}`")
+    t0 = time.perf_counter()
+    done = run_recipes(cut, ev, teachers=setting.teachers(base),
+                       after_cell=lambda _: write_tables(out_dir, every, header, png=False))
+    written = write_tables(out_dir, every, header)
+    console.print(f"{done['made']} cell(s) made, {done['skipped']} skipped; {len(written)} table files under {out_dir} "
+                  f"in {time.perf_counter() - t0:.0f} s", highlight=False)
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        fail(f"{name} must be a list like 1,2,3,4, got {text!r}")
+
+
+def _print_plan(measured: dict, estimate, threads: int | None) -> None:
+    """The planner's table: per model, runs to do, s per clip and epoch, hours at most."""
+    from rich.table import Table
+
+    table = Table(title="budget plan (every run to its epoch cap; early stopping ends most sooner)")
+    for col in ("model", "runs", "train clips/run", "train s/clip", "eval s/clip", "hours at most"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for model, m in sorted(estimate.by_model.items()):
+        t = measured[model]
+        table.add_row(model, str(m["runs"]), f"{m['train_clips']:.0f}", f"{t['train_s_per_clip']:.4f}",
+                      f"{t['eval_s_per_clip']:.4f}", f"{m['hours']:.3f}")
+    console.print(table)
+    cores = threads or torch_threads()
+    console.print(f"expected at most {estimate.hours:.3f} h on this machine ({estimate.runs} runs, {estimate.cells} "
+                  f"cells to make; {cores} thread(s): {estimate.hours * cores:.3f} CPU-core hours)", highlight=False)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @app.command()
@@ -229,7 +331,7 @@ def export(
     """Export a trained student (or DualCamNet) to ONNX with a dynamic batch axis and a model card."""
     _torch()
     from ..training.export import export_run
-    from ..training.engine import read_run_info, write_run_info
+    from ..training.runs import read_run_info, write_run_info
 
     if reproduce:
         info = read_run_info(run)

@@ -5,8 +5,10 @@ session is cut into non-overlapping clips of ``clip_seconds`` (default 5 s, the 
 length); a session shorter than one clip gives one clip, looped. Per clip we keep what any model
 needs: microphone 0 (samples at 12,288 Hz), the MFCC volumes of its first ``mfcc_seconds``
 (12 per second, 36x48x12, float16 to halve memory) and ``video_frames`` frames evenly spaced in the
-clip, resized to ``frame_size`` (width, height) and converted to RGB. Splits, scenarios and
-subjects come from the manifest, so the cross-scenario protocol is a selection of rows.
+clip, resized to ``frame_size`` (width, height, a parameter: the visual teachers' input size) and
+converted to RGB. Scenarios, subjects and splits come from the manifest, so the cross-scenario
+protocol is a selection of rows; every split column is kept (``Clips.splits``) and
+``Clips.with_split`` switches between them without reloading.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import numpy as np
 
 from ..dsp.spectrogram import student_input
 from ..errors import BadInput, NotFound
+from ..frame import InputKind
 from ..geometry import FPS, SAMPLE_RATE
 from ..labels import CLASSES
+from ..sessions import open_session
+from ..sessions.manifest import chunk_split
 
-INPUT_KINDS = ("mfcc_volume", "video", "audio_visual", "spectrogram", "waveform")
-SPLIT_COLUMNS = ("split", "subject_split")
+# "split": whole sequences 80/10/10 per class; "subject_split": whole subjects; "chunk_split": the
+# official code's 10-s chunks of every sequence shuffled 80/10/10 (neighbouring chunks of one
+# sequence land in different splits), computed from the manifest, not stored in it
+SPLIT_COLUMNS = ("split", "subject_split", "chunk_split")
 
 
 @dataclass
@@ -36,7 +43,7 @@ class ClipOptions:
     video_frames: int = 2  # frames per clip for the visual teachers
     frame_size: tuple[int, int] = (64, 48)  # (width, height) the visual teachers see, CPU-sized
     max_clips_per_session: int | None = None
-    split_column: str = "split"  # "split" (as the official code) or "subject_split" (disjoint subjects)
+    split_column: str = "split"  # one of SPLIT_COLUMNS
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -55,21 +62,29 @@ class Clips:
     mfcc: np.ndarray | None = None  # (n, 12 * mfcc_seconds, 36, 48, 12) float16
     frames: np.ndarray | None = None  # (n, video_frames, height, width, 3) uint8 RGB
     options: ClipOptions = field(default_factory=ClipOptions)
+    splits: dict[str, np.ndarray] = field(default_factory=dict)  # every split column the dataset has
     _features: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.label)
 
-    def take(self, mask_or_index) -> "Clips":
+    def take(self, mask_or_index) -> Clips:
         """The clips selected by a boolean mask or an index array."""
         idx = np.flatnonzero(mask_or_index) if np.asarray(mask_or_index).dtype == bool else np.asarray(mask_or_index)
-        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        pick = lambda a: None if a is None else a[idx]
         feats = {k: v[idx] for k, v in self._features.items()}
         return replace(self, label=self.label[idx], scenario=self.scenario[idx], subject=self.subject[idx],
                        split=self.split[idx], session=self.session[idx], mic=self.mic[idx],
-                       mfcc=pick(self.mfcc), frames=pick(self.frames), _features=feats)
+                       mfcc=pick(self.mfcc), frames=pick(self.frames), _features=feats,
+                       splits={k: v[idx] for k, v in self.splits.items()})
 
-    def select(self, split: str | None = None, scenarios: tuple[int, ...] | None = None) -> "Clips":
+    def with_split(self, column: str) -> Clips:
+        """The same clips with ``split`` taken from another split column (one of SPLIT_COLUMNS)."""
+        if column not in self.splits:
+            raise BadInput(f"the dataset has no {column!r} split (it has: {', '.join(self.splits) or 'none'})")
+        return replace(self, split=self.splits[column], options=replace(self.options, split_column=column))
+
+    def select(self, split: str | None = None, scenarios: tuple[int, ...] | None = None) -> Clips:
         """The clips of one split and (optionally) some scenarios only."""
         mask = np.ones(len(self), dtype=bool)
         if split is not None:
@@ -78,11 +93,12 @@ class Clips:
             mask &= np.isin(self.scenario, scenarios)
         return self.take(mask)
 
-    def student_features(self, kind: str) -> np.ndarray:
+    def student_features(self, kind: InputKind) -> np.ndarray:
         """Student inputs of every clip, (n, 257, 500) or (n, 110250) float32, computed once."""
+        kind = InputKind(kind)
         if kind not in self._features:
             if len(self) == 0:
-                shape = (0, 257, 500) if kind == "spectrogram" else (0, 110250)
+                shape = (0, 257, 500) if kind is InputKind.SPECTROGRAM else (0, 110250)
                 self._features[kind] = np.zeros(shape, np.float32)
             else:
                 self._features[kind] = np.stack([student_input(kind, w, SAMPLE_RATE) for w in self.mic])
@@ -110,8 +126,6 @@ def read_manifest(dataset_dir: str | Path) -> dict:
 def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
                need_mfcc: bool = True, need_video: bool = True) -> Clips:
     """Every session of a dataset cut into clips (see the module docstring)."""
-    from ..sessions import open_session  # area D's reader
-
     opt = options or ClipOptions()
     if opt.split_column not in SPLIT_COLUMNS:
         raise BadInput(f"split column must be one of {SPLIT_COLUMNS}, got {opt.split_column!r}")
@@ -119,8 +133,13 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
         raise BadInput(f"mfcc_seconds must be between 1 and clip_seconds ({opt.clip_seconds}), got {opt.mfcc_seconds}")
     root = Path(dataset_dir)
     manifest = read_manifest(root)
-    clip_ticks = int(round(opt.clip_seconds * FPS))
-    rows: dict[str, list] = {k: [] for k in ("label", "scenario", "subject", "split", "session", "mic", "mfcc", "frames")}
+    clip_ticks = round(opt.clip_seconds * FPS)
+    rows: dict[str, list] = {k: [] for k in ("label", "scenario", "subject", "session", "mic", "mfcc", "frames")}
+    columns = [c for c in SPLIT_COLUMNS if all((c if c != "chunk_split" else "seconds") in e for e in manifest["sessions"])]
+    chunks = _chunks_by_session(manifest) if "chunk_split" in columns else {}
+    if opt.split_column not in columns:
+        raise BadInput(f"{root / 'manifest.json'} has no {opt.split_column!r} column (remake the dataset with make-dataset)")
+    splits: dict[str, list] = {c: [] for c in columns}
     for entry in manifest["sessions"]:
         with open_session(root / entry["path"]) as s:
             n_ticks = int(s.n_ticks)
@@ -138,7 +157,8 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
                 rows["label"].append(int(entry.get("class_index", CLASSES.index(entry["label"]))))
                 rows["scenario"].append(int(entry["scenario"]))
                 rows["subject"].append(int(entry.get("subject", 0)))
-                rows["split"].append(str(entry[opt.split_column]))
+                for c in columns:
+                    splits[c].append(_chunk_of(chunks[entry["id"]], t0 / FPS) if c == "chunk_split" else str(entry[c]))
                 rows["session"].append(str(entry["id"]))
                 rows["mic"].append(_loop(mic[t0 * block:(t0 + clip_ticks) * block], clip_ticks * block))
                 if mfcc is not None:
@@ -148,11 +168,29 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
                     rows["frames"].append(_clip_frames(s, stamps, t_base, t0, clip_ticks, opt))
     if not rows["label"]:
         raise BadInput(f"dataset {root} has no audio")
+    split_arrays = {c: np.asarray(v) for c, v in splits.items()}
     return Clips(label=np.asarray(rows["label"], np.int64), scenario=np.asarray(rows["scenario"]),
-                 subject=np.asarray(rows["subject"]), split=np.asarray(rows["split"]),
+                 subject=np.asarray(rows["subject"]), split=split_arrays[opt.split_column], splits=split_arrays,
                  session=np.asarray(rows["session"]), mic=np.stack(rows["mic"]).astype(np.float32),
                  mfcc=np.stack(rows["mfcc"]) if rows["mfcc"] else None,
                  frames=np.stack(rows["frames"]) if rows["frames"] else None, options=opt)
+
+
+def _chunks_by_session(manifest: dict) -> dict[str, list[dict]]:
+    """The official code's chunks of every session, {session id: [chunk with start_s, end_s, split]}."""
+    out: dict[str, list[dict]] = {}
+    for chunk in chunk_split(manifest):
+        out.setdefault(chunk["id"], []).append(chunk)
+    return out
+
+
+def _chunk_of(chunks: list[dict], start_s: float) -> str:
+    """The split of the chunk a clip starting at ``start_s`` falls in (a clip belongs to the chunk of
+    its first second, so a clip that spans two chunks lands where its start does)."""
+    for c in chunks:
+        if c["start_s"] - 1e-9 <= start_s < c["end_s"]:
+            return str(c["split"])
+    return str(chunks[-1]["split"])
 
 
 def _loop(x: np.ndarray, n: int) -> np.ndarray:

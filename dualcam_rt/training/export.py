@@ -16,18 +16,19 @@ import torch
 
 from ..dsp.spectrogram import feature_params, student_input
 from ..errors import BadInput
+from ..frame import InputKind
 from ..geometry import SAMPLE_RATE
-from .engine import load_run
 from .models import ARCHITECTURES
+from .runs import load_run
 
 EXPORTABLE = {"hearnet": [257, 500], "soundnet": [110250], "dualcamnet": [12, 36, 48, 12]}
 OPSET = 17
 
 
-def example_inputs(kind: str, batch: int = 3, seed: int = 0) -> np.ndarray:
+def example_inputs(kind: InputKind | str, batch: int = 3, seed: int = 0) -> np.ndarray:
     """Realistic model inputs (batch, ...) float32: features of noisy tones, or random MFCC volumes."""
     rng = np.random.default_rng(seed)
-    if kind in ("spectrogram", "waveform"):
+    if InputKind(kind).one_microphone:
         t = np.arange(5 * SAMPLE_RATE) / SAMPLE_RATE
         waves = [np.sin(2 * np.pi * (300 + 400 * i) * t) + 0.2 * rng.standard_normal(t.size) for i in range(batch)]
         return np.stack([student_input(kind, w, SAMPLE_RATE) for w in waves])
@@ -65,19 +66,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
     export_onnx(model, EXPORTABLE[arch], onnx_path)
-    kind = info["input_kind"]
+    kind = InputKind(info["input_kind"])
     parity = onnx_parity(model, onnx_path, example_inputs(kind))
     cfg = info["config"]
-    feature = (feature_params(kind) if kind in ("spectrogram", "waveform") else
+    feature = (feature_params(kind) if kind.one_microphone else
                {"frames": 12, "fps": 12, "mfcc": "per-pixel MFCC 1..12 of the 36x48x512 beamformed power "
                 "(dualcam_rt.dsp.mfcc.mfcc_volume)", "normalisation": "per-coefficient standardisation, in the graph"})
-    if kind == "spectrogram":
+    if kind is InputKind.SPECTROGRAM:
         feature["normalisation"] = "per-bin min-max with training-set statistics, in the graph"
     card = {
         "name": name, "file": onnx_path.name, "architecture": ARCHITECTURES[arch],
         "classes": info["classes"],
-        "input": {"name": "input", "kind": kind, "shape": [None, *EXPORTABLE[arch]], "sample_rate": SAMPLE_RATE,
-                  "seconds": 1.0 if kind == "mfcc_volume" else 5.0, "feature": feature},
+        "input": {"name": "input", "kind": str(kind), "shape": [None, *EXPORTABLE[arch]], "sample_rate": SAMPLE_RATE,
+                  "seconds": 1.0 if kind is InputKind.MFCC_VOLUME else 5.0, "feature": feature},
         "output": {"name": "logits", "shape": [None, len(info["classes"])]},
         "training": {"dataset": info.get("dataset"), "train_scenarios": info["train_scenarios"],
                      "split_column": info["clip_options"]["split_column"], "train_clips": info["train_clips"],
