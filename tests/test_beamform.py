@@ -1,4 +1,5 @@
-"""The beamformer: Acoular agreement, localisation of simulated sources, calibration, robustness."""
+"""The beamformer: Acoular agreement, localisation of simulated sources, calibration, robustness, and the
+compiled (numba) kernel against the NumPy reference."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from dualcam_rt.dsp import beamform
-from dualcam_rt.dsp.beamform import Beamformer, array_module, focus_path_differences, steering_matrices
+from dualcam_rt.dsp.beamform import (Beamformer, array_module, focus_path_differences, resolve_backend,
+                                     steering_matrices)
 from dualcam_rt.dsp.overlay import band_energy, localise
 from dualcam_rt.errors import BadInput
 from dualcam_rt.geometry import SPEED_OF_SOUND, get_geometry
@@ -20,8 +22,19 @@ def geometry():
 
 
 @pytest.fixture(scope="module")
-def beamformer(geometry):
-    return Beamformer(geometry, backend="numpy", cache=False)  # built here, so the tests below check the build
+def steering_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("steering")
+
+
+@pytest.fixture(scope="module")
+def beamformer(geometry, steering_cache):
+    # the NumPy reference, built here (the cache is empty), so the tests below check the build
+    return Beamformer(geometry, backend="numpy", cache_dir=steering_cache)
+
+
+@pytest.fixture(scope="module")
+def compiled(geometry, beamformer, steering_cache):
+    return Beamformer(geometry, backend="numba", cache_dir=steering_cache)  # the same steering, from the cache
 
 
 def point_source_blocks(geometry, positions_m, lo_hz=1500.0, hi_hz=6000.0, seed=0) -> np.ndarray:
@@ -164,7 +177,7 @@ def test_malformed_blocks_and_unknown_backends_are_bad_input(beamformer):
     with pytest.raises(BadInput):
         array_module("opencl")
     with pytest.raises(BadInput, match="band_bins"):
-        Beamformer(beamformer.geometry, backend="numpy", band_bins=48)  # bands must tile the 512 bins
+        Beamformer(beamformer.geometry, backend="numpy", band_bins=0)
 
 
 def _cupy_with_device():
@@ -176,13 +189,53 @@ def _cupy_with_device():
         return None
 
 
-def test_auto_backend_is_numpy_without_a_gpu_and_cupy_request_fails_cleanly():
+def test_auto_backend_is_numba_without_a_gpu_and_cupy_request_fails_cleanly():
     if _cupy_with_device() is not None:
-        assert array_module("auto").__name__ == "cupy"
+        assert array_module("auto").__name__ == "cupy" and resolve_backend("auto") == "cupy"
         return
     assert array_module("auto") is np
+    assert resolve_backend("auto") == "numba" and resolve_backend("numpy") == "numpy"
     with pytest.raises(BadInput, match="cupy"):
         array_module("cupy")
+
+
+def assert_maps_equal(ours, reference, rtol=1e-4):
+    """Every bin of every frame within ``rtol`` of that bin's peak in the reference."""
+    assert ours.shape == reference.shape and ours.dtype == np.float32
+    error = np.abs(ours - reference).max(axis=(-3, -2)) / reference.max(axis=(-3, -2))
+    assert error.max() < rtol, f"differs by {error.max():.2e} at {np.unravel_index(error.argmax(), error.shape)}"
+
+
+def test_compiled_kernel_gives_the_numpy_reference_maps_single_frame_and_batched(beamformer, compiled):
+    assert compiled.backend == "numba" and beamformer.backend == "numpy"
+    blocks = noisy_blocks(beamformer.geometry, 5, seed=11)
+    assert_maps_equal(compiled.images(blocks[0]), beamformer.images(blocks[0]))  # the streaming core kernel
+    assert_maps_equal(compiled.images(blocks[:2]), beamformer.images(blocks[:2]))  # still that kernel
+    assert_maps_equal(compiled.images(blocks), beamformer.images(blocks))  # BLAS core products
+    block = np.random.default_rng(5).standard_normal((128, 1024)).astype(np.float32)  # incoherent noise
+    assert_maps_equal(compiled.images(block), beamformer.images(block))
+
+
+def test_compiled_kernel_writes_strided_buffers_over_several_batches(geometry, beamformer, steering_cache):
+    compiled = Beamformer(geometry, backend="numba", batch_frames=4, cache_dir=steering_cache)
+    blocks = noisy_blocks(geometry, 6, seed=12)  # a batch of 4, then one of 2 (the other core kernel)
+    strided = np.full((6, 36, 48, 2, 512), np.nan, np.float32)[..., 1, :]
+    compiled.images(blocks, out=strided)
+    assert_maps_equal(strided, beamformer.images(blocks))
+    single = np.full((36, 48, 2, 512), np.nan, np.float32)[:, :, 0]
+    compiled.images(blocks[3], out=single)
+    assert_maps_equal(single, beamformer.images(blocks[3]))
+
+
+def test_bands_that_do_not_divide_the_512_bins_give_the_same_maps(geometry, beamformer, tmp_path):
+    reference = Beamformer(geometry, backend="numpy", band_bins=48, cache_dir=tmp_path)  # 10 x 48 + 32
+    assert [band.stop - band.start for band in reference.bands] == [48] * 10 + [32]
+    compiled = Beamformer(geometry, backend="numba", band_bins=48, cache_dir=tmp_path)
+    blocks = noisy_blocks(geometry, 3, seed=13)
+    expected = reference.images(blocks)
+    assert_maps_equal(compiled.images(blocks), expected)
+    assert_maps_equal(compiled.images(blocks[1]), expected[1])
+    assert_maps_equal(expected, beamformer.images(blocks))  # and the 32-bin bands' maps
 
 
 @pytest.mark.gpu

@@ -1,9 +1,10 @@
 """Beamforming speed: frames/s single-frame and batched per backend, against Acoular on the same map.
 
-One run measures, on the same simulated blocks: the steering build time (and the start-up from
-its on-disk cache); NumPy (and CuPy when a
-GPU is present) frames/s one frame per call and ``BATCH`` frames per call; the naive method (dense
-precomputed steering, ~0.9 GB re-read per frame) as a second baseline; Acoular's
+One run measures, on the same simulated blocks, per backend (the NumPy reference, the compiled
+numba kernel, CuPy when a GPU is present, timed there with CUDA events): the steering build time
+(and the start-up from its on-disk cache), frames/s one frame per call and ``BATCH`` frames per
+call with one thread, and the batch again on every thread the CPU budget allows; the naive method
+(dense precomputed steering, ~0.9 GB re-read per frame) as a second baseline; Acoular's
 ``BeamformerBase`` (classic steering, full CSM) for the same 512-bin map, run in a fresh process
 that imports Acoular before NumPy so its numba kernels may run in parallel; and this machine's
 roofline ceilings for the factored algorithm (see ``_roofline``).
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from . import report
-from ..dsp.beamform import Beamformer, array_module, steering_matrices
+from ..dsp.beamform import Beamformer, array_module, resolve_backend, steering_matrices
+from ..errors import BadInput
 from ..geometry import GRID_COLS, GRID_ROWS, N_BINS
+from ..threads import cpu_budget, limit_threads
 
 BATCH = 32
 SINGLE_SECONDS = 4.0  # time budget of the single-frame loop per backend
@@ -51,54 +54,64 @@ def _blocks(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 128, 1024)).astype(np.float32) * 0.05
 
 
-def _sync(xp) -> None:
-    if xp is not np:
-        xp.cuda.Stream.null.synchronize()
+class _Clock:
+    """Seconds of a timed stretch: CUDA events on the GPU's own stream (no host-side guesswork), else
+    perf_counter; plus the process's CPU seconds over it."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def __enter__(self) -> _Clock:
+        if self.xp is not np:
+            self._events = (self.xp.cuda.Event(), self.xp.cuda.Event())
+            self._events[0].record()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.xp is not np:
+            self._events[1].record()
+            self._events[1].synchronize()
+            self.seconds = self.xp.cuda.get_elapsed_time(*self._events) / 1e3  # milliseconds
+        else:
+            self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
 
 
-def _backend_figures(backend: str) -> tuple[dict, Beamformer]:
+def _backend_figures(backend: str, cache_dir: str, single_seconds: float = SINGLE_SECONDS) -> tuple[dict, Beamformer]:
     xp = array_module(backend)
-    t, cpu = time.perf_counter(), time.process_time()
-    bf = Beamformer(backend=backend, cache=False)  # the build itself, whatever the cache holds
-    _sync(xp)
-    build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
-    with tempfile.TemporaryDirectory() as tmp:  # and the start-up from the on-disk cache
-        Beamformer(backend=backend, cache_dir=tmp)
-        t = time.perf_counter()
-        Beamformer(backend=backend, cache_dir=tmp)
-        _sync(xp)
-        cached_s = time.perf_counter() - t
+    with _Clock(xp) as build:
+        bf = Beamformer(backend=backend)  # no cache_dir: the build itself, whatever the cache holds
+    Beamformer(backend=backend, cache_dir=cache_dir)  # stores (or finds) this geometry's steering
+    with _Clock(xp) as cached:  # and the start-up from the on-disk cache
+        Beamformer(backend=backend, cache_dir=cache_dir)
     single = xp.asarray(_blocks(1)[0])
-    bf.images(single, to_numpy=False)  # warm-up (FFT plans, page faults)
-    _sync(xp)
-    n, t, cpu = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - t < SINGLE_SECONDS and n < 2000:
-        bf.images(single, to_numpy=False)
-        _sync(xp)
-        n += 1
-    single_fps = n / (time.perf_counter() - t)
-    single_cpu_ms = (time.process_time() - cpu) / n * 1e3
+    bf.images(single, to_numpy=False)  # warm-up (compilation, FFT plans, page faults)
+    n, t = 0, time.perf_counter()
+    with _Clock(xp) as clock:
+        while time.perf_counter() - t < single_seconds and n < 5000:
+            bf.images(single, to_numpy=False)
+            n += 1
     batch = xp.asarray(_blocks(BATCH, seed=1))
     out = bf.images(batch, to_numpy=False)  # then reused, as a pipeline recycling its buffers would
-    _sync(xp)
-    reps, t, cpu = 2, time.perf_counter(), time.process_time()
-    for _ in range(reps):
-        bf.images(batch, to_numpy=False, out=out)
-    _sync(xp)
-    batched_fps = reps * BATCH / (time.perf_counter() - t)
-    batched_cpu_ms = (time.process_time() - cpu) / (reps * BATCH) * 1e3
-    figures = {}
-    if xp is np and (os.cpu_count() or 1) > 1:  # the same batch with BLAS on every core
-        one_thread, bf.threads = bf.threads, os.cpu_count()
-        t = time.perf_counter()
-        bf.images(batch, out=out)
-        figures["batched_fps_all_threads"] = BATCH / (time.perf_counter() - t)
+    reps = 2 if xp is np else 20
+    with _Clock(xp) as batched:
+        for _ in range(reps):
+            bf.images(batch, to_numpy=False, out=out)
+    figures = {"steering_build_s": build.seconds, "steering_build_cpu_s": build.cpu_seconds,
+               "steering_cached_s": cached.seconds, "single_fps": n / clock.seconds,
+               "batched_fps": reps * BATCH / batched.seconds,
+               # CPU time per frame (all threads): a shared machine inflates wall time far more than this
+               "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
+               "batched_cpu_ms_per_frame": batched.cpu_seconds / (reps * BATCH) * 1e3,
+               "timer": "cuda events" if xp is not np else "perf_counter"}
+    if xp is np:  # the same batch on every thread the budget allows (one thread when pinned to one CPU)
+        one_thread, bf.threads = bf.threads, None
+        with limit_threads(None) as threads, _Clock(xp) as every:
+            bf.images(batch, out=out)
+        figures.update(threads=one_thread, all_threads=threads, batched_fps_all_threads=BATCH / every.seconds)
         bf.threads = one_thread
-    # CPU time per frame (all threads): a shared machine inflates wall time far more than this
-    return {"steering_build_s": build_s, "steering_build_cpu_s": build_cpu_s, "steering_cached_s": cached_s,
-            "single_fps": single_fps,
-            "batched_fps": batched_fps, "single_cpu_ms_per_frame": single_cpu_ms,
-            "batched_cpu_ms_per_frame": batched_cpu_ms, **figures}, bf
+    return figures, bf
 
 
 def _dense_baseline(bf: Beamformer, blocks: np.ndarray) -> dict:
@@ -168,24 +181,57 @@ def _acoular_seconds_per_map(bf: Beamformer) -> float | None:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def run(as_json: bool = False) -> dict:
-    """Figures of one run: {"numpy": {...}, "cupy": {...} (GPU only), "acoular": {...}, "roofline": {...}}."""
-    figures: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}}
-    figures["numpy"], bf = _backend_figures("numpy")
-    if array_module("auto") is not np:
-        figures["cupy"] = _backend_figures("cupy")[0]
-    figures["numpy"]["blas_threads"] = bf.threads
-    with bf._blas_limit():  # the baseline and the ceilings under the same thread budget
-        dense = figures["numpy_dense"] = _dense_baseline(bf, _blocks(BATCH, seed=1))
-        figures["roofline"] = _roofline(bf)
-    # the factored method against the dense one, both measured above in this run
-    dense["factored_speedup_single"] = figures["numpy"]["single_fps"] / dense["single_fps"]
-    dense["factored_speedup_batched"] = figures["numpy"]["batched_fps"] / dense["batched_fps"]
-    seconds = _acoular_seconds_per_map(bf)
+def _runs_here(backend: str) -> bool:
+    try:
+        return resolve_backend(backend) == backend
+    except BadInput:  # numba that does not import, CuPy without a GPU
+        return False
+
+
+def run(as_json: bool = False, backends: list[str] | None = None, baselines: bool = True,
+        single_seconds: float = SINGLE_SECONDS) -> dict:
+    """Figures of one run: {backend: {...}} for each backend ("numpy", "numba", "cupy"; default: all that run
+    here), "roofline" (this machine's CPU ceilings), "ratios" and, with ``baselines``, "numpy_dense" and
+    "acoular"."""
+    backends = backends or [b for b in ("numpy", "numba", "cupy") if _runs_here(b)]
+    figures: dict = {"machine": {"cpus": os.cpu_count(), "cpu_budget": cpu_budget(),
+                                 "load_avg_1m": os.getloadavg()[0]}}
+    bfs = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for backend in backends:
+            figures[backend], bfs[backend] = _backend_figures(backend, cache_dir, single_seconds)
+    cpu = [b for b in backends if b != "cupy"]
+    if cpu:
+        bf = bfs[cpu[0]]
+        with limit_threads(bf.threads):  # the ceilings and the baseline under the same thread budget
+            figures["roofline"] = _roofline(bf)
+            if baselines:
+                figures["numpy_dense"] = _dense_baseline(bf, _blocks(BATCH, seed=1))
+    seconds = _acoular_seconds_per_map(bfs[backends[0]]) if baselines else None
     if seconds is not None:
-        figures["acoular"] = {"seconds_per_map": seconds, "speedup": seconds * figures["numpy"]["single_fps"],
-                              "speedup_batched": seconds * figures["numpy"]["batched_fps"]}
+        figures["acoular"] = {"seconds_per_map": seconds}
+    figures["ratios"] = _ratios(figures, backends)
     return report(figures, as_json, _print_table)
+
+
+def _ratios(figures: dict, backends: list[str]) -> dict:
+    """Each backend's frames/s against this run's ceilings (CPU backends), the dense method and Acoular."""
+    ratios = {}
+    roof, dense, acoular = figures.get("roofline"), figures.get("numpy_dense"), figures.get("acoular")
+    for backend in backends:
+        f, r = figures[backend], {}
+        if roof and backend != "cupy":
+            r["single_of_ceiling"] = f["single_fps"] / roof["single_fps_ceiling"]
+            r["batched_of_ceiling"] = f["batched_fps"] / roof["batched_fps_ceiling"]
+            r["all_threads_of_one_thread"] = f["batched_fps_all_threads"] / f["batched_fps"]
+        if dense:
+            r["x_dense_single"] = f["single_fps"] / dense["single_fps"]
+            r["x_dense_batched"] = f["batched_fps"] / dense["batched_fps"]
+        if acoular:
+            r["x_acoular_single"] = f["single_fps"] * acoular["seconds_per_map"]
+            r["x_acoular_batched"] = f["batched_fps"] * acoular["seconds_per_map"]
+        ratios[backend] = r
+    return ratios
 
 
 def _print_table(figures: dict) -> None:
@@ -193,31 +239,37 @@ def _print_table(figures: dict) -> None:
     from rich.table import Table
 
     table = Table(title="beamforming: 128 mics -> 36 x 48 x 512 power map per 1024-sample block")
-    for column in ("backend", "steering build / cached (s)", "single-frame fps", "batched fps",
-                   "x dense (single / batched)", "x Acoular (single / batched)"):
+    for column in ("backend", "build / cached (s)", "single fps", "batched fps (1 thread / all)",
+                   "single / ceiling", "batched / ceiling", "x dense (single / batched)",
+                   "x Acoular (single / batched)"):
         table.add_column(column, justify="right")
-    acoular = figures.get("acoular", {}).get("seconds_per_map")
-    dense = figures["numpy_dense"]
-    for name in ("numpy", "cupy", "numpy_dense"):
-        if name in figures:
-            f = figures[name]
-            versus_dense = (f"{f['single_fps'] / dense['single_fps']:.1f} / "
-                            f"{f['batched_fps'] / dense['batched_fps']:.1f}")
-            ratio = f"{acoular * f['single_fps']:,.0f} / {acoular * f['batched_fps']:,.0f}" if acoular else "n/a"
-            build = (f"{f['steering_build_s']:.2f} / {f['steering_cached_s']:.2f}"
-                     if "steering_cached_s" in f else "")
-            table.add_row(name, build, f"{f['single_fps']:.1f}", f"{f['batched_fps']:.1f}", versus_dense, ratio)
-    if acoular:
-        table.add_row("acoular", "", f"{1 / acoular:.3f}", "", "", "1")
+    for name, r in figures["ratios"].items():
+        f = figures[name]
+        every = f" / {f['batched_fps_all_threads']:.1f} ({f['all_threads']})" if "all_threads" in f else ""
+        pct = lambda key: f"{r[key]:.0%}" if key in r else "n/a"  # noqa: E731
+        pair = lambda a, b, fmt: f"{r[a]:{fmt}} / {r[b]:{fmt}}" if a in r else "n/a"  # noqa: E731
+        table.add_row(name, f"{f['steering_build_s']:.2f} / {f['steering_cached_s']:.2f}", f"{f['single_fps']:.1f}",
+                      f"{f['batched_fps']:.1f}{every}", pct("single_of_ceiling"), pct("batched_of_ceiling"),
+                      pair("x_dense_single", "x_dense_batched", ".1f"),
+                      pair("x_acoular_single", "x_acoular_batched", ",.0f"))
+    if "numpy_dense" in figures:
+        d = figures["numpy_dense"]
+        table.add_row("numpy_dense", "", f"{d['single_fps']:.1f}", f"{d['batched_fps']:.1f}", "", "", "1", "")
     console = Console()
     console.print(table)
-    n = figures["numpy"]
-    console.print(f"numpy CPU time per frame (less sensitive to other processes): {n['single_cpu_ms_per_frame']:.1f} ms "
-                  f"single, {n['batched_cpu_ms_per_frame']:.1f} ms batched; steering build "
-                  f"{n['steering_build_cpu_s']:.2f} s CPU")
-    r = figures["roofline"]
-    console.print(f"roofline: single-frame reads {r['core_steering_gb']:.2f} GB of core steering (dense: "
-                  f"{r['dense_steering_gb']:.2f}) at {r['stream_gb_s']:.1f} GB/s -> <= {r['single_fps_ceiling']:.0f} fps; "
-                  f"batched needs {r['gflop_per_frame']:.2f} GFLOP/frame (dense: {r['dense_gflop_per_frame']:.2f}) at "
-                  f"{r['gemm_gflop_s']:.0f} GFLOP/s -> <= {r['batched_fps_ceiling']:.0f} fps; "
-                  f"load average {figures['machine']['load_avg_1m']:.1f} on {figures['machine']['cpus']} CPUs")
+    if "acoular" in figures:
+        console.print(f"Acoular BeamformerBase: {figures['acoular']['seconds_per_map']:.2f} s per 512-bin map")
+    for name, f in figures.items():
+        if isinstance(f, dict) and "single_cpu_ms_per_frame" in f:
+            console.print(f"{name}: CPU time per frame (less sensitive to other processes) "
+                          f"{f['single_cpu_ms_per_frame']:.2f} ms single, {f['batched_cpu_ms_per_frame']:.2f} ms "
+                          f"batched; steering build {f['steering_build_cpu_s']:.2f} s CPU ({f['timer']})")
+    if "roofline" in figures:
+        r = figures["roofline"]
+        console.print(f"roofline: single-frame reads {r['core_steering_gb']:.2f} GB of core steering (dense: "
+                      f"{r['dense_steering_gb']:.2f}) at {r['stream_gb_s']:.1f} GB/s -> <= "
+                      f"{r['single_fps_ceiling']:.0f} fps; batched needs {r['gflop_per_frame']:.2f} GFLOP/frame "
+                      f"(dense: {r['dense_gflop_per_frame']:.2f}) at {r['gemm_gflop_s']:.0f} GFLOP/s -> <= "
+                      f"{r['batched_fps_ceiling']:.0f} fps")
+    m = figures["machine"]
+    console.print(f"load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs, {m['cpu_budget']} usable by this process")

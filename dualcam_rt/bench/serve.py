@@ -34,7 +34,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from ..inference.models import cpu_budget, load_models
+from ..inference.models import load_models
+from ..threads import cpu_budget
 from . import report
 
 STREAM_RATE, STREAM_CHUNK_S, STREAM_HOP_S = 12_288, 0.25, 0.5

@@ -16,8 +16,12 @@ Instead it is factored, to 1e-6 of each steering vector's norm, as S_k = (U_rows
 (``separable_basis``): a frame is beamformed onto a core grid of at most 16 x 19 points (G_k,
 87 MB in all, carrying the spectrum scale; one product per bin, batched over frames), then
 expanded to 36 x 48 by two real matrix products per band shared by its bins and frames. Maps
-equal the dense ones to ~2e-5 of each bin's peak. The same array code runs on NumPy and CuPy
-(``xp``); NumPy alone takes a few measured detours (SciPy's FFT, ``vecdot`` for one frame).
+equal the dense ones to ~2e-5 of each bin's peak.
+
+Backends: ``numba`` (the CPU default) runs the expansion, squaring and bin-last write as one
+compiled pass (``beamform_numba``); ``numpy`` is the reference, written against the array module
+``xp`` so that the same code runs on CuPy (``cupy``). NumPy alone takes a few measured detours
+(SciPy's FFT, ``vecdot`` for one frame).
 """
 
 from __future__ import annotations
@@ -28,29 +32,36 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import scipy.fft
 from scipy.signal.windows import tukey
-from threadpoolctl import ThreadpoolController
 
 from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, GRID_COLS, GRID_ROWS, N_BINS, SPEED_OF_SOUND, Geometry, get_geometry
+from ..threads import limit_threads
+
+try:  # a core dependency; without it (a bare GPU image, say) "auto" falls back to the NumPy reference
+    import numba
+
+    from . import beamform_numba
+except ImportError:
+    numba = beamform_numba = None
 
 TUKEY_ALPHA = 0.75  # the MFCC recipe's window (SPEC), shared so one FFT serves both
-BACKENDS = ("auto", "numpy", "cupy")
+BACKENDS = ("auto", "numba", "numpy", "cupy")
 CACHE_FORMAT = 1  # bump whenever the stored bases or cores change meaning
 EXPAND_FRAMES = 2  # frames expanded together: their (frames, 36, 48, 512) intermediates stay in cache
+FEW_FRAMES = 2  # numba: up to this many frames per pass stream the core with its own kernel, more use BLAS
 
 
 def array_module(backend: str = "auto") -> ModuleType:
     """The array module (numpy or cupy) for a backend name; "auto" picks CuPy when a GPU is present."""
     if backend not in BACKENDS:
         raise BadInput(f"unknown beamforming backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if backend == "numpy":
+    if backend in ("numpy", "numba"):
         return np
     try:
         import cupy
@@ -62,6 +73,22 @@ def array_module(backend: str = "auto") -> ModuleType:
     if backend == "cupy":
         raise BadInput("backend 'cupy' needs CuPy and a CUDA device, and they are not both usable here")
     return np
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """The implementation a backend name runs here: "cupy" (a GPU), "numba" (compiled CPU) or "numpy" (reference).
+
+    "auto" picks CuPy when it sees a CUDA device, else numba when it imports, else NumPy.
+    """
+    if array_module(backend) is not np:
+        return "cupy"
+    if backend == "numpy":
+        return "numpy"
+    if beamform_numba is None:
+        if backend == "numba":
+            raise BadInput("backend 'numba' needs numba, and it does not import here")
+        return "numpy"
+    return "numba"
 
 
 def block_window(n: int = BLOCK_SAMPLES) -> np.ndarray:
@@ -147,9 +174,33 @@ def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 
     return bases[0], bases[1]
 
 
-@lru_cache(maxsize=1)
-def _blas_pools() -> ThreadpoolController:
-    return ThreadpoolController()  # found once: limiting through it later costs ~50 us
+@dataclass(frozen=True)
+class _KernelLayout:
+    """Every band's bases and core-field offsets as flat arrays, the form the compiled kernels take."""
+
+    rows: np.ndarray  # every band's (36, Qr) basis, flattened and concatenated, float32
+    rows_offsets: np.ndarray
+    cols: np.ndarray  # likewise (48, Qc)
+    cols_offsets: np.ndarray
+    grids: np.ndarray  # (bands, 2): Qr, Qc
+    bins: np.ndarray  # (bands, 2): start, stop
+    z_offsets: np.ndarray  # where each band's core fields (bins, frames, Qr Qc) start, per frame of the batch
+    z_size: int  # core-field values per frame
+
+    @classmethod
+    def of(cls, bands: list[Band]) -> _KernelLayout:
+        def flat(arrays):
+            sizes = [a.size for a in arrays]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            return np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays]), offsets
+
+        rows, rows_offsets = flat([band.rows for band in bands])
+        cols, cols_offsets = flat([band.cols for band in bands])
+        sizes = [band.core.shape[0] * band.core.shape[1] for band in bands]
+        return cls(rows, rows_offsets, cols, cols_offsets,
+                   np.array([[band.rows.shape[1], band.cols.shape[1]] for band in bands], np.int64),
+                   np.array([[band.start, band.stop] for band in bands], np.int64),
+                   np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64), int(sum(sizes)))
 
 
 @dataclass(frozen=True)
@@ -166,22 +217,26 @@ class Band:
 class Beamformer:
     """Acoustic images of (128, 1024) blocks: holds the factored steering for one geometry on one backend.
 
-    Per band of 32 bins, the steering of bin k is kept as a core G_k (Qr Qc x M) with
-    S_k = (U_rows (x) U_cols) G_k (``separable_basis``): a frame is beamformed onto the
-    Qr x Qc core grid (from 6 x 7 points in the lowest band to 16 x 19 in the top one, instead
-    of 36 x 48), then expanded to 36 x 48 by two real matrix products shared by the band's
-    bins and by every frame.
+    Per band of ``band_bins`` bins (the last one shorter when they do not divide 512), the
+    steering of bin k is kept as a core G_k (Qr Qc x M) with S_k = (U_rows (x) U_cols) G_k
+    (``separable_basis``): a frame is beamformed onto the Qr x Qc core grid (from 6 x 7 points
+    in the lowest 32-bin band to 16 x 19 in the top one, instead of 36 x 48), then expanded to
+    36 x 48 by two real matrix products shared by the band's bins and by every frame.
+
+    ``backend``: see ``resolve_backend`` (``.backend`` says which one runs). ``cache_dir``: where
+    the factored steering is kept between start-ups (None: built every time; the edges pass
+    their settings' cache directory).
     """
 
     def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 16,
-                 tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1, cache: bool = True,
+                 tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1,
                  cache_dir: str | Path | None = None):
         self.geometry = geometry = geometry or get_geometry()
-        self.xp = xp = array_module(backend)
-        self.backend = "numpy" if xp is np else "cupy"
-        # BLAS threads for NumPy (None: BLAS's own default). One by default: the products are
-        # small and many, and OpenBLAS threads spinning on cores shared with the rest of the
-        # service (or other processes) made them 5-10x slower than one thread here.
+        self.backend = resolve_backend(backend)
+        self.xp = xp = array_module(self.backend)
+        # BLAS and numba threads on the CPU (None: the process's CPU budget; never more than it). One
+        # by default: the products are small and many, and OpenBLAS threads spinning on cores shared
+        # with the rest of the service (or other processes) made them 5-10x slower than one thread here.
         self.threads = threads
         self.batch_frames = batch_frames  # frames per core product: the core is read once per batch
         window = block_window(geometry.nfft)
@@ -190,41 +245,40 @@ class Beamformer:
         self.scale = xp.asarray(spectrum_scale(window), dtype=xp.complex64)
         # SciPy's float32 FFT is ~4x NumPy's here; CuPy has its own
         self._fft = scipy.fft if xp is np else xp.fft
-        if N_BINS % band_bins:
-            raise BadInput(f"band_bins must divide {N_BINS}; got {band_bins}")
-        path = self._cache_path(cache_dir, tolerance, band_bins) if cache else None
+        if not 1 <= band_bins <= N_BINS:
+            raise BadInput(f"band_bins must be 1 .. {N_BINS}; got {band_bins}")
+        path = self._cache_path(cache_dir, tolerance, band_bins) if cache_dir is not None else None
         # the factored steering, from the on-disk cache when this geometry and grid were built before
         self.bands: list[Band] = self._load(path) if path is not None and path.exists() else []
         if not self.bands:
             self._build(tolerance, band_bins)
             if path is not None:
                 self._store(path)
+        if self.backend == "numba":
+            self._layout = _KernelLayout.of(self.bands)
+            self._scratch = np.empty((0, GRID_ROWS, GRID_COLS, N_BINS), np.float32)  # a map per thread (batches)
 
     def _build(self, tolerance: float, band_bins: int) -> None:
         geometry, xp = self.geometry, self.xp
         phase = focus_phase(geometry)
         n_mics = phase.shape[1]
         for k0 in range(0, N_BINS, band_bins):
-            k1 = k0 + band_bins
+            k1 = min(k0 + band_bins, N_BINS)
             rows, cols = separable_basis(geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance, phase)
             core = xp.empty((k1 - k0, rows.shape[1] * cols.shape[1], n_mics), xp.complex64)
             rows, cols = xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32)
             self.bands.append(Band(k0, k1, rows, cols, core))
         # the dense steering is generated 8 bins at a time (14 MB, a working set that stays in the
-        # last-level cache) and projected at once
-        with self._blas_limit():
+        # last-level cache) and projected at once; 8 bins never straddle a band (both tile 512)
+        with self._thread_limit():
             for k0, steering in steering_chunks(geometry, xp, group=math.gcd(band_bins, 8), phase=phase):
                 band = self.bands[k0 // band_bins]
                 self._project(band, steering, band.core[k0 - band.start:k0 - band.start + len(steering)])
             for band in self.bands:  # the spectrum scale, folded in once instead of applied to every frame
                 xp.multiply(band.core, self.scale[band.start:band.stop, None, None], out=band.core)
 
-    def _cache_path(self, cache_dir: str | Path | None, tolerance: float, band_bins: int) -> Path:
+    def _cache_path(self, cache_dir: str | Path, tolerance: float, band_bins: int) -> Path:
         """Where the bases and cores of this geometry, grid and factorisation are kept (an 87 MB .npz)."""
-        if cache_dir is None:
-            from ..config import get_settings
-
-            cache_dir = get_settings().cache_dir
         g = self.geometry
         key = hashlib.sha256()
         for array in (g.mics[g.active], g.grid_points):
@@ -260,10 +314,9 @@ class Beamformer:
         except OSError:  # a read-only or full disk only costs the next start-up its build
             tmp.unlink(missing_ok=True)
 
-    def _blas_limit(self):
-        if self.threads is None or self.xp is not np:
-            return contextlib.nullcontext()
-        return _blas_pools().limit(limits=self.threads, user_api="blas")
+    def _thread_limit(self):
+        """BLAS and numba held to ``self.threads`` (within the CPU budget) on the CPU; nothing to hold on a GPU."""
+        return limit_threads(self.threads) if self.xp is np else contextlib.nullcontext()
 
     @property
     def core_bytes(self) -> int:
@@ -317,15 +370,15 @@ class Beamformer:
         return xp.ascontiguousarray(z.transpose(2, 3, 1, 4, 0))
 
     def _band_power(self, band: Band, planes, out) -> None:
-        """Write the band's maps (frames, 36, 48 x bins) of core-grid planes (Qc, frames, Qr, 2, bins) into ``out``."""
+        """Write the band's maps into ``out`` (frames, 36, 48, bins) of core-grid planes (Qc, frames, Qr, 2, bins)."""
         xp = self.xp
         qc, n_frames, qr, _, n_bins = planes.shape
         y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(GRID_COLS, n_frames, qr, 2, n_bins)
         y = xp.ascontiguousarray(y.transpose(1, 3, 2, 0, 4)).reshape(n_frames, 2, qr, -1)  # (frames, 2, Qr, 48 x bins)
         # one product per plane: OpenBLAS ran (36 x Qr) @ (Qr x 3072) at half the speed of two 1536-column halves
         y = xp.matmul(band.rows, y)  # (frames, 2, 36, 48 x bins)
-        xp.multiply(y, y, out=y)
-        xp.add(y[:, 0], y[:, 1], out=out)
+        # plain operators, no out= into views: the same lines must run on CuPy
+        out[...] = (y[:, 0] * y[:, 0] + y[:, 1] * y[:, 1]).reshape(out.shape)
 
     def images(self, blocks, to_numpy: bool = True, out=None):
         """Power maps (36, 48, 512) or (frames, 36, 48, 512) float32 in Pa^2; NumPy unless to_numpy=False.
@@ -341,19 +394,46 @@ class Beamformer:
         elif tuple(out.shape) != (shape[1:] if single else shape) or out.dtype != np.float32:
             raise BadInput(f"out must be float32 {shape[1:] if single else shape}; got {out.dtype} {tuple(out.shape)}")
         frames_out = out[None] if single else out
-        n_bands, width = len(self.bands), self.bands[0].stop
-        with self._blas_limit():
+        with self._thread_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
-                spec = self._spectra(x[f0:f0 + self.batch_frames])  # (512, M, F)
-                planes = []  # per band (Qc, F, Qr, 2, bins): made on first use, while its core product is in cache
-                for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
-                    g = min(EXPAND_FRAMES, spec.shape[2] - g0)
-                    # band-major maps, so that one copy puts them in the bin-last layout
-                    power = xp.empty((g, GRID_ROWS, n_bands, GRID_COLS * width), xp.float32)
-                    for b, band in enumerate(self.bands):
-                        if g0 == 0:
-                            planes.append(self._core_planes(band, spec[band.start:band.stop]))
-                        self._band_power(band, planes[b][:, g0:g0 + g], power[:, :, b])
-                    maps = frames_out[f0 + g0:f0 + g0 + g].reshape(g, GRID_ROWS, GRID_COLS, n_bands, width)  # a view
-                    maps[...] = power.reshape(g, GRID_ROWS, n_bands, GRID_COLS, width).transpose(0, 1, 3, 2, 4)
+                batch, maps = x[f0:f0 + self.batch_frames], frames_out[f0:f0 + self.batch_frames]
+                if self.backend == "numba":
+                    self._images_compiled(batch, maps)
+                else:
+                    self._images_reference(batch, maps)
         return xp.asnumpy(out) if to_numpy and xp is not np else out
+
+    def _images_reference(self, x, maps) -> None:
+        """NumPy / CuPy: maps (F, 36, 48, 512) of blocks (F, 128, 1024) through array operations."""
+        spec = self._spectra(x)  # (512, M, F)
+        planes = []  # per band (Qc, F, Qr, 2, bins): made on first use, while its core product is in cache
+        for g0 in range(0, spec.shape[2], EXPAND_FRAMES):  # a few frames at a time: they stay in cache
+            g = min(EXPAND_FRAMES, spec.shape[2] - g0)
+            for b, band in enumerate(self.bands):
+                if g0 == 0:
+                    planes.append(self._core_planes(band, spec[band.start:band.stop]))
+                self._band_power(band, planes[b][:, g0:g0 + g], maps[g0:g0 + g, :, :, band.start:band.stop])
+
+    def _images_compiled(self, x, maps) -> None:
+        """numba: maps (F, 36, 48, 512) of blocks (F, 128, 1024): the core products (a streaming kernel for a
+        few frames, BLAS for more), then one fused pass per frame and band for expansion, square and write."""
+        x = x[:, self.active, :]
+        x *= self.window
+        raw = self._fft.rfft(x, axis=-1)  # (F, M, 513)
+        n_frames = raw.shape[0]
+        spec = np.empty((N_BINS, n_frames, raw.shape[1]), np.complex64)  # (512, F, M): rows of spec @ core^T
+        spec[...] = raw[..., :N_BINS].transpose(2, 0, 1)
+        layout = self._layout
+        z = np.empty(layout.z_size * n_frames, np.complex64)
+        for band, offset in zip(self.bands, layout.z_offsets):
+            n_bins, n_q, _ = band.core.shape
+            fields = z[offset * n_frames:(offset + n_bins * n_q) * n_frames].reshape(n_bins, n_frames, n_q)
+            if n_frames <= FEW_FRAMES:
+                beamform_numba.core_product(band.core.view(np.float32), spec[band.start:band.stop], fields)
+            else:  # a batch reads the core once, at the complex GEMM rate
+                np.matmul(spec[band.start:band.stop], band.core.transpose(0, 2, 1), out=fields)
+        if n_frames > 1 and len(self._scratch) < numba.get_num_threads():  # per thread, kept between calls
+            self._scratch = np.empty((numba.get_num_threads(), GRID_ROWS, GRID_COLS, N_BINS), np.float32)
+        beamform_numba.expand_power(z, layout.z_offsets * n_frames, layout.rows, layout.rows_offsets, layout.cols,
+                                    layout.cols_offsets, layout.grids, layout.bins, maps,
+                                    self._scratch if n_frames > 1 else self._scratch[:0])

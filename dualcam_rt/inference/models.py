@@ -8,7 +8,6 @@ or ``mfcc_volume``) and which classes its logits stand for.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..errors import BadInput, NotFound
 from ..frame import InputKind
+from ..threads import cpu_budget
 
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")  # priority order
 
@@ -90,18 +90,6 @@ def read_card(path: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BadInput(f"unreadable model card {path}: {err}") from err
     return card
-
-
-def cpu_budget() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota when there is one."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            n = min(n, max(1, int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return n
 
 
 def open_session(onnx_path: Path, threads: int = 0):

@@ -60,7 +60,7 @@ def ms_per_item(session, x: np.ndarray, batch: int, repeats: int = 10) -> float:
 
 def _machine() -> str:
     """CPU model and whether it has the VNNI int8 instructions (what makes int8 fast on x86)."""
-    from .models import cpu_budget
+    from ..threads import cpu_budget
 
     try:
         info = Path("/proc/cpuinfo").read_text()

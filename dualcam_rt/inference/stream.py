@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .models import Model, cpu_budget
+from ..threads import cpu_budget
+from .models import Model
 from .predict import predict_batch
 
 
