@@ -218,13 +218,21 @@ class _Figure:
     def shoulder(self, side: int) -> tuple[float, float, float]:
         return (self.body_dx + 0.19 * self.look.height * side, self.shoulder_dy, self.body_dz)
 
-    def arm(self, side: int, hand, hand_radius_m: float = 0.045, elbow_out: bool = False) -> None:
-        """An arm from the shoulder on side (+1 acting, -1 other) to a hand at (dx, dy, dz); the
-        elbow bends down (or outwards), found by two-link inverse kinematics in the picture plane."""
-        h = self.look.height
-        sx, sy, sz = self.shoulder(side)
-        hx, hy, hz = hand
-        upper, fore = 0.29 * h, 0.27 * h
+    def arm(self, side: int, hand, hand_radius_m: float = 0.045, elbow_out: bool = False, elbow=None) -> None:
+        """An arm from the shoulder on side (+1 acting, -1 other) to a hand at (dx, dy, dz), through
+        elbow if given, else through the elbow two-link inverse kinematics finds in the picture plane
+        (bent down, or outwards with elbow_out)."""
+        shoulder = self.shoulder(side)
+        if elbow is None:
+            elbow = self._elbow(side, shoulder, hand, elbow_out)
+        self.line(shoulder, elbow, self.look.shirt, 0.085)
+        self.line(elbow, hand, self.look.skin, 0.07)
+        if hand_radius_m:
+            self.disc(hand, hand_radius_m, self.look.skin)
+
+    def _elbow(self, side: int, shoulder, hand, elbow_out: bool) -> tuple[float, float, float]:
+        (sx, sy, sz), (hx, hy, hz) = shoulder, hand
+        upper, fore = 0.29 * self.look.height, 0.27 * self.look.height
         d = max(math.hypot(hx - sx, hy - sy), 1e-6)
         base = math.atan2(hy - sy, hx - sx)
         if d >= upper + fore:
@@ -236,11 +244,7 @@ class _Figure:
             a = max(angles, key=lambda a: side * math.cos(a))
         else:  # the lower elbow; of two about as low, the outer one (elbows never cross the chest)
             a = min(angles, key=lambda a: math.sin(a) - 0.3 * side * math.cos(a))
-        elbow = (sx + upper * math.cos(a), sy + upper * math.sin(a), (sz + hz) / 2)
-        self.line((sx, sy, sz), elbow, self.look.shirt, 0.085)
-        self.line(elbow, hand, self.look.skin, 0.07)
-        if hand_radius_m:
-            self.disc(hand, hand_radius_m, self.look.skin)
+        return (sx + upper * math.cos(a), sy + upper * math.sin(a), (sz + hz) / 2)
 
     def resting_arm(self, side: int) -> None:
         """The arm not in use, hanging by the side."""
@@ -270,8 +274,9 @@ def _clapping(f: _Figure, tm: Timing) -> None:
         spread = _smooth(min(tm.since, tm.until) / 0.15)
     d = 0.02 + 0.13 * spread
     for side in (-1, 1):
-        f.arm(side, (side * d, 0.0, 0.0), hand_radius_m=0)
-        f.ellipse((side * d, 0.01, 0.0), 0.028, 0.055, f.look.skin)
+        # elbows held still at the sides, forearms level: only the forearms and palms move
+        f.arm(side, (side * d, 0.0, 0.0), hand_radius_m=0, elbow=(side * 0.24 * f.look.height, -0.02, 0.12))
+        f.ellipse((side * d, 0.0, 0.0), 0.03, 0.08, f.look.skin)  # a palm seen edge-on
 
 
 def _snapping_fingers(f: _Figure, tm: Timing) -> None:
@@ -461,8 +466,8 @@ def _paper_shaking(f: _Figure, tm: Timing) -> None:
     def at(x, y):  # a point of the sheet, shaken and tilted
         return (dx + x - tilt * y, dy + y + tilt * x, -0.03)
 
-    for side in (-1, 1):
-        f.arm(side, at(side * (hw + 0.01), 0.0), hand_radius_m=0)
+    for side in (-1, 1):  # the elbows stay put: the forearms shake the paper
+        f.arm(side, at(side * (hw + 0.01), 0.0), hand_radius_m=0, elbow=(side * 0.27 * f.look.height, -0.06, 0.1))
     f.poly([at(-hw, hh), at(hw, hh), at(hw, -hh), at(-hw, -hh)], (215, 220, 220))
     f.line(at(-0.17, 0.1), at(0.17, 0.1), (60, 60, 60), 0.03)  # headline, then columns of text
     for k in range(5):
