@@ -128,3 +128,25 @@ def test_a_small_cnn_on_rendered_frames_alone_names_the_action_of_unseen_subject
     chance = 1 / len(CLASSES)
     print(f"held-out subjects: accuracy {accuracy:.3f}, chance {chance:.3f}")
     assert accuracy >= 3 * chance
+
+
+def test_a_scene_draws_each_frame_at_its_tick_among_its_own_events(tmp_path):
+    from dualcam_rt.geometry import FPS
+    from dualcam_rt.sim import Scene
+
+    scene = Scene(1, seed=4, label="clapping", subject=0, positions=(7,), components=("subject",),
+                  cache_dir=tmp_path, sounds="procedural")
+    ticks = [scene.next_tick() for _ in range(36)]
+    onsets = np.array([a for a, _ in scene.events(0, 3)])
+    skin = np.array(render.subject_look(0).skin)
+    u, v = (int(c) for c in CAMERA.project(POSITIONS[7]))
+    touching, apart = [], []
+    for i, t in enumerate(ticks):
+        to_onset = np.min(np.abs(onsets - (i + 0.5) / FPS))  # the frame shows the middle of its tick
+        palms = np.mean(np.abs(t.video[v - 4:v + 4, u - 4:u + 4].astype(int) - skin).sum(2) < 10)
+        if to_onset < 0.03:
+            touching.append(palms)
+        elif to_onset > 0.1:
+            apart.append(palms)
+    assert len(touching) >= 3 and len(apart) >= 3
+    assert min(touching) > 0.9 and max(apart) < 0.1

@@ -269,7 +269,7 @@ LAYOUT = {
 
 def _clapping(f: _Figure, tm: Timing) -> None:
     if tm.gap < 1.0:  # hands open and close once per clap interval, meeting at each onset
-        spread = math.sin(math.pi * tm.since / tm.gap)
+        spread = math.sin(math.pi * tm.since / tm.gap) ** 3  # (cubed: the frame nearest a clap shows it)
     else:
         spread = _smooth(min(tm.since, tm.until) / 0.15)
     d = 0.02 + 0.13 * spread
