@@ -65,7 +65,8 @@ def test_the_subject_plays_its_recorded_take_at_its_own_pitch(bank, cache):
     inside = np.zeros(len(dry), bool)
     for s, e in {tuple(e) for e in events}:
         inside[int(s * FS):int(e * FS)] = True
-    assert np.mean(dry[inside] ** 2) > 1e4 * max(np.mean(dry[~inside] ** 2), 1e-30)  # silence between events
+    # between the hits only the takes' tails, more than 25 dB down (the hit gate), and silence
+    assert np.mean(dry[inside] ** 2) > 10 ** 2.5 * max(np.mean(dry[~inside] ** 2), 1e-30)
 
 
 def test_subjects_differ_in_tempo_and_pitch_on_the_same_take(bank, cache):
@@ -171,3 +172,18 @@ def test_a_copied_scene_shares_the_bank_and_streams_the_same(bank, cache):
         a, b = scene.next_tick(), twin.next_tick()
         assert np.array_equal(a.audio, b.audio) and a.truth == b.truth
     assert twin.tick == scene.tick == 4
+
+
+def test_each_hit_inside_a_take_is_its_own_event():
+    from dualcam_rt.sim.real_sounds import hits
+
+    rng = np.random.default_rng(0)
+    take = np.zeros(FS)
+    for start in (0.05, 0.35, 0.6):  # three knocks with 20-ms decays, and a quiet floor between
+        n = int(0.1 * FS)
+        take[int(start * FS):int(start * FS) + n] += rng.standard_normal(n) * np.exp(-np.arange(n) / (0.02 * FS))
+    take += 1e-4 * rng.standard_normal(FS)
+    spans = hits(take, FS)
+    assert len(spans) == 3
+    assert [round(a / FS, 2) for a, _ in spans] == pytest.approx([0.05, 0.35, 0.6], abs=0.011)
+    assert all(b > a for a, b in spans)

@@ -6,7 +6,8 @@
   performs them with its own traits: level (``level_db``), tempo (the silence between takes is
   divided by ``tempo``) and pitch (a small resample-based shift, ``sqrt(pitch)``: 0.92-1.09).
   Each take is levelled to the class's level at 1 m (peak for impacts, rms for continuous sounds,
-  the procedural generators' levels), +-2 dB per event.
+  the procedural generators' levels), +-2 dB per event. Each hit inside a take (``hits``: three
+  knocks, a word's syllables) is one event span, the spans the video poses the subject on.
 - ``mixed``: a 4-s chunk of the subject's sound is procedural with a per-class probability
   (``procedural_share``: more for thin classes), so the dataset holds a labelled share of them.
 - Ambience: scenario 2's ventilation and scenario 3's traffic and crowd are real recordings of
@@ -48,6 +49,9 @@ GAP_S = {"clapping": 0.25, "snapping_fingers": 0.6, "speaking": 0.5, "whistling"
 assert set(LEVEL) == set(GAP_S) == set(CLASSES)
 CROSSFADE_S = 0.1
 FADE_OUT_S = 0.01  # a take cut by the end of a chunk dies away instead of clicking
+HIT_FRAME_S = 0.005  # the energy envelope that finds the hits inside a take (three knocks: three events)
+HIT_GATE_DB = -25.0  # a hit is where the envelope is within this of the take's loudest frame
+HIT_GAP_S = 0.04  # quieter stretches shorter than this do not split a hit
 
 # the bank's ambience categories each procedural sound is replaced by
 AMBIENCE_KINDS = {"hum": ("appliance", "machine"),  # no real ventilation recording exists: appliances, machines
@@ -116,6 +120,24 @@ def pitch_shift(x: np.ndarray, factor: float) -> np.ndarray:
     return resample_poly(np.asarray(x, float), f.denominator, f.numerator)
 
 
+def hits(x: np.ndarray, fs: int) -> list[tuple[int, int]]:
+    """The (start, end) samples of the hits inside a take: stretches of its 5-ms energy envelope
+    within ``HIT_GATE_DB`` of its loudest frame, joined across gaps shorter than ``HIT_GAP_S``."""
+    frame = max(1, int(HIT_FRAME_S * fs))
+    n = len(x) // frame
+    if n == 0:
+        return [(0, len(x))] if len(x) else []
+    energy = np.mean(np.asarray(x[:n * frame], float).reshape(n, frame) ** 2, axis=1)
+    loud = energy > energy.max() * 10 ** (HIT_GATE_DB / 10)
+    spans: list[list[int]] = []
+    for i in np.flatnonzero(loud):
+        if spans and i - spans[-1][1] <= HIT_GAP_S * fs / frame:
+            spans[-1][1] = i + 1
+        else:
+            spans.append([i, i + 1])
+    return [(a * frame, min(b * frame, len(x))) for a, b in spans]
+
+
 def _level(x: np.ndarray, label: str) -> np.ndarray:
     measure, pa = LEVEL[label]
     size = np.max(np.abs(x)) if measure == "peak" else np.sqrt(np.mean(x**2))
@@ -133,6 +155,7 @@ class RealAction:
         factor = float(np.sqrt(tr.pitch))
         self.takes = [_level(pitch_shift(t.audio, factor), label) for t in takes]
         self.takes = [t for t in self.takes if len(t)]
+        self.hits = [hits(t, fs) for t in self.takes]
         if mode == "procedural" or not self.takes:
             self.share = 1.0  # nothing real of this class in this split: procedural, and labelled so
         else:
@@ -147,11 +170,12 @@ class RealAction:
         events: Events = []
         t = rng.uniform(0.05, 0.4)
         while t < seconds - 0.05:
-            take = self.takes[int(rng.integers(len(self.takes)))]
+            k = int(rng.integers(len(self.takes)))
+            take = self.takes[k]
             start = int(t * fs)
             n = max(0, min(len(take), len(out) - start))
             out[start:start + n] += take[:n] * 10 ** (rng.uniform(-2, 2) / 20)
-            events.append((float(t), float(t + n / fs)))
+            events += [(float(t + a / fs), float(t + min(b, n) / fs)) for a, b in self.hits[k] if a < n]
             t += len(take) / fs + GAP_S[self.label] / tr.tempo * max(0.2, 1 + 0.3 * rng.standard_normal())
         fade = int(FADE_OUT_S * fs)
         out[-fade:] *= np.cos(np.linspace(0, np.pi / 2, fade))
