@@ -106,6 +106,7 @@ GOOD_HELLO = json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "channel
     ("wrong encoding", [json.dumps({"sample_rate": 16000, "encoding": "mp3"})], "", 1008, "encoding"),
     ("bad hop", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hop_s": -1})], "", 1008, "hop_s"),
     ("future version", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "version": 9})], "", 1008, "version"),
+    ("misspelt field", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hopS": 1})], "", 1008, "hopS"),
     ("audio before hello", [b"\x00\x01" * 100], "", 1003, "hello"),
     ("odd byte count", [GOOD_HELLO, b"\x00" * 1001], "", 1007, "whole number"),
     ("garbage text", [GOOD_HELLO, "garbage"], "", 1003, "JSON"),

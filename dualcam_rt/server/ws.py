@@ -27,6 +27,7 @@ router = APIRouter()
 log = logging.getLogger("dualcam_rt.server")
 
 HELLO_TIMEOUT_S = 10.0
+HELLO_FIELDS = ("sample_rate", "encoding", "channels", "version", "hop_s")
 STREAM_VERSION = 1
 
 
@@ -113,6 +114,9 @@ def parse_hello(text: str | None, default_hop_s: float) -> dict:
         raise Closed(1008, "hello is not JSON") from None
     if not isinstance(hello, dict):
         raise Closed(1008, "hello must be a JSON object")
+    unknown = sorted(set(hello) - set(HELLO_FIELDS))
+    if unknown:  # a misspelt field would otherwise be silently replaced by its default
+        raise Closed(1008, f"unknown hello field(s) {', '.join(unknown)}; known: {', '.join(HELLO_FIELDS)}")
     rate, encoding, channels = hello.get("sample_rate"), hello.get("encoding"), hello.get("channels", 1)
     hop_s = hello.get("hop_s", default_hop_s)
     if not isinstance(rate, int) or isinstance(rate, bool):
