@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import BadInput
 
-SAMPLE_RATE = 12_288  # Hz; 1024 samples per 1/12 s tick (SPEC: official code)
+SAMPLE_RATE = 12_288  # Hz; 1024 samples per 1/12 s tick (the paper's official code)
 BLOCK_SAMPLES = 1024  # samples per channel per tick
 FPS = 12  # video frames (and audio blocks) per second
 NFFT = 1024  # FFT size of one block

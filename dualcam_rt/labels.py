@@ -1,7 +1,10 @@
 """The action classes, scenarios and subjects of the DualCam dataset (configuration, not code)."""
 
-# The paper's list repeats "typing" and its Fig. 2 shows hammering: this is the working list
-# from ../SPEC.md, in the order used for class indices everywhere (datasets, models, API).
+from .errors import BadInput
+
+# The paper's list (Pérez et al., "Audio-visual model distillation using acoustic images", WACV
+# 2020) repeats "typing" and its Fig. 2 shows hammering: this is the working list of its official
+# code, in the order used for class indices everywhere (datasets, models, API).
 CLASSES: tuple[str, ...] = (
     "clapping", "snapping_fingers", "speaking", "whistling", "playing_kendama", "clicking",
     "typing", "knocking", "hammering", "peanut_breaking", "paper_ripping", "plastic_crumpling",
@@ -13,8 +16,6 @@ N_SUBJECTS = 9
 
 def class_index(label: str) -> int:
     """Index of a class name; raises BadInput for an unknown one."""
-    from .errors import BadInput
-
     try:
         return CLASSES.index(label)
     except ValueError:

@@ -72,3 +72,13 @@ def test_listen_with_a_missing_microphone_models_or_bad_hop_fails_in_one_line(au
     assert r.returncode == 2 and "no models" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("listen", "mic://pulse", "--hop", "0", "--models-dir", str(models), env=env)
     assert r.returncode == 2 and "--hop" in r.stderr
+
+
+def test_listen_takes_the_default_model_setting_on_any_device(tmp_path):
+    write_tiny_model(tmp_path, "tone-bands")
+    write_tiny_model(tmp_path, "zz-tones")  # last by name: only the setting makes it the default
+    r = run_cli("listen", "sim://?scenario=1&seed=0&speed=max", "--json", "--seconds", "4", "--models-dir",
+                str(tmp_path), env={"DUALCAM_DEFAULT_MODEL": "zz-tones"}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    predictions = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert predictions and {p["model"] for p in predictions} == {"zz-tones"}

@@ -1,4 +1,4 @@
-"""MFCC volumes: shapes, the SPEC recipe checked against scipy's DCT, silence, backends."""
+"""MFCC volumes: shapes, the paper's recipe checked against scipy's DCT, silence, backends."""
 
 from __future__ import annotations
 

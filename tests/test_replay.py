@@ -113,3 +113,17 @@ def test_replay_predict_classifies_the_microphone_with_an_installed_model(tmp_pa
     assert out["model"] == "tone-bands" and not out["localised"]
     assert [p["t_s"] for p in out["predictions"]] == [0.5, 1.0, 1.5, 2.0]  # one per 0.5 s hop
     assert {p["label"] for p in out["predictions"]} == {CLASSES[band_of(tone_hz)]}
+
+
+def test_replay_takes_the_default_model_setting(tmp_path):
+    from dualcam_rt.inference.tiny import write_tiny_model
+
+    write_session(tmp_path / "s", n=12)
+    write_tiny_model(tmp_path / "models", "tone-bands")
+    write_tiny_model(tmp_path / "models", "zz-tones")  # last by name: only the setting makes it the default
+    env = {"DUALCAM_MODELS_DIR": str(tmp_path / "models"), "DUALCAM_DEFAULT_MODEL": "zz-tones"}
+    r = run_cli("replay", str(tmp_path / "s"), "--predict", "--no-localise", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"] == "zz-tones"
+    r = run_cli("replay", str(tmp_path / "s"), "--predict", "--no-localise", "--model", "tone-bands", "--json", env=env)
+    assert json.loads(r.stdout)["model"] == "tone-bands"  # a named model wins over the setting

@@ -49,6 +49,18 @@ def test_record_from_sim_then_verify_replay_and_open_in_acoular(tmp_path):
     assert timeline["frames"] == 24 and timeline["session"]["label"] == "knocking"
 
 
+def test_a_session_records_the_dead_channels_the_settings_say_and_replay_images_with_them(tmp_path):
+    env = {"DUALCAM_DEAD_CHANNELS": "[3, 79, 105]"}
+    r = run_cli("record", SIM, "--seconds", "0.25", "--out", str(tmp_path), "--name", "dead3", env=env)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "dead3" / "session.json").read_text())
+    assert meta["geometry"]["dead_channels"] == [3, 79, 105]
+    from dualcam_rt.geometry import get_geometry
+    from dualcam_rt.sessions.reader import recorded_geometry
+
+    assert recorded_geometry(meta, get_geometry()).dead_channels == (3, 79, 105)  # what replay and export use
+
+
 def test_record_creates_a_missing_out_folder_and_its_parents(tmp_path):
     out = tmp_path / "not" / "there" / "yet"
     r = run_cli("record", SIM, "--seconds", "0.5", "--channels", "0", "--out", str(out), "--name", "t1", "--json")

@@ -296,7 +296,7 @@ def test_cli_missing_packages_is_one_line_and_exit_2(tmp_path):
 # ------------------------------------------------------------------------------------------ testset
 
 def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_bank, tmp_path):
-    from dualcam_rt.sim.rooms import SCENARIOS
+    from dualcam_rt.sim.rooms import ROOMS
     from dualcam_rt.sim.testset import write_testset
 
     out, manifest = ci_bank
@@ -316,8 +316,8 @@ def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_ba
         audio, rate = sf.read(str(tmp_path / "a" / c["file"]))
         assert rate == RATE and audio.ndim == 1 and len(audio) == 5 * RATE
         if "room" in c:  # smaller and drier than every scenario room
-            assert all(s < min(SCENARIOS[k].room_dim_m[i] for k in SCENARIOS) for i, s in enumerate(c["room"]["size_m"]))
-            assert c["room"]["rt60_s"] < SCENARIOS[2].rt60_s
+            assert all(s < min(ROOMS[k].room_dim_m[i] for k in ROOMS) for i, s in enumerate(c["room"]["size_m"]))
+            assert c["room"]["rt60_s"] < ROOMS[2].rt60_s
         level = 20 * np.log10(np.sqrt(np.mean(audio ** 2)))
         assert level < -50 if c["file"].startswith("silence") else level > -70  # never normalised to full scale
     write_testset(bank, tmp_path / "b", clips_per_class=2, seed=5, empty_clips=2)
@@ -329,3 +329,9 @@ def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_ba
 def test_cli_testset_without_a_bank_says_how_to_build_one(tmp_path):
     r = run_cli("soundbank", "testset", "--out", str(tmp_path / "t"), "--bank", str(tmp_path / "nobank"))
     assert r.returncode == 2 and "soundbank build" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bank_under_a_file_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = run_cli("soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "file/bank"), "--sources", str(tmp_path / "u"))
+    assert r.returncode == 2 and "cannot write the sound bank" in r.stderr and "Traceback" not in r.stderr

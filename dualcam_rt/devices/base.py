@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,26 @@ class Device(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Pacer:
+    """Releases a stream at ``speed`` times real time: ``wait(t_s)`` sleeps until stream time ``t_s``
+    (seconds since the first frame) is due; a no-op for ``speed=inf``."""
+
+    def __init__(self, speed: float):
+        self.speed = speed
+        self.start = time.monotonic()
+
+    def wait(self, t_s: float) -> float:
+        """Seconds this moment is late (0 when on time)."""
+        if self.speed == float("inf"):
+            return 0.0
+        due = self.start + t_s / self.speed
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+            return 0.0
+        return now - due
 
 
 def parse_speed(value: str | float | None) -> float:

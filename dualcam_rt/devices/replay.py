@@ -6,12 +6,12 @@ only their pacing depends on ``speed`` (1 = real time, X = X times faster, ``max
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-from ..frame import SensorFrame
 from ..errors import BadInput
-from .base import Device, parse_speed
+from ..frame import SensorFrame
+from ..sessions.reader import open_session
+from .base import Device, Pacer, parse_speed
 
 
 class ReplayDevice(Device):
@@ -19,8 +19,6 @@ class ReplayDevice(Device):
     simulated = False
 
     def __init__(self, uri: str, path: str, speed: str | float | None = 1.0):
-        from ..sessions.reader import open_session  # sessions import devices.base: import late
-
         self.session = open_session(path)
         self.speed = parse_speed(speed)  # inf: as fast as possible
         super().__init__(uri, channels=self.session.channels, sample_rate=self.session.sample_rate,
@@ -34,16 +32,13 @@ class ReplayDevice(Device):
         return cls(uri, location, speed=options.get("speed", query.get("speed")))
 
     def frames(self) -> Iterator[SensorFrame]:
-        t0 = time.monotonic()
+        pacer = Pacer(self.speed)
         first_ts = None
         for frame in self.session.frames():
             if self._closed:
                 return
-            if self.speed != float("inf"):
-                first_ts = frame.timestamp if first_ts is None else first_ts
-                delay = t0 + (frame.timestamp - first_ts) / self.speed - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            first_ts = frame.timestamp if first_ts is None else first_ts
+            pacer.wait(frame.timestamp - first_ts)
             self.stats.audio_blocks += 1
             self.stats.video_frames += frame.video is not None
             self.stats.lost_samples += frame.lost_samples

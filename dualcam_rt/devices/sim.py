@@ -8,15 +8,15 @@ at real time by default, ``speed=X`` runs X times faster, ``speed=max`` as fast 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BadInput
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
+from ..labels import class_index
 from ..sim import Scene
-from .base import Device, parse_speed
+from .base import Device, Pacer, parse_speed
 
 # The simulated camera exposes in the middle of each 1/12 s tick, so the frame of tick k carries
 # the timestamp of sample k * 1024 + 512 and pairs with audio block k (see docs/protocol.md).
@@ -31,25 +31,6 @@ def int_option(query: dict, key: str, default: int | None) -> int | None:
         return int(query[key])
     except ValueError:
         raise BadInput(f"{key} must be an integer, not {query[key]!r}") from None
-
-
-class Pacer:
-    """Sleeps so that tick k is released at start + k / (FPS * speed); no-op for speed=inf."""
-
-    def __init__(self, speed: float):
-        self.speed = speed
-        self.start = time.monotonic()
-
-    def wait(self, tick: int) -> float:
-        """Seconds this tick is late (0 when on time)."""
-        if self.speed == float("inf"):
-            return 0.0
-        due = self.start + tick / (FPS * self.speed)
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-            return 0.0
-        return now - due
 
 
 class SimDevice(Device):
@@ -74,8 +55,6 @@ class SimDevice(Device):
                       label=query.get("label") or None, subject=int_option(query, "subject", None),
                       speed=parse_speed(query.get("speed")), sounds=query.get("sounds") or None)
         if query.get("label"):
-            from ..labels import class_index
-
             class_index(query["label"])  # BadInput for an unknown class
         kwargs.update(options)
         return cls(uri, **kwargs)
@@ -86,7 +65,7 @@ class SimDevice(Device):
         for tick in itertools.count(start_tick):
             if self._closed:
                 return
-            pacer.wait(tick - start_tick)
+            pacer.wait((tick - start_tick) / FPS)
             st = self.scene.next_tick()
             first = tick * BLOCK_SAMPLES
             self.stats.audio_blocks += 1

@@ -25,7 +25,8 @@ from firmware_io import AudioEncoding, encode_audio, encode_status, encode_video
 from .. import __version__
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
 from ..sim import Scene
-from .sim import VIDEO_OFFSET_SAMPLES, Pacer
+from .base import Pacer
+from .sim import VIDEO_OFFSET_SAMPLES
 
 log = logging.getLogger(__name__)
 MAX_LAG_S = 1.0  # device-side buffer: beyond this much lag, ticks are dropped
@@ -120,7 +121,7 @@ class SimulatedDualCam:
         seq_status += 1
         tick = 0
         while not self._closed.is_set():
-            late_s = pacer.wait(tick)
+            late_s = pacer.wait(tick / FPS)
             st = scene.next_tick()
             first = tick * BLOCK_SAMPLES
             ok, jpeg = cv2.imencode(".jpg", st.video, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])

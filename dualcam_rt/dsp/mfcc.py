@@ -1,4 +1,4 @@
-"""MFCC compression of acoustic images: 512 bins per pixel -> 12 coefficients (SPEC's recipe).
+"""MFCC compression of acoustic images: 512 bins per pixel -> 12 coefficients (the paper's recipe).
 
 The one implementation used by recording, training and serving. Per pixel, from the beamformed
 power spectrum (Pa^2, 512 bins of 12 Hz):

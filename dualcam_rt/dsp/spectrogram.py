@@ -1,7 +1,7 @@
 """Student-network inputs from one microphone: HearNet's spectrogram and SoundNet's waveform.
 
 One implementation (NumPy only) shared by training and serving, so a deployed student sees
-exactly what it was trained on. The layout follows the official code (``../shared/SPEC.md``):
+exactly what it was trained on. The layout follows the paper's official code (docs/training.md):
 the clip is resampled to 22,050 Hz and scaled; HearNet then takes the STFT magnitude with a
 periodic Hann window of 440 samples (20 ms), hop 220 (half overlap) and a 512-point FFT: 257
 bins x 500 frames for 5 s.

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import BadInput
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, FPS, Geometry
-from ..labels import CLASSES, N_SUBJECTS, SCENARIOS
+from ..labels import CLASSES, N_SUBJECTS, SCENARIOS, class_index
 from ..sessions.manifest import MANIFEST_FILE, finished_session, manifest_entry, write_manifest
 from ..sessions.writer import SessionWriter
 from ..sim import Scene
@@ -116,9 +116,8 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     if preset not in PRESETS:
         raise BadInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = replace(PRESETS[preset], **({"raw": raw} if raw is not None else {}), **overrides)
-    bad = [c for c in config.classes if c not in CLASSES]
-    if bad:
-        raise BadInput(f"unknown classes {bad}")
+    for c in config.classes:
+        class_index(c)  # BadInput for an unknown class
     out = Path(out)
     if not out.parent.is_dir():
         raise BadInput(f"directory {out.parent} does not exist")

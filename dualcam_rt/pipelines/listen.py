@@ -63,7 +63,7 @@ def listen(uri: str, models: ModelSet, geometry: Geometry, model_name: str | Non
                     continue
                 shown, last = shown + 1, message
                 if as_json:
-                    print(json.dumps({k: message[k] for k in ("t_s", "label", "top_k", "latency_ms", "window_s")}),
+                    print(json.dumps({k: message[k] for k in ("model", "t_s", "label", "top_k", "latency_ms", "window_s")}),
                           flush=True)
                 else:
                     live.update(view(last, uri, shown))

@@ -26,7 +26,7 @@ from .. import __version__
 from ..frame import SensorFrame
 from ..errors import BadInput, DualcamError
 from ..geometry import FPS, Geometry, get_geometry
-from ..labels import CLASSES
+from ..labels import class_index
 from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
                      check_name, file_checksum, write_json_atomic)
 
@@ -85,8 +85,8 @@ class SessionWriter:
         self.flush_every = max(1, int(flush_every))
         self.meta = dict(meta or {})
         label = self.meta.get("label")
-        if label is not None and label not in CLASSES:
-            raise BadInput(f"unknown class {label!r}; known: {', '.join(CLASSES)}")
+        if label is not None:
+            class_index(label)  # BadInput for an unknown class, before anything is written
         self.ticks = 0  # ticks durable on disk
         self.video_frames = 0
         self.bytes_written = 0
@@ -113,7 +113,7 @@ class SessionWriter:
         n = len(self.channels)
         self.meta.update({
             "id": self.path.name, "format_version": FORMAT_VERSION, "status": "recording",
-            "class_index": CLASSES.index(self.meta["label"]) if self.meta.get("label") else None,
+            "class_index": class_index(self.meta["label"]) if self.meta.get("label") else None,
             "sample_rate": int(frame.sample_rate), "block_samples": int(frame.samples), "fps": FPS,
             "channels": n, "channel_map": self.channels, "device_channels": n_device,
             "ticks": 0, "seconds": 0.0, "video_frames": 0, "mfcc": self.store_mfcc,

@@ -34,6 +34,7 @@ import numpy as np
 from ..config import DEFAULT_CACHE_DIR
 from ..errors import BadInput
 from ..geometry import Geometry
+from ..labels import SCENARIOS
 
 RIR_VERSION = 2  # bump when the way RIRs are computed changes (invalidates the cache)
 
@@ -50,7 +51,8 @@ class Interferer:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One acoustic scenario's configuration; ``SCENARIOS[k]`` holds the three shipped ones."""
+    """One acoustic scenario's configuration; ``ROOMS[k]`` holds the three shipped ones (their names
+    are ``labels.SCENARIOS``')."""
 
     index: int
     name: str
@@ -66,13 +68,13 @@ class Scenario:
     background: tuple[Interferer, ...] = ()  # distant sources making the diffuse noise
 
 
-SCENARIOS: dict[int, Scenario] = {
-    1: Scenario(1, "anechoic room", (8.0, 8.0, 4.0), (4.0, 1.0, 1.5), ism_order=0, rir_seconds=0.04),
-    2: Scenario(2, "indoor open space (strong echoes)", (14.0, 11.0, 3.6), (7.0, 1.5, 1.5), ism_order=12,
+ROOMS: dict[int, Scenario] = {
+    1: Scenario(1, SCENARIOS[1], (8.0, 8.0, 4.0), (4.0, 1.0, 1.5), ism_order=0, rir_seconds=0.04),
+    2: Scenario(2, SCENARIOS[2], (14.0, 11.0, 3.6), (7.0, 1.5, 1.5), ism_order=12,
                 rir_seconds=0.9, rt60_s=0.8,
                 interferers=(Interferer("voice", ((2.3, 0.1, 5.0),), sir_db=8.0),  # a colleague at the view's right edge
                              Interferer("hum", ((-3.0, 1.9, 3.0),), sir_db=12.0))),  # a ceiling vent, out of view
-    3: Scenario(3, "outdoor terrace (noisy)", (140.0, 140.0, 40.0), (70.0, 70.0, 1.5), ism_order=1,
+    3: Scenario(3, SCENARIOS[3], (140.0, 140.0, 40.0), (70.0, 70.0, 1.5), ism_order=1,
                 rir_seconds=0.08, floor_absorption=0.05, snr_db=5.0,
                 interferers=(Interferer("voice", ((-2.5, 0.1, 6.0),), sir_db=8.0),
                              Interferer("traffic", tuple((x, -1.3, 25.0) for x in (-30.0, -15.0, 0.0, 15.0, 30.0)),
@@ -85,9 +87,9 @@ SCENARIOS: dict[int, Scenario] = {
 def get_scenario(index: int) -> Scenario:
     """The shipped scenario 1, 2 or 3."""
     try:
-        return SCENARIOS[int(index)]
+        return ROOMS[int(index)]
     except (KeyError, ValueError):
-        raise BadInput(f"scenario must be one of {sorted(SCENARIOS)}, got {index!r}") from None
+        raise BadInput(f"scenario must be one of {sorted(ROOMS)}, got {index!r}") from None
 
 
 # Where subjects stand: 5 columns across the view x 3 distances, hands at two heights; rounded
