@@ -152,7 +152,7 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
             model = batcher.model
             try:
                 first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise Closed(1008, f"no hello within {HELLO_TIMEOUT_S:g} s") from None
             if first["type"] == "websocket.disconnect":
                 return
