@@ -174,7 +174,7 @@ class _Figure:
         if label in VOICE_CLASSES:  # the mouth is at the source: the head is centred just above it
             self.shoulder_dy, self.body_dx, self.body_dz = 0.04 - 0.2 * h, 0.0, 0.0
         else:
-            shoulders_above_hands, self.body_dx = LAYOUT.get(label, (0.24, 0.0))
+            shoulders_above_hands, self.body_dx = LAYOUT[label]
             self.shoulder_dy, self.body_dz = shoulders_above_hands * h, 0.25
         self.hip_dy = self.shoulder_dy - 0.55 * h
         self.floor_dy = -CAMERA_HEIGHT_M - self.y0
