@@ -351,7 +351,7 @@ def quantize(
     threads: int = typer.Option(1, help="onnxruntime threads for the accuracy and speed comparison"),
 ):
     """Statically quantize an audio student to int8 (onnxruntime QDQ) and compare it with fp32."""
-    from ..inference.quantize import quantize_student
+    from ..pipelines.quantize import quantize_student
 
     measured = quantize_student(data, model, out, threads)
     console.print(f"int8 test accuracy {measured['test_accuracy']:.3f} (fp32 {measured['test_accuracy_fp32']:.3f}), "

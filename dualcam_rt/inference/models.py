@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dsp.spectrogram import Recipe, student_input
 from ..errors import BadInput, NotFound
 from ..frame import InputKind
 from ..threads import cpu_budget
@@ -46,8 +47,6 @@ class Model:
     @property
     def recipe(self):
         """The input level recipe the student was trained with (``dsp.spectrogram.Recipe``)."""
-        from ..dsp.spectrogram import Recipe
-
         return Recipe.of(self.card["input"].get("feature"))
 
     @property
@@ -69,8 +68,6 @@ class Model:
 
     def features(self, wave: np.ndarray) -> np.ndarray:
         """The model input (no batch axis) for one clip of the microphone at ``sample_rate``."""
-        from ..dsp.spectrogram import student_input
-
         if not self.kind.one_microphone:
             raise BadInput(f"model {self.name!r} takes {self.kind!r} input, not a microphone signal")
         return student_input(self.kind, wave, self.sample_rate, self.recipe)

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..inference.models import open_session, read_card
+from ..threads import cpu_budget
+from ..training.data import load_clips, read_manifest
+
 CALIBRATION_CLIPS = 64
 
 
@@ -60,8 +64,6 @@ def ms_per_item(session, x: np.ndarray, batch: int, repeats: int = 10) -> float:
 
 def _machine() -> str:
     """CPU model and whether it has the VNNI int8 instructions (what makes int8 fast on x86)."""
-    from ..threads import cpu_budget
-
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -75,9 +77,6 @@ def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json"
                      threads: int = 1) -> dict:
     """Write ``<name>_int8.onnx`` and its card into ``out`` for the fp32 student whose card is
     ``model``, calibrated on ``data``'s train clips; returns what was measured on val and test."""
-    from ..training.data import load_clips, read_manifest
-    from .models import open_session, read_card
-
     card_path = Path(model)
     card = read_card(card_path)
     fp32_path = card_path.parent / card["file"]
