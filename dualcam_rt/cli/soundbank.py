@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from . import app, console
+from . import app, console, fail
 
 soundbank_app = typer.Typer(help="The bank of real recorded sounds the simulator and training draw from.",
                             no_args_is_help=True)
@@ -42,10 +42,13 @@ def build(
     from ..sim.soundbank import SPLITS, PackageRoots, build_bank
 
     out_dir, sources_dir = _dirs(out, sources)
-    with _progress("decoding") as bar:
-        task = bar.add_task("decode", total=None)
-        manifest = build_bank(out_dir, PackageRoots(sources_dir, Path(system_root)), preset,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    try:
+        with _progress("decoding") as bar:
+            task = bar.add_task("decode", total=None)
+            manifest = build_bank(out_dir, PackageRoots(sources_dir, Path(system_root)), preset,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except OSError as err:
+        fail(f"cannot write the sound bank to {out_dir}: {err.strerror or err}")
     table = Table(title=f"sound bank ({preset}): real recordings / events per split")
     for col in ("class", "recordings", "events", *SPLITS, "packages"):
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -54,7 +57,8 @@ def build(
                       *(f"{s[f'{k}_recordings']} / {s[f'{k}_events']}" for k in SPLITS), str(len(s["packages"])))
     console.print(table)
     console.print(f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, {len(manifest['events'])} events, "
-                  f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped", highlight=False)
+                  f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped", highlight=False,
+                  soft_wrap=True)
     for s in manifest["skipped"]:
         console.print(f"  skipped {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
 
@@ -75,9 +79,12 @@ def testset(
 
     bank_dir, _ = _dirs(bank, None)
     sound_bank = SoundBank.open(bank_dir)
-    with _progress("rendering") as bar:
-        bar.add_task("render", total=None)
-        description = write_testset(sound_bank, out, clips_per_class, seed, empty_clips)
+    try:
+        with _progress("rendering") as bar:
+            bar.add_task("render", total=None)
+            description = write_testset(sound_bank, out, clips_per_class, seed, empty_clips)
+    except OSError as err:
+        fail(f"cannot write the test set to {out}: {err.strerror or err}")
     counts = Counter(c["class"] or "(no action)" for c in description["clips"])
     console.print(f"wrote {len(description['clips'])} clips and labels.csv to {out}: "
                   + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False, soft_wrap=True)
