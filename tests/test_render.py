@@ -66,6 +66,22 @@ def test_clapping_hands_meet_at_each_onset():
     assert palms_at_source(at_onset) > 0.9 and palms_at_source(between) < 0.1
 
 
+def test_a_long_take_of_claps_the_bank_could_not_split_is_clapped_through():
+    events = [(1.0, 3.0)]  # one 2-s span of applause
+    hits = render.split_long_events(events, render.HIT_PERIOD_S["clapping"])
+    assert len(hits) == 6 and hits[0][0] == 1.0 and all(b <= 3.0 for _, b in hits)
+    assert render.split_long_events(events, None) == events  # a texture stays one event
+    skin = np.array(render.subject_look(0).skin)
+    u, v = (int(c) for c in CAMERA.project(POSITIONS[7]))
+
+    def palms_at_source(t):
+        frame = _frame("clapping", 0, t, events)
+        return np.mean(np.abs(frame[v - 4:v + 4, u - 4:u + 4].astype(int) - skin).sum(2) < 10)
+
+    assert all(palms_at_source(a) > 0.9 for a, _ in hits[1:])
+    assert all(palms_at_source(a + 0.16) < 0.1 for a, _ in hits[1:-1])
+
+
 def test_subjects_look_different_and_act_with_their_own_hand():
     looks = [render.subject_look(s) for s in range(N_SUBJECTS)]
     assert len({(lk.shirt, lk.skin) for lk in looks}) == N_SUBJECTS

@@ -257,6 +257,10 @@ class _Figure:
         self.rect(x0, top_dy, x1, top_dy - 0.035, colour, dz=-0.02)
 
 
+# class -> the usual time between its hits (s), for spans that hold several (split_long_events);
+# textures (rips, crumples, rustles), whistled phrases and a stick's bounces are one long event
+HIT_PERIOD_S = {"clapping": 0.33, "snapping_fingers": 0.6, "speaking": 0.25, "playing_kendama": 0.35,
+                "clicking": 0.4, "typing": 0.17, "knocking": 0.2, "hammering": 0.65, "peanut_breaking": 0.5}
 # class -> (shoulders above the hands in metres per unit height, body centre's offset towards the
 # acting side); the voice classes place the head at the source instead
 LAYOUT = {
@@ -292,12 +296,7 @@ def _snapping_fingers(f: _Figure, tm: Timing) -> None:
 
 
 def _speaking(f: _Figure, tm: Timing) -> None:
-    if tm.progress is None:
-        env = 0.0
-    elif tm.since < 0.4 * max(tm.progress, 1e-3):  # a syllable (< 0.4 s): the mouth opens and closes with it
-        env = math.sin(math.pi * tm.progress) ** 0.6
-    else:  # a longer take (a real recording): syllables at ~4 per second through it
-        env = abs(math.sin(math.pi * 4 * tm.since)) ** 0.6
+    env = math.sin(math.pi * tm.progress) ** 0.6 if tm.progress is not None else 0.0  # the syllable's envelope
     h = f.look.height
     f.resting_arm(-1)
     f.arm(1, (0.22 * h, f.shoulder_dy - 0.32 * h + 0.12 * env, -0.12))  # a hand gesturing with the voice
@@ -519,7 +518,21 @@ def draw_subject(frame: np.ndarray, camera: Camera, source_m, label: str, subjec
     the action's event spans [(onset_s, end_s), ...] within EVENT_CONTEXT_S of it."""
     fig = _Figure(frame, camera, source_m, subject_look(subject), label)
     fig.body()
-    ACTIONS[label](fig, event_timing(time_s, events))
+    ACTIONS[label](fig, event_timing(time_s, split_long_events(events, HIT_PERIOD_S.get(label))))
+
+
+def split_long_events(events: Sequence[tuple[float, float]], period_s: float | None) -> list[tuple[float, float]]:
+    """Events of a repetitive action longer than 1.5 periods (a real take whose hits could not be
+    told apart) as one hit per period_s through the span, each sounding 0.8 of a period."""
+    if period_s is None:
+        return list(events)
+    out = []
+    for a, b in events:
+        if b - a <= 1.5 * period_s:
+            out.append((a, b))
+        else:
+            out += [(t, min(b, t + 0.8 * period_s)) for t in np.arange(a, b - 0.5 * period_s, period_s)]
+    return out
 
 
 def flash(frame: np.ndarray) -> None:
