@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     # imaging
     focus_distance_m: float = Field(DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array")
-    beamform_backend: str = Field("auto", pattern="^(auto|numpy|cupy)$")
+    beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
 
     # data and models
     models_dir: Path = REPO_MODELS_DIR

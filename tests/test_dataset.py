@@ -7,13 +7,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from dualcam_rt.errors import BadInput
-from dualcam_rt.labels import CLASSES
-from dualcam_rt.sessions import open_session
 from dualcam_rt.geometry import get_geometry
+from dualcam_rt.labels import CLASSES
 from dualcam_rt.pipelines.dataset import PRESETS, make_dataset, session_specs
+from dualcam_rt.sessions import open_session
 from dualcam_rt.sessions.manifest import assign_splits, chunk_split
 
 

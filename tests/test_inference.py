@@ -15,18 +15,18 @@ import pytest
 import soundfile as sf
 
 from dualcam_rt.devices.base import Device
+from dualcam_rt.dsp.resample import resample
+from dualcam_rt.errors import BadInput, NotFound, TooLarge
 from dualcam_rt.frame import SensorFrame
 from dualcam_rt.geometry import get_geometry
-from dualcam_rt.errors import BadInput, NotFound, TooLarge
-from dualcam_rt.dsp.resample import resample
 from dualcam_rt.inference.audio import decode_audio, decode_pcm
-from dualcam_rt.pipelines.live import LivePipeline
 from dualcam_rt.inference.models import ModelSet, load_models, softmax
-from dualcam_rt.threads import cpu_budget
 from dualcam_rt.inference.predict import predict_waves
 from dualcam_rt.inference.stream import Batcher, SlidingWindow
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
+from dualcam_rt.pipelines.live import LivePipeline
+from dualcam_rt.threads import cpu_budget
 
 
 @pytest.fixture(scope="module")

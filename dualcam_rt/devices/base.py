@@ -7,8 +7,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..errors import BadInput
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..dsp.resample import StreamResampler
 from ..errors import BadInput, DeviceError, NotFound
-from ..geometry import BLOCK_SAMPLES, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
 from ..frame import SensorFrame
+from ..geometry import BLOCK_SAMPLES, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
 from .base import Device
 
 DEFAULT_FULL_SCALE_PA = 20.0

@@ -89,7 +89,7 @@ def beamform_recording(path: str | Path, out: str | Path, geometry: Geometry, ba
         for start in range(0, data.n_frames, batch_frames):
             stop = min(start + batch_frames, data.n_frames)
             blocks = data.blocks(start, stop, geometry.nfft)
-            if beamformer.backend == "numpy":
+            if beamformer.xp is np:
                 beamformer.images(blocks, out=images[start:stop])  # straight into the file's pages
             else:
                 images[start:stop] = beamformer.images(blocks)

@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..frame import SensorFrame
 from ..errors import BadInput, DualcamError
+from ..frame import SensorFrame
 from ..geometry import FPS, Geometry, get_geometry
 from ..labels import class_index
 from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
