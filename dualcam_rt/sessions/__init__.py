@@ -1,4 +1,5 @@
-"""Sessions: recording a sensor to disk, reading it back, verifying and repairing, datasets.
+"""Sessions (storage only): recording frames to disk, reading them back, verifying and repairing,
+the dataset manifest (``manifest``) and the import of the published TFRecords.
 
 ``SessionWriter(path, meta).write(frame)`` records; ``open_session(path)`` reads (also a session
 cut short); ``verify_session(path, repair=True)`` checks and repairs. The format is described
