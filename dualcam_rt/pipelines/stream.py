@@ -6,7 +6,9 @@ stream (the model's window, one every ``hop_s``), makes each window's model inpu
 at the model's rate, ``inference.features.StreamFeatures``; resampled otherwise), runs the student
 and gives back one ``Prediction`` per window. The WebSocket route runs many streams at once:
 ``push_batched(samples, batcher)`` hands the same inputs to a shared ``inference.stream.Batcher``.
-Every prediction is made by ``decide``: the one place a later rule (a "no action" answer) goes.
+Every prediction is made by ``decide``, from ``inference.predict.prediction`` (the rule ``/v1/predict``
+answers by too): the one place a later rule (a "no action" answer, ``label=None`` with a ``reason``)
+goes.
 """
 
 from __future__ import annotations
