@@ -127,3 +127,25 @@ def test_an_augmented_student_input_is_the_feature_of_the_augmented_wave(pool):
     got = augmented_input("spectrogram", x, aug, np.random.default_rng(3))
     np.testing.assert_array_equal(got, student_input("spectrogram", aug(x, np.random.default_rng(3))))
     assert got.shape == (257, 500) and not np.array_equal(got, student_input("spectrogram", x))
+
+
+def test_a_student_trains_on_fresh_augmentations_of_its_clips(pool, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import synthetic_clips
+
+    from dualcam_rt.training.engine import ClipDataset, TrainConfig, fit
+
+    cache, _ = pool
+    clips = synthetic_clips(28)
+    aug = Augmenter(AugmentConfig(), ambience=[crowd()], cache_dir=cache)
+    ds = ClipDataset(clips, "spectrogram", train=True, augmenter=aug)
+    first, again = ds[0][0][0], ds[0][0][0]
+    assert first.shape == (257, 500) and not np.array_equal(first.numpy(), again.numpy())  # a new draw each time
+    assert np.array_equal(ClipDataset(clips, "spectrogram")[0][0][0].numpy(),  # evaluation sees the clip as it is
+                          ClipDataset(clips, "spectrogram")[0][0][0].numpy())
+    info = fit(TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, augment=True), clips.select("train"),
+               clips.select("val"), tmp_path / "run", progress=False, augmenter=aug)
+    assert info["config"]["augment"] and tuple(info["augmentation"]["gain_db"]) == (-30.0, 6.0)
+    assert info["augmentation"]["ambience_recordings"] == 1

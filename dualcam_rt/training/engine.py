@@ -33,6 +33,7 @@ from ..errors import BadInput
 from ..frame import InputKind
 from ..geometry import FPS
 from ..labels import CLASSES
+from .augment import Augmenter, augmented_input
 from .data import Clips
 from .distributed import barrier, rank_world, resolve_device
 from .losses import distillation_loss, soft_labels_from_logits
@@ -63,6 +64,7 @@ class TrainConfig:
     lam: float = 0.0  # distillation imitation weight (0: hard labels only)
     temperature: float = 1.0
     teacher: str | None = None  # the teacher run directory a student was distilled from
+    augment: bool = False  # students: a fresh microphone-and-room augmentation of every training clip (augment.py)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -86,10 +88,14 @@ class TrainConfig:
 class ClipDataset(Dataset):
     """Model inputs of clips: (inputs tuple, label, soft label (14,) or zeros)."""
 
-    def __init__(self, clips: Clips, kind: InputKind, train: bool = False, soft: np.ndarray | None = None):
+    def __init__(self, clips: Clips, kind: InputKind, train: bool = False, soft: np.ndarray | None = None,
+                 augmenter: Augmenter | None = None, seed: int = 0):
         self.clips, self.kind, self.train = clips, InputKind(kind), train
         self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32)
-        if self.kind.one_microphone:
+        # training students see each clip through a new random microphone and room every time
+        self.augmenter = augmenter if train and self.kind.one_microphone else None
+        self.rng = np.random.default_rng([seed, 11])
+        if self.kind.one_microphone and self.augmenter is None:
             self.x = torch.from_numpy(clips.student_features(self.kind))
         elif self.kind.uses_mfcc and clips.mfcc is None:
             raise BadInput("this model needs MFCC volumes, and the dataset's sessions have none")
@@ -108,6 +114,8 @@ class ClipDataset(Dataset):
         return torch.from_numpy(self.clips.frames[i]).permute(0, 3, 1, 2).float() / 255.0
 
     def inputs(self, i: int) -> tuple[torch.Tensor, ...]:
+        if self.augmenter is not None:
+            return (torch.from_numpy(augmented_input(self.kind, self.clips.mic[i], self.augmenter, self.rng)),)
         if self.kind.one_microphone:
             return (self.x[i],)
         if self.kind is InputKind.MFCC_VOLUME:
@@ -199,10 +207,12 @@ class EpochStats:
 class Trainer:
     """Trains ``cfg.model`` on ``train`` with early stopping on ``val``, into ``out_dir``.
 
-    ``soft`` holds the teacher's soft labels per training clip (distillation, ``cfg.lam`` > 0)."""
+    ``soft`` holds the teacher's soft labels per training clip (distillation, ``cfg.lam`` > 0).
+    With ``cfg.augment`` a student's training clips go through ``augmenter`` (default: one
+    without ambience recordings; the CLI hands one with the sound bank's train ambience)."""
 
     def __init__(self, cfg: TrainConfig, train: Clips, val: Clips, out_dir: str | Path,
-                 soft: np.ndarray | None = None, progress: bool = True):
+                 soft: np.ndarray | None = None, progress: bool = True, augmenter: Augmenter | None = None):
         if len(train) == 0:
             raise BadInput("no training clips for this selection (check the scenarios and the split)")
         self.cfg, self.train_clips, self.val_clips, self.out = cfg, train, val, Path(out_dir)
@@ -215,7 +225,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.kind = input_kind(cfg.model)
         self.model = build_model(cfg.model, variant=cfg.variant, weights=cfg.weights)
-        train_ds = ClipDataset(train, self.kind, train=True, soft=soft)
+        self.augmenter = (augmenter or Augmenter()) if cfg.augment and self.kind.one_microphone else None
+        train_ds = ClipDataset(train, self.kind, train=True, soft=soft, augmenter=self.augmenter, seed=cfg.seed)
         set_input_stats(self.model, train_ds)
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -330,6 +341,7 @@ class Trainer:
             "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg), "classes": list(CLASSES),
             "clip_options": self.train_clips.options.to_dict(), "world_size": self.world, "device": str(self.device),
             "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+            "augmentation": self.augmenter.describe() if self.augmenter else None,
             "train_scenarios": sorted({int(s) for s in self.train_clips.scenario}),
             "epochs_run": self.epoch, "best_epoch": self.stopper.best_epoch,
             "best_val_accuracy": self.stopper.best_score if has_val else None,
@@ -344,10 +356,11 @@ class Trainer:
 
 
 def fit(cfg: TrainConfig, train: Clips, val: Clips, out_dir: str | Path, soft: np.ndarray | None = None,
-        resume: bool = False, progress: bool = True, extra_info: dict | None = None) -> dict:
+        resume: bool = False, progress: bool = True, extra_info: dict | None = None,
+        augmenter: Augmenter | None = None) -> dict:
     """Train one run (see ``Trainer``); returns its info, also written to ``out_dir/run.json``,
     with the trained model (best weights) under ``"_model"``."""
-    trainer = Trainer(cfg, train, val, out_dir, soft=soft, progress=progress)
+    trainer = Trainer(cfg, train, val, out_dir, soft=soft, progress=progress, augmenter=augmenter)
     model = trainer.fit(resume=resume)
     info = {**trainer.info(), **(extra_info or {})}
     if trainer.rank == 0:
