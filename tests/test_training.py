@@ -421,28 +421,36 @@ def test_a_killed_evaluation_resumes_and_never_retrains_a_finished_cell(dataset,
 
 
 def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(dataset, tmp_path):
-    recipes, out = small_recipes(tmp_path / "recipes", epochs=100), tmp_path / "out"
-    base = ["evaluate", "--data", str(dataset), "--out", str(out), "--work", str(tmp_path / "work"),
-            "--recipes", str(recipes), "--tables", "1,3", "--plan-only", "--measure-batches", "1", *EVAL_FAST]
-    r = run_cli(*base, timeout=240)
+    from dualcam_rt.errors import BadInput
+    from dualcam_rt.training import planner
+    from dualcam_rt.training.evaluation import Evaluation
+    from dualcam_rt.training.recipe import load_recipes
+
+    recipes_dir, out = small_recipes(tmp_path / "recipes", epochs=100), tmp_path / "out"
+    r = run_cli("evaluate", "--data", str(dataset), "--out", str(out), "--work", str(tmp_path / "work"),
+                "--recipes", str(recipes_dir), "--tables", "1,3", "--plan-only", "--measure-batches", "1",
+                "--budget-hours", "1000", *EVAL_FAST, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    full = json.loads(r.stdout)
+    plan = json.loads(r.stdout)
     assert "expected at most" in r.stderr and "hearnet" in r.stderr and "dualcamnet" in r.stderr
-    assert full["epoch_cap"] == 100 and full["cells"] == 2 * 3 * (1 + 4) and full["expected_hours_at_most"] > 0
+    assert "chosen for --budget-hours 1000" in r.stderr and "up to 100 epochs" in r.stderr
+    assert plan["epoch_cap"] == 100 and plan["cells"] == 2 * 3 * (1 + 4) and plan["expected_hours_at_most"] > 0
     timings = json.loads((out / "timings.json").read_text())["seconds_per_clip"]
     assert set(timings) == {"dualcamnet", "hearnet"} and timings["hearnet"]["train_s_per_clip"] > 0
-    timed = [*base, "--timings", str(out / "timings.json")]
-    r = run_cli(*timed, "--budget-hours", str(full["expected_hours_at_most"] * 2), timeout=240)
-    roomy = json.loads(r.stdout)
-    assert roomy["epoch_cap"] == 100 and roomy["cells"] == full["cells"]  # the recipes as they are
-    half = full["expected_hours_at_most"] / 2
-    r = run_cli(*timed, "--budget-hours", str(half), timeout=240)
-    assert r.returncode == 0, r.stderr[-2000:]
-    small = json.loads(r.stdout)
-    assert small["expected_hours_at_most"] <= half and small["epoch_cap"] < 100
-    assert "chosen for --budget-hours" in r.stderr and f"up to {small['epoch_cap']} epochs" in r.stderr
-    r = run_cli(*timed, "--budget-hours", "1e-9", timeout=240)
-    assert r.returncode == 2 and "no honest setting fits" in r.stderr and "Traceback" not in r.stderr
+
+    recipes = load_recipes(recipes_dir)
+    clips = load_clips(dataset, ClipOptions(mfcc_seconds=1, video_frames=0, frame_size=(32, 24)), need_video=False)
+    ev = Evaluation(clips, tmp_path / "out2", tmp_path / "work2", {"dataset": str(dataset)})
+    full = planner.estimate(recipes, ev, timings)
+    assert full.hours == pytest.approx(plan["expected_hours_at_most"], rel=1e-6)
+    setting, roomy = planner.choose(recipes, recipes, ev, timings, full.hours * 1.01)
+    assert setting == planner.Setting(100, 4, 2, 3) and roomy.cells == full.cells  # the recipes as they are
+    setting, small = planner.choose(recipes, recipes, ev, timings, full.hours / 2)
+    assert small.hours <= full.hours / 2 and setting.epoch_cap < 100 and small.cells == full.cells
+    _, tiny = planner.choose(recipes, recipes, ev, timings, full.hours / 12)  # below 20 epochs of everything
+    assert tiny.cells < full.cells  # past the epoch floor, whole splits and seeds go
+    with pytest.raises(BadInput, match="no honest setting fits"):
+        planner.choose(recipes, recipes, ev, timings, 1e-9)
 
 
 def test_chunk_split_gives_every_clip_the_split_of_its_official_code_chunk(dataset):

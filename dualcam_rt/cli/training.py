@@ -28,7 +28,7 @@ _RESUME = typer.Option(False, "--resume", help="Continue the run in --out from i
 _CLIP = typer.Option(5.0, help="Clip length, seconds (students take 5 s)")
 _MFCC_S = typer.Option(5, help="Seconds of MFCC volumes per clip the acoustic teacher sees")
 _VFRAMES = typer.Option(2, help="Video frames per clip for the visual teachers")
-_FSIZE = typer.Option("64x48", help="Frame size WIDTHxHEIGHT for the visual teachers (640x480 on a GPU)")
+_FSIZE = typer.Option("160x120", help="Frame size WIDTHxHEIGHT the visual teachers see (whole frames; 640x480 on a GPU)")
 _MAXCLIPS = typer.Option(None, help="At most this many clips per session")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars or per-epoch lines")
 
@@ -223,7 +223,8 @@ def evaluate(
     plan_file = out_dir / "plan.json"
     if any((out_dir / CELLS_DIR).glob("*/table*/*.json")) and not (resume or plan_only):
         fail(f"{out_dir} holds finished cells: pass --resume to keep them and skip them, or choose another --out")
-    if resume and epochs is None and plan_file.is_file():
+    pinned = resume and epochs is None and plan_file.is_file()
+    if pinned:
         epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
     split_list = tuple(v.strip() for v in splits.split(",") if v.strip()) if splits else None
     base = shrink(every, epochs=epochs, patience=patience, batch_size=batch_size, temperature=temperature, lam=lam,
@@ -260,7 +261,7 @@ def evaluate(
         console.print(f"measuring {measure_batches} batches of {', '.join(models)} on this machine ...", highlight=False)
         measured = planner.measure(models, clips, next(iter(chosen.values())).batch_size, measure_batches, device, threads)
     if budget_hours is not None:
-        setting, estimate = planner.choose(chosen, base, ev, measured, budget_hours, epochs)
+        setting, estimate = planner.choose(chosen, base, ev, measured, budget_hours, epochs, pinned)
     else:
         estimate = planner.estimate(chosen, ev, measured, setting.teachers(base))
     cut = setting.apply(chosen)
@@ -304,7 +305,7 @@ def _print_plan(measured: dict, estimate, threads: int | None) -> None:
 
     table = Table(title="budget plan (every run to its epoch cap; early stopping ends most sooner)")
     for col in ("model", "runs", "train clips/run", "train s/clip", "eval s/clip", "hours at most"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for model, m in sorted(estimate.by_model.items()):
         t = measured[model]
         table.add_row(model, str(m["runs"]), f"{m['train_clips']:.0f}", f"{t['train_s_per_clip']:.4f}",

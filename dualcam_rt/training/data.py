@@ -41,7 +41,7 @@ class ClipOptions:
     clip_seconds: float = 5.0
     mfcc_seconds: int = 5  # seconds of MFCC volumes per clip the acoustic teacher sees (<= clip)
     video_frames: int = 2  # frames per clip for the visual teachers
-    frame_size: tuple[int, int] = (64, 48)  # (width, height) the visual teachers see, CPU-sized
+    frame_size: tuple[int, int] = (160, 120)  # (width, height) the visual teachers see: whole frames, props readable
     max_clips_per_session: int | None = None
     split_column: str = "split"  # one of SPLIT_COLUMNS
 

@@ -33,6 +33,7 @@ from rich.console import Console
 
 from ..errors import BadInput
 from .data import Clips
+from .distributed import resolve_device
 from .engine import ClipDataset, TrainConfig, accuracy, fit, predict_logits, soft_labels
 from .models import input_kind
 from .recipe import TEACHER_TABLE, Column, Recipe
@@ -184,7 +185,7 @@ class Evaluation:
         train, val, _ = self.data(run.split, run.scenarios, run.seed)
         want = plain({"settings": run.settings(), "data": self.data_identity})
         if self.resume and (out / "run.json").is_file() and not (out / LAST_FILE).is_file():
-            model, info = load_run(out, device="cpu")
+            model, info = load_run(out, device=resolve_device(self.device))
             if info.get("evaluation") == want:
                 return model, info
         soft = None

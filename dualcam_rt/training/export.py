@@ -73,7 +73,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None
                {"frames": 12, "fps": 12, "mfcc": "per-pixel MFCC 1..12 of the 36x48x512 beamformed power "
                 "(dualcam_rt.dsp.mfcc.mfcc_volume)", "normalisation": "per-coefficient standardisation, in the graph"})
     if kind is InputKind.SPECTROGRAM:
-        feature["normalisation"] = "per-bin min-max with training-set statistics, in the graph"
+        feature["normalisation"] = "per-bin standardisation (training-set mean and std), in the graph"
     card = {
         "name": name, "file": onnx_path.name, "architecture": ARCHITECTURES[arch],
         "classes": info["classes"],

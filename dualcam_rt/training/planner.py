@@ -10,9 +10,11 @@ the run will use. A run's hours are then, at most (every run reaching its epoch 
 
 ``choose`` walks the settings from the largest down and takes the first that fits. The epoch cap
 falls first (100, 60, 40, 30, 20; never below 20, which early stopping at patience 10 needs to
-mean anything), then the cells (priority 4: Table 4; 3: Table 1's T and AV; 2: Table 2), then the
-second split, then the third seed (never below two: a paired comparison needs a spread). It never
-subsamples a training split. Finished cells and finished runs (``resume``) cost nothing.
+mean anything), then the cells (the recipes' priorities: 4 Table 4, 3 Table 1's T and AV, 2
+Table 2; Table 3 and Table 1's D and R always stay), then the second split, then the third seed
+(never below two: a paired comparison needs a spread); each step down starts the epoch ladder
+again from the top. It never subsamples a training split. Finished cells and finished runs
+(``resume``) cost nothing.
 """
 
 from __future__ import annotations
@@ -155,11 +157,12 @@ def _run_finished(run: RunSpec, ev: Evaluation) -> bool:
     return ev.resume and (out / "run.json").is_file() and not (out / "last.pt").is_file()
 
 
-def ladder(recipes: dict[int, Recipe], epoch_cap: int | None = None) -> list[Setting]:
-    """The settings ``choose`` tries, largest first (see the module docstring)."""
+def ladder(recipes: dict[int, Recipe], epoch_cap: int | None = None, pinned: bool = False) -> list[Setting]:
+    """The settings ``choose`` tries, largest first (see the module docstring); ``pinned`` keeps
+    the epoch cap (a resumed evaluation must not mix two caps in one table)."""
     top = max(r.epochs for r in recipes.values())
     cap = min(top, epoch_cap or top)
-    epochs = [cap] + [e for e in EPOCH_LADDER if e < cap and e >= min(EPOCH_LADDER)]
+    epochs = [cap] + ([] if pinned else [e for e in EPOCH_LADDER if e < cap])
     n_splits = max(len(r.splits) for r in recipes.values())
     n_seeds = max(len(r.seeds) for r in recipes.values())
     seeds = [n_seeds] + ([n_seeds - 1] if n_seeds - 1 >= MIN_SEEDS else [])
@@ -168,17 +171,18 @@ def ladder(recipes: dict[int, Recipe], epoch_cap: int | None = None) -> list[Set
 
 
 def choose(recipes: dict[int, Recipe], base: dict[int, Recipe], ev: Evaluation, timings: dict, budget_hours: float,
-           epoch_cap: int | None = None) -> tuple[Setting, Estimate]:
+           epoch_cap: int | None = None, pinned: bool = False) -> tuple[Setting, Estimate]:
     """The largest setting whose estimate fits ``budget_hours`` (BadInput when none does);
     ``base`` holds the Table-1 recipe of the teachers."""
-    for setting in ladder(recipes, epoch_cap):
+    settings = ladder(recipes, epoch_cap, pinned)
+    for setting in settings:
         cut = setting.apply(recipes)
         if not cut:
             continue
         est = estimate(cut, ev, timings, setting.teachers(base))
         if est.hours <= budget_hours:
             return setting, est
-    smallest = ladder(recipes, epoch_cap)[-1]
+    smallest = settings[-1]
     need = estimate(smallest.apply(recipes), ev, timings, smallest.teachers(base)).hours
     raise BadInput(f"no honest setting fits {budget_hours:g} h: the smallest ({smallest.describe(recipes)}) "
                    f"needs {need:.2f} h")
