@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from ..config import DEFAULT_CACHE_DIR
 from ..errors import BadInput
 from ..labels import CLASSES, N_SUBJECTS
 from .actions import Events, subject_traits, synthesize
@@ -72,7 +73,8 @@ def _open_bank(path: str) -> SoundBank:
 def resolve_sounds(sounds: str | None, bank, cache_dir: str | Path | None):
     """(mode, bank or None): ``sounds`` None means real when a bank exists, else procedural (warned).
 
-    ``bank`` is an open SoundBank, a bank directory, or None for ``<cache_dir>/soundbank``.
+    ``bank`` is an open SoundBank, a bank directory, or None for ``<cache_dir>/soundbank`` (``cache_dir``
+    None: ``config.DEFAULT_CACHE_DIR``, as the rooms' cache).
     """
     if sounds is not None and sounds not in SOUNDS:
         raise BadInput(f"sounds must be one of {', '.join(SOUNDS)}, got {sounds!r}")
@@ -80,11 +82,7 @@ def resolve_sounds(sounds: str | None, bank, cache_dir: str | Path | None):
         return "procedural", None
     if bank is None or isinstance(bank, (str, Path)):
         if bank is None:
-            if cache_dir is None:
-                from ..config import get_settings
-
-                cache_dir = get_settings().cache_dir
-            bank = default_bank_dir(Path(cache_dir))
+            bank = default_bank_dir(Path(cache_dir or DEFAULT_CACHE_DIR))
         path = Path(bank)
         if not (path / "manifest.json").is_file():
             if sounds is not None:
