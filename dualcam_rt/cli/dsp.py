@@ -30,16 +30,20 @@ def beamform(
     console.print(f"wrote {out}: {' x '.join(map(str, shape))} float32", highlight=False)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
-    what: str = typer.Argument(..., help="beamform|serve|decode|sim|record"),
+    ctx: typer.Context,
+    what: str = typer.Argument(..., help="beamform|serve|decode|sim|record|soak (soak: --clients N --minutes M "
+                                         "--live-minutes L)"),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON"),
 ):
     """Run a benchmark and print its figures (ratios against a baseline measured in the same run)."""
     import importlib
 
+    from ..bench import options
+
     try:
         module = importlib.import_module(f"dualcam_rt.bench.{what}")
     except ModuleNotFoundError:
         fail(f"unknown benchmark {what!r}")
-    module.run(as_json=as_json)
+    module.run(as_json=as_json, **options(ctx.args, module.run))
