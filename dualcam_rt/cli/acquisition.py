@@ -52,11 +52,11 @@ def simulate_device(
     """Run a simulated DualCam that serves the wire protocol over TCP."""
     from firmware_io import AudioEncoding
 
-    from ..labels import class_index
+    from ..labels import SCENARIOS, class_index
 
     if encoding.upper() not in AudioEncoding.__members__:
         fail(f"encoding must be int24, int16 or float32, not {encoding!r}")
-    if scenario not in (1, 2, 3):
+    if scenario not in SCENARIOS:
         fail(f"scenario must be 1, 2 or 3, not {scenario}")
     if label:
         class_index(label)

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import BadInput
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
-from ..labels import class_index
+from ..labels import SCENARIOS, class_index
 from ..sim import Scene
 from .base import Device, Pacer, parse_speed
 
@@ -41,7 +41,7 @@ class SimDevice(Device):
                  subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = (),
                  sounds: str | None = None, cache_dir: str | Path | None = None):
         super().__init__(uri, channels=N_MICS)
-        if scenario not in (1, 2, 3):
+        if scenario not in SCENARIOS:
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
         self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
                                   impulse_ticks=tuple(impulse_ticks), sounds=sounds)
