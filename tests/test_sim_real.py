@@ -187,3 +187,24 @@ def test_each_hit_inside_a_take_is_its_own_event():
     assert len(spans) == 3
     assert [round(a / FS, 2) for a, _ in spans] == pytest.approx([0.05, 0.35, 0.6], abs=0.011)
     assert all(b > a for a, b in spans)
+
+
+def test_make_dataset_on_real_sounds_follows_the_subject_split_and_counts_real_events(bank, cache, tmp_path):
+    import json
+
+    from dualcam_rt.pipelines.dataset import make_dataset
+
+    manifest = make_dataset(tmp_path / "ds", "ci", workers=1, geometry=get_geometry(), cache_dir=cache, bank=bank,
+                            scenarios=(1,), classes=("clapping",), sounds="real")
+    assert manifest["config"]["sounds"] == "real" and manifest["sounds"]["mode"] == "real"
+    for e in manifest["sessions"]:  # each subject drew the takes of its own split
+        assert e["sounds"]["bank_split"] == e["subject_split"] and e["sounds"]["mode"] == "real"
+        assert e["sounds"]["real"] > 0
+        meta = json.loads((tmp_path / "ds" / e["path"] / "session.json").read_text())
+        assert meta["sounds"] == e["sounds"] and "sounds=real" in meta["device"]["uri"]
+    clapping = manifest["sounds"]["per_class"]["clapping"]
+    assert clapping["real_events"] > 0 and clapping["bank_recordings"] == bank.summary()["clapping"]["recordings"]
+    assert manifest["sounds"]["per_class"]["typing"]["real_events"] == 0  # not in this dataset
+    with pytest.raises(BadInput, match="other settings"):  # the same directory with other sounds
+        make_dataset(tmp_path / "ds", "ci", workers=1, geometry=get_geometry(), cache_dir=cache, bank=bank,
+                     scenarios=(1,), classes=("clapping",), sounds="procedural")

@@ -139,7 +139,8 @@ def replay(
         pred = row.get("prediction")
         t.add_row(str(row["tick"]), f"{row['time_s']:.3f}", "yes" if row["video"] else "-",
                   f"({loc['u_px']:.0f}, {loc['v_px']:.0f}) px, {loc['peak_db']:.1f} dB" if loc else "-",
-                  f"{pred['label']} {pred['top_k'][0]['probability']:.2f}" if pred else "-")
+                  (f"{pred['label']} {pred['top_k'][0]['probability']:.2f}" if pred["label"]
+                   else (pred["reason"] or "").replace("_", " ")) if pred else "-")
     console.file = sys.stdout
     console.print(t)
 
@@ -151,6 +152,8 @@ def make_dataset(
     workers: int = typer.Option(2, help="Processes to use"),
     raw: bool = typer.Option(None, "--raw/--no-raw", help="Store all 128 raw channels (default: the preset's)"),
     seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
+    sounds: str = typer.Option(None, help="real|procedural|mixed (default: real when a sound bank is built, "
+                                          "else procedural; build one with `make soundbank`)"),
 ):
     """Generate the simulated dataset as sessions plus a manifest with splits."""
     from ..config import get_settings
@@ -158,7 +161,8 @@ def make_dataset(
 
     settings = get_settings()
     manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress(),
-                     geometry=settings.geometry(), cache_dir=settings.cache_dir)
+                     geometry=settings.geometry(), cache_dir=settings.cache_dir,
+                     **({"sounds": sounds} if sounds else {}))
     console.print(f"{len(manifest['sessions'])} sessions, "
                   f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json", highlight=False)
 

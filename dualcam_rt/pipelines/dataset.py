@@ -21,9 +21,10 @@ from ..errors import BadInput
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, FPS, Geometry
 from ..labels import CLASSES, N_SUBJECTS, SCENARIOS, class_index
-from ..sessions.manifest import MANIFEST_FILE, finished_session, manifest_entry, write_manifest
+from ..sessions.manifest import MANIFEST_FILE, assign_splits, finished_session, manifest_entry, write_manifest
 from ..sessions.writer import SessionWriter
 from ..sim import Scene
+from ..sim.real_sounds import resolve_sounds
 from .imaging import ImagingStage
 
 
@@ -37,6 +38,7 @@ class Preset:
     min_seconds: float = 30.0  # each clip's length is drawn uniformly in [min, max], in whole ticks
     max_seconds: float = 60.0
     raw: bool = False  # store all 128 channels (6.3 MB/s) instead of microphone 0 only
+    sounds: str | None = None  # real | procedural | mixed (sim.real_sounds); None: real when a sound bank exists
 
 
 PRESETS = {
@@ -70,12 +72,16 @@ _imaging: ImagingStage | None = None
 def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: str | Path | None = None) -> dict:
     """Simulate and write one session; returns its manifest entry (without splits)."""
     scene = Scene(scenario=spec["scenario"], seed=spec["seed"], label=spec["label"], subject=spec["subject"],
-                  cache_dir=cache_dir)
+                  cache_dir=cache_dir, sounds=spec["sounds"], bank=spec["bank"], split=spec["bank_split"],
+                  split_subjects=spec["split_subjects"])
     path = Path(out_dir) / spec["id"]
+    sounds = {"mode": scene.sounds, "bank_split": spec["bank_split"], "real_ambience": scene.real_ambience,
+              **scene.sound_sources(spec["ticks"] / FPS)}  # events of real takes and procedural ones
     meta = {"label": spec["label"], "scenario": spec["scenario"], "subject": spec["subject"],
-            "scene_seed": spec["seed"], "device": {"uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
-                                                   f"&label={spec['label']}&subject={spec['subject']}",
-                                                   "kind": "sim", "simulated": True}}
+            "scene_seed": spec["seed"], "sounds": sounds,
+            "device": {"uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
+                              f"&label={spec['label']}&subject={spec['subject']}&sounds={scene.sounds}",
+                       "kind": "sim", "simulated": True}}
     writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=True, geometry=imaging.geometry)
     tick = 0
     while tick < spec["ticks"]:
@@ -87,7 +93,7 @@ def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: s
                          mfcc=volume)
             tick += 1
     m = writer.close()
-    return manifest_entry(path, Path(out_dir), m)
+    return {**manifest_entry(path, Path(out_dir), m), "sounds": sounds}
 
 
 def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None:
@@ -105,19 +111,24 @@ def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None
 
 
 def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: bool | None = None, seed: int = 0,
-                 progress=None, *, geometry: Geometry, cache_dir: str | Path | None = None, **overrides) -> dict:
+                 progress=None, *, geometry: Geometry, cache_dir: str | Path | None = None, bank=None,
+                 **overrides) -> dict:
     """Generate the dataset into ``out`` (created) and write ``out/manifest.json``; returns it.
 
     The MFCC volumes are beamformed with ``geometry``; ``cache_dir`` keeps the beamformer's steering
     and the rooms' impulse responses between runs. Sessions already complete in ``out`` (from an
     interrupted earlier run with the same preset) are kept; half-written ones are generated again.
-    ``overrides`` change preset fields.
+    ``overrides`` change preset fields (``sounds=real|procedural|mixed`` among them; the sound bank
+    is ``bank`` or ``<cache_dir>/soundbank``). Each subject draws the bank's takes of its subject
+    split (train, val or test, the manifest's ``subject_split``), disjoint from the other subjects'.
     """
     if preset not in PRESETS:
         raise BadInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = replace(PRESETS[preset], **({"raw": raw} if raw is not None else {}), **overrides)
     for c in config.classes:
         class_index(c)  # BadInput for an unknown class
+    sounds, bank = resolve_sounds(config.sounds, bank, cache_dir)
+    config = replace(config, sounds=sounds)
     out = Path(out)
     if not out.parent.is_dir():
         raise BadInput(f"directory {out.parent} does not exist")
@@ -125,13 +136,20 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     config_json = json.loads(json.dumps(asdict(config)))
     _check_same_dataset(out, preset, config_json, seed)
     specs = session_specs(config, seed)
+    # the subject split the manifest will get (same function, same entries), so that every subject
+    # draws takes of its own split: no recording heard in training is heard by a val/test subject
+    subject_split = assign_splits([dict(s) for s in specs])["subject_split"]["subjects"]
+    for spec in specs:
+        split = subject_split[str(spec["subject"])]
+        spec.update(sounds=sounds, bank=str(bank.root) if bank else None, bank_split=split,
+                    split_subjects=[int(s) for s, v in subject_split.items() if v == split])
     entries, todo = [], []
     for spec in specs:
         meta = finished_session(out / spec["id"])
         if meta is not None:
             if meta.get("ticks") != spec["ticks"] or meta.get("scene_seed") != spec["seed"]:
                 raise BadInput(f"{out / spec['id']} holds a different session; use another --out")
-            entries.append(manifest_entry(out / spec["id"], out, meta))
+            entries.append({**manifest_entry(out / spec["id"], out, meta), "sounds": meta.get("sounds")})
         else:
             if (out / spec["id"]).exists():
                 shutil.rmtree(out / spec["id"])  # a session this generator left half-written
@@ -160,7 +178,21 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
             progress.stop()
     order = {s["id"]: i for i, s in enumerate(specs)}
     entries.sort(key=lambda e: order[e["id"]])
-    return write_manifest(out, {"preset": preset, "seed": seed, "config": config_json}, entries)
+    return write_manifest(out, {"preset": preset, "seed": seed, "config": config_json,
+                                "sounds": _sounds_summary(sounds, bank, entries)}, entries)
+
+
+def _sounds_summary(sounds: str, bank, entries: list[dict]) -> dict:
+    """Per class: events from real takes and procedural ones, and the bank's real recordings."""
+    per_class = {}
+    for label in CLASSES:
+        counts = [e["sounds"] for e in entries if e["label"] == label and e.get("sounds")]
+        real, procedural = sum(c["real"] for c in counts), sum(c["procedural"] for c in counts)
+        per_class[label] = {"real_events": real, "procedural_events": procedural,
+                            "procedural_share": round(procedural / (real + procedural), 3) if real + procedural else None}
+        if bank is not None:
+            per_class[label]["bank_recordings"] = bank.summary().get(label, {}).get("recordings", 0)
+    return {"mode": sounds, "bank": str(bank.root) if bank else None, "per_class": per_class}
 
 
 def _render_star(args: tuple[dict, str, str | Path | None]) -> dict:
