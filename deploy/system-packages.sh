@@ -8,8 +8,10 @@ set -eu
 # FFmpeg in OpenCV).
 demo=""
 # test: a real PulseAudio server and PortAudio for the microphone and `listen` tests, Chromium for
-# the dashboard test.
-test="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins chromium"
+# the dashboard test, the recordings the sound-bank tests build their `ci` bank from (~13 MB;
+# deploy/install-sound-sources.sh ci lists the same).
+test="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins chromium
+ sound-theme-freedesktop yaru-theme-sound sound-icons lmms-common"
 
 case "${1:-}" in
   demo) wanted=$demo ;;
