@@ -26,9 +26,9 @@ Conventions:
   (speech, single events, ambience) are trimmed to where the level is within 50 dB of the peak
   and cut into consecutive pieces of at most ``max_event_s``.
 - Duplicates: an event whose content hash (of its normalised 16-bit samples) was seen before is
-  the same recording shipped twice; an event of the same class whose normalised waveform
+  the same recording shipped twice; an event of the same class whose normalised first second
   correlates at >= ``DUPLICATE_CORRELATION`` with a kept one (best lag within 5 ms, after a
-  cheap spectral pre-filter) is one take stored at another gain. The first in source-table order
+  pre-filter on length and gain-free band energies) is one take stored at another gain. The first in source-table order
   is kept; the others are listed under ``duplicates``.
 - Splits are per source recording, never per event: within each class the recordings are
   ranked by a hash of their package and path; a class with >= 3 recordings gets >= 1 test and
@@ -443,21 +443,36 @@ def content_hash(event: np.ndarray) -> str:
     return hashlib.sha256(np.round(event * 32767).astype("<i2").tobytes()).hexdigest()[:20]
 
 
-def _fingerprint(event: np.ndarray) -> np.ndarray:
-    """A unit vector of the event's log band energies (24 bands): cheap pre-filter for duplicates."""
-    spec = np.abs(np.fft.rfft(event[:4 * SAMPLE_RATE], 8192)) ** 2
-    bands = np.log10(np.add.reduceat(spec, np.linspace(1, len(spec) - 1, 25).astype(int)[:-1]) + 1e-12)
-    bands -= bands.mean()
-    return bands / (np.linalg.norm(bands) + 1e-12)
+_COMPARE = SAMPLE_RATE  # samples of each event compared for duplicates (the first second)
+_COMPARE_FFT = 16_384  # > _COMPARE + the largest lag: the lags that matter do not wrap around
 
 
-def _same_take(a: np.ndarray, b: np.ndarray, max_lag: int = 60) -> bool:
-    """Whether two normalised events are one take (peak normalised cross-correlation within
-    ``max_lag`` samples, ~5 ms, at least DUPLICATE_CORRELATION)."""
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    xc = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+class _Print:
+    """What duplicate detection compares of an event: its length, a unit vector of its log band
+    energies (24 bands, mean removed: a gain change leaves it unchanged), and the spectrum and
+    norm of its first second (for the cross-correlation)."""
+
+    def __init__(self, event: np.ndarray):
+        self.length = len(event)
+        spec = np.abs(np.fft.rfft(event[:4 * SAMPLE_RATE], 8192)) ** 2
+        bands = np.log10(np.add.reduceat(spec, np.linspace(1, len(spec) - 1, 25).astype(int)[:-1]) + 1e-12)
+        bands -= bands.mean()
+        self.bands = bands / (np.linalg.norm(bands) + 1e-12)
+        head = event[:_COMPARE].astype(np.float64)
+        self.norm = float(np.linalg.norm(head))
+        self.spectrum = np.fft.rfft(head, _COMPARE_FFT)
+
+
+def _same_take(a: _Print, b: _Print, max_lag: int = 60) -> bool:
+    """Whether two normalised events are one take: similar length and band energies, and a peak
+    normalised cross-correlation of their first seconds within ``max_lag`` samples (~5 ms) of at
+    least DUPLICATE_CORRELATION."""
+    # Hydrogen's velocity layers of one take: lengths within 16 %, band correlations 0.90-0.99
+    if not (0.8 <= a.length / b.length <= 1.25 and float(a.bands @ b.bands) > 0.9):
+        return False
+    xc = np.fft.irfft(a.spectrum * np.conj(b.spectrum), _COMPARE_FFT)
     lags = np.concatenate([xc[:max_lag + 1], xc[-max_lag:]])
-    return float(np.max(np.abs(lags))) >= DUPLICATE_CORRELATION * float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.max(np.abs(lags))) >= DUPLICATE_CORRELATION * a.norm * b.norm
 
 
 # ---------------------------------------------------------------------------------- the build
@@ -469,7 +484,7 @@ class _Recording:
     channels: int
     duration_s: float
     licence: str
-    events: list[dict] = field(default_factory=list)  # {"onset_s", "audio", "hash", "fp"}
+    events: list[dict] = field(default_factory=list)  # {"onset_s", "audio", "hash"}
     split: str = "train"
 
     @property
@@ -616,22 +631,19 @@ def _remove_duplicates(recordings: list[_Recording]) -> list[dict]:
     """Drop repeated events in place (exact content, or one take at another gain); the dropped ones."""
     dropped: list[dict] = []
     seen_hash: dict[str, _Recording] = {}
-    kept_by_class: dict[str, list[tuple[np.ndarray, np.ndarray, _Recording]]] = defaultdict(list)
+    kept_by_class: dict[str, list[tuple[_Print, _Recording]]] = defaultdict(list)
     for r in recordings:
         keep = []
         for e in r.events:
             twin = seen_hash.get(e["hash"])
             reason = "same content"
             if twin is None:
-                fp = _fingerprint(e["audio"])
-                for audio, other_fp, other in kept_by_class[r.cls]:
-                    if (0.85 <= len(audio) / len(e["audio"]) <= 1.18 and float(fp @ other_fp) > 0.9
-                            and _same_take(audio, e["audio"])):
-                        twin, reason = other, "same take at another gain"
-                        break
+                fp = _Print(e["audio"])
+                twin = next((other for other_fp, other in kept_by_class[r.cls] if _same_take(other_fp, fp)), None)
+                reason = "same take at another gain"
             if twin is None:
                 seen_hash[e["hash"]] = r
-                kept_by_class[r.cls].append((e["audio"], fp, r))
+                kept_by_class[r.cls].append((fp, r))
                 keep.append(e)
             else:
                 dropped.append({"class": r.cls, "package": r.file.source.package, "path": r.file.path,
