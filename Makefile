@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install install-test install-gpu system-demo system-test demo soundbank test bench clean
+.PHONY: install install-test install-gpu gpu-check-wheels system-demo system-test demo soundbank test bench clean
 
 # Debian packages beyond Python (apt-get as root; otherwise one line with the command to run).
 system-demo:
@@ -38,6 +38,17 @@ install-gpu:
 	$(PYTHON) -m venv .venv-gpu
 	.venv-gpu/bin/python -m pip install -q --upgrade pip
 	.venv-gpu/bin/python -m pip install -q -e ".[gpu,audio]"
+
+# Wheels for benchmarks/gpu_check.sh on the borrowed H200 (cp312), into the ignored benchmarks/gpu_wheels/
+# that the device call carries. The check needs none today (everything it imports is on that image);
+# name extra packages in GPU_WHEELS, e.g. make gpu-check-wheels GPU_WHEELS="pydantic==2.11.7 pydantic-core==2.33.2".
+GPU_WHEELS ?=
+gpu-check-wheels: | $(BIN)/python
+	mkdir -p benchmarks/gpu_wheels
+	$(if $(strip $(GPU_WHEELS)),$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	    --platform manylinux2014_x86_64 -d benchmarks/gpu_wheels $(GPU_WHEELS),@echo "nothing to fetch: the GPU check needs no package beyond the H200 image")
+	@du -sh benchmarks/gpu_wheels
 
 demo: system-demo install
 	$(BIN)/dualcam-rt serve "sim://?scenario=1&seed=0" --host $(HOST) --port $(PORT)

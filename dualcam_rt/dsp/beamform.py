@@ -31,7 +31,7 @@ import hashlib
 import math
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -184,23 +184,40 @@ class _KernelLayout:
     cols_offsets: np.ndarray
     grids: np.ndarray  # (bands, 2): Qr, Qc
     bins: np.ndarray  # (bands, 2): start, stop
-    z_offsets: np.ndarray  # where each band's core fields (bins, frames, Qr Qc) start, per frame of the batch
+    cores: np.ndarray  # every band's core, concatenated, as interleaved float32 (the bands hold views of it)
+    cores_offsets: np.ndarray
+    z_offsets: np.ndarray  # where each band's core fields (frames, bins, Qr Qc) start, per frame of the batch
     z_size: int  # core-field values per frame
+    work_values: int  # float32 values of the largest band's intermediates in the expansion
 
     @classmethod
-    def of(cls, bands: list[Band]) -> _KernelLayout:
+    def of(cls, bands: list[Band]) -> tuple[_KernelLayout, list[Band]]:
+        """The layout, and the same bands with their cores moved into its one buffer."""
+        def offsets(sizes):
+            return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
         def flat(arrays):
-            sizes = [a.size for a in arrays]
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-            return np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays]), offsets
+            return (np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays]),
+                    offsets([a.size for a in arrays]))
 
         rows, rows_offsets = flat([band.rows for band in bands])
         cols, cols_offsets = flat([band.cols for band in bands])
+        cores, cores_offsets = np.empty(sum(band.core.size for band in bands), np.complex64), []
+        moved, at = [], 0
+        for band in bands:
+            view = cores[at:at + band.core.size].reshape(band.core.shape)
+            view[...] = band.core
+            moved.append(replace(band, core=view))
+            cores_offsets.append(2 * at)  # in float32 values
+            at += band.core.size
         sizes = [band.core.shape[0] * band.core.shape[1] for band in bands]
-        return cls(rows, rows_offsets, cols, cols_offsets,
-                   np.array([[band.rows.shape[1], band.cols.shape[1]] for band in bands], np.int64),
-                   np.array([[band.start, band.stop] for band in bands], np.int64),
-                   np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64), int(sum(sizes)))
+        layout = cls(rows, rows_offsets, cols, cols_offsets,
+                     np.array([[band.rows.shape[1], band.cols.shape[1]] for band in bands], np.int64),
+                     np.array([[band.start, band.stop] for band in bands], np.int64),
+                     cores.view(np.float32), np.array(cores_offsets, np.int64), offsets(sizes), int(sum(sizes)),
+                     beamform_numba.work_values([(b.rows.shape[1], b.cols.shape[1]) for b in bands],
+                                                [(b.start, b.stop) for b in bands], GRID_COLS))
+        return layout, moved
 
 
 @dataclass(frozen=True)
@@ -255,8 +272,8 @@ class Beamformer:
             if path is not None:
                 self._store(path)
         if self.backend == "numba":
-            self._layout = _KernelLayout.of(self.bands)
-            self._scratch = np.empty((0, GRID_ROWS, GRID_COLS, N_BINS), np.float32)  # a map per thread (batches)
+            self._layout, self.bands = _KernelLayout.of(self.bands)
+            self._work = np.empty((0, self._layout.work_values), np.float32)  # a band's intermediates per thread
 
     def _build(self, tolerance: float, band_bins: int) -> None:
         geometry, xp = self.geometry, self.xp
@@ -425,15 +442,16 @@ class Beamformer:
         spec[...] = raw[..., :N_BINS].transpose(2, 0, 1)
         layout = self._layout
         z = np.empty(layout.z_size * n_frames, np.complex64)
-        for band, offset in zip(self.bands, layout.z_offsets):
-            n_bins, n_q, _ = band.core.shape
-            fields = z[offset * n_frames:(offset + n_bins * n_q) * n_frames].reshape(n_bins, n_frames, n_q)
-            if n_frames <= FEW_FRAMES:
-                beamform_numba.core_product(band.core.view(np.float32), spec[band.start:band.stop], fields)
-            else:  # a batch reads the core once, at the complex GEMM rate
-                np.matmul(spec[band.start:band.stop], band.core.transpose(0, 2, 1), out=fields)
-        if n_frames > 1 and len(self._scratch) < numba.get_num_threads():  # per thread, kept between calls
-            self._scratch = np.empty((numba.get_num_threads(), GRID_ROWS, GRID_COLS, N_BINS), np.float32)
+        if n_frames <= FEW_FRAMES:
+            beamform_numba.core_products(layout.cores, layout.cores_offsets, layout.grids, layout.bins, spec, z,
+                                         layout.z_offsets * n_frames)
+        else:  # a batch reads each band's core once, at the complex GEMM rate
+            for band, offset in zip(self.bands, layout.z_offsets):
+                n_bins, n_q, _ = band.core.shape
+                fields = z[offset * n_frames:(offset + n_bins * n_q) * n_frames].reshape(n_frames, n_bins, n_q)
+                # frame-major fields (BLAS writes the strided view directly): the expansion reads one frame's block
+                np.matmul(spec[band.start:band.stop], band.core.transpose(0, 2, 1), out=fields.transpose(1, 0, 2))
+        if len(self._work) < numba.get_num_threads():  # per thread, kept between calls
+            self._work = np.empty((numba.get_num_threads(), layout.work_values), np.float32)
         beamform_numba.expand_power(z, layout.z_offsets * n_frames, layout.rows, layout.rows_offsets, layout.cols,
-                                    layout.cols_offsets, layout.grids, layout.bins, maps,
-                                    self._scratch if n_frames > 1 else self._scratch[:0])
+                                    layout.cols_offsets, layout.grids, layout.bins, maps, self._work)
