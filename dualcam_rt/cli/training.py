@@ -311,15 +311,11 @@ def _print_plan(measured: dict, estimate, threads: int | None) -> None:
         table.add_row(model, str(m["runs"]), f"{m['train_clips']:.0f}", f"{t['train_s_per_clip']:.4f}",
                       f"{t['eval_s_per_clip']:.4f}", f"{m['hours']:.3f}")
     console.print(table)
+    from ..training.distributed import torch_threads
+
     cores = threads or torch_threads()
     console.print(f"expected at most {estimate.hours:.3f} h on this machine ({estimate.runs} runs, {estimate.cells} "
                   f"cells to make; {cores} thread(s): {estimate.hours * cores:.3f} CPU-core hours)", highlight=False)
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 @app.command()

@@ -51,3 +51,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and dist.is_initialized():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
+
+
+def torch_threads() -> int:
+    """The intra-op threads torch runs with in this process."""
+    return torch.get_num_threads()
