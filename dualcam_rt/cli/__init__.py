@@ -30,7 +30,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-from . import acquisition, dsp, score, sessions, service, soundbank, training  # noqa: E402,F401  (register commands)
+from . import acquisition, dsp, gate, score, sessions, service, soundbank, training  # noqa: E402,F401  (register commands)
 
 
 def main() -> None:

@@ -70,6 +70,7 @@ def testset(
     empty_clips: int = typer.Option(None, "--empty-clips", min=0, help="Ambience-only and silence clips, each (default: --clips-per-class)"),
     seed: int = typer.Option(0, help="Random seed (the same bank and seed give the same clips)"),
     bank: str = typer.Option(None, "--bank", help="Sound bank directory (default: <cache_dir>/soundbank)"),
+    split: str = typer.Option("test", "--split", help="Takes of this split: test (scoring) or val (calibrating thresholds)"),
 ):
     """Write real-recording test clips (test-split takes in unseen rooms, plus ambience and silence) and labels.csv."""
     from collections import Counter
@@ -82,7 +83,7 @@ def testset(
     try:
         with _progress("rendering") as bar:
             bar.add_task("render", total=None)
-            description = write_testset(sound_bank, out, clips_per_class, seed, empty_clips)
+            description = write_testset(sound_bank, out, clips_per_class, seed, empty_clips, split)
     except OSError as err:
         fail(f"cannot write the test set to {out}: {err.strerror or err}")
     counts = Counter(c["class"] or "(no action)" for c in description["clips"])

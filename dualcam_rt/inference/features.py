@@ -68,6 +68,11 @@ class StreamFeatures:
         self.incremental_hits += 1
         return model_input
 
+    def skip(self, end: int) -> None:
+        """The window ending at ``end`` needs no input (the "no action" gate): forget the history it
+        would have let go, so a quiet stream's buffers stay one window long."""
+        self._forget_before(end - self.window_samples + self.window_samples // 2)
+
     def _looped(self, end: int) -> np.ndarray:
         """The model input of the stream's first ``end`` samples looped to the window's length, as the
         plain path makes it: periodic, so one period of the resampled stream is tiled; only the seam

@@ -3,8 +3,9 @@
 The folder holds audio files (WAV/FLAC/OGG, any rate and channel count) and ``labels.csv`` with a
 ``file,class`` header; an empty class means "no action". Each clip is decoded, mixed to mono and
 resampled (``decode_audio``), its last ``model.seconds`` are classified (``predict_waves``) and
-read back as a prediction (``prediction``): exactly what the service answers. A prediction whose
-label is None (the "no action" answer) counts as "no action"; a label otherwise.
+read back through the "no action" gate (``gated_answers``, files at full scale = 20 Pa): exactly
+what the service answers. A prediction whose label is None (``silence`` or ``no_action``) counts
+as "no action"; a label otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from ..errors import BadInput, NotFound
 from .audio import decode_audio
 from .models import Model
-from .predict import predict_waves, prediction
+from .gate import FILE_FULL_SCALE_PA
+from .predict import gated_answers
 
 NO_ACTION = "no_action"  # the name "no action" goes by in reports (labels.csv writes it as an empty class)
 BATCH = 16
@@ -76,9 +78,8 @@ def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
             except BadInput as err:
                 raise type(err)(f"{Path(clips_dir) / 'labels.csv'}:{line}: {clip.name}: {err}") from None
             waves.append(wave[-window:])
-        probs, _ = predict_waves(model, waves)
-        for p in probs:
-            answer = prediction(p, model.classes, top_k=1)
+        answers, _ = gated_answers(model, waves, 1, FILE_FULL_SCALE_PA)
+        for answer in answers:
             label = answer["label"]
             predicted.append((label or NO_ACTION, answer["top_k"][0]["probability"] if label else None))
         if progress:

@@ -17,9 +17,16 @@ from ..geometry import Geometry
 from ..inference.models import ModelSet
 from .live import LivePipeline
 
+JSON_FIELDS = ("model", "t_s", "label", "reason", "top_k", "level_db", "onset_s", "events", "latency_ms", "window_s")
+
+
+def shown_reason(reason: str) -> str:
+    """How the terminal names a null label's reason."""
+    return "silence" if reason == "silence" else "no action"
+
 
 def view(message: dict | None, device: str, shown: int) -> Table:
-    """The live view: top classes with bars, latency, how many predictions so far."""
+    """The live view: top classes with bars (or "silence" / "no action"), latency, predictions so far."""
     table = Table(title=f"dualcam-rt listen · {device}", caption=f"{shown} predictions · Ctrl-C to stop")
     table.add_column("class")
     table.add_column("probability", justify="right")
@@ -27,9 +34,16 @@ def view(message: dict | None, device: str, shown: int) -> Table:
     if message is None:
         table.add_row("waiting for the first hop of audio…", "", "")
         return table
+    if message["label"] is None:
+        level = message.get("level_db")
+        table.add_row(f"[bold]{shown_reason(message['reason'])}[/]",
+                      "" if level is None else f"{level:.0f} dB SPL", "")
     for item in message["top_k"]:
         p = item["probability"]
-        table.add_row(item["label"], f"{100 * p:5.1f} %", "█" * int(round(30 * p)))
+        table.add_row(item["label"], f"{100 * p:5.1f} %", "█" * int(round(30 * p)),
+                      style="dim" if message["label"] is None else None)
+    for event in message.get("events", []):
+        table.add_row(f"event: {event['label']}", f"at {event['onset_s']:.2f} s", "")
     table.add_row("latency", f"{message['latency_ms']:.1f} ms", f"window {message['window_s']:.1f} s")
     return table
 
@@ -63,8 +77,7 @@ def listen(uri: str, models: ModelSet, geometry: Geometry, model_name: str | Non
                     continue
                 shown, last = shown + 1, message
                 if as_json:
-                    print(json.dumps({k: message[k] for k in ("model", "t_s", "label", "top_k", "latency_ms", "window_s")}),
-                          flush=True)
+                    print(json.dumps({k: message[k] for k in JSON_FIELDS}), flush=True)
                 else:
                     live.update(view(last, uri, shown))
     except KeyboardInterrupt:

@@ -72,6 +72,7 @@ class LivePipeline:
         self.visual_dropped = 0
         self.imaged = 0
         self.predictions = 0
+        self.gate_skipped = 0  # windows below the level gate (the student did not run)
         self.prediction_ms: collections.deque = collections.deque(maxlen=2000)
         self.imaging_ms: collections.deque = collections.deque(maxlen=2000)
         self.beamformer = beamformer  # the imaging stage builds one in its thread unless given
@@ -112,7 +113,7 @@ class LivePipeline:
         elapsed = max(time.time() - self.started_at, 1e-9)
         return {"state": self.state, "error": self.error, "frames": self.frames,
                 "frame_rate_hz": round(self.frames / elapsed, 3), "visual_dropped": self.visual_dropped,
-                "imaged_frames": self.imaged, "predictions": self.predictions,
+                "imaged_frames": self.imaged, "predictions": self.predictions, "gate_skipped": self.gate_skipped,
                 "audio_queue": self.audio_queue.qsize(), "hop_s": self.hop_s, "mic_channel": self.mic_channel,
                 "model": self.model.name if self.model else None, "beamform_backend": self.beamform_backend_used,
                 "prediction_latency_ms": percentiles(self.prediction_ms),
@@ -171,11 +172,12 @@ class LivePipeline:
                 latency_ms = (time.time() - arrived) * 1e3
                 self.prediction_ms.append(latency_ms)
                 self.predictions += 1
+                self.gate_skipped = predictor.skipped
                 self.publish({"type": "prediction", "model": self.model.name, "tick": frame.index,
                               "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 3),
                               "arrived_at": arrived, "latency_ms": round(latency_ms, 3),
-                              "features_ms": round(p.timing["features_ms"], 3),
-                              "inference_ms": round(p.timing["inference_ms"], 3),
+                              "features_ms": round(p.timing.get("features_ms", 0.0), 3),
+                              "inference_ms": round(p.timing.get("inference_ms", 0.0), 3),
                               "truth": (frame.truth or {}).get("label"), **p.answer()})
 
     def _image(self) -> None:

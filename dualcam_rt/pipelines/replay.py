@@ -27,7 +27,8 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
                     beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> dict:
     """The session's timeline: one row per tick (video, localisation) and, with ``models``, the
     predictions of model ``model`` (their default when None) every ``hop_s`` seconds over its
-    window of microphone ``mic_channel``. Imaging uses ``geometry`` with the session's own dead
+    window of microphone ``mic_channel`` (gated: a null label has a reason) and the debounced
+    ``events`` (label, onset). Imaging uses ``geometry`` with the session's own dead
     channels and focus distance."""
     student = models.get(model) if models is not None else None
     rows, predictions = [], []
@@ -53,4 +54,5 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
             rows.append(row)
     return {"session": info, "frames": len(rows), "video_frames": sum(r["video"] for r in rows),
             "localised": imaging is not None, "model": student.name if student else None,
-            "predictions": predictions, "timeline": rows}
+            "predictions": predictions, "events": predictor.events.reported if predictor else [],
+            "timeline": rows}

@@ -6,9 +6,12 @@ stream (the model's window, one every ``hop_s``), makes each window's model inpu
 at the model's rate, ``inference.features.StreamFeatures``; resampled otherwise), runs the student
 and gives back one ``Prediction`` per window. The WebSocket route runs many streams at once:
 ``push_batched(samples, batcher)`` hands the same inputs to a shared ``inference.stream.Batcher``.
-Every prediction is made by ``decide``, from ``inference.predict.prediction`` (the rule ``/v1/predict``
-answers by too): the one place a later rule (a "no action" answer, ``label=None`` with a ``reason``)
-goes.
+
+The "no action" gate (``inference.gate``) is applied here, once, for every consumer: a window
+below the model's level gate is answered ``silence`` without computing its input or running the
+student (a quiet stream costs a level measurement per hop); otherwise ``Gate.decide`` may answer
+``no_action``. Each loud window's energy onsets feed the stream's debounced event list, so one
+clap seen by ten overlapping windows is reported as one event.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import numpy as np
 
 from ..dsp.resample import resample
 from ..inference.features import StreamFeatures
+from ..inference.gate import Events, Gate, level_db, onsets
 from ..inference.models import Model
-from ..inference.predict import predict_batch, prediction
+from ..inference.predict import predict_batch
 from ..inference.stream import Batcher, SlidingWindow
 
 
@@ -32,10 +36,13 @@ class Prediction:
     """The student's answer for one window of a stream.
 
     ``t_s`` is the window's end on the stream's clock (s) and ``window_s`` its length (s; shorter
-    than the model's window in the stream's first seconds). ``label`` is the top class, or None
-    with a ``reason`` when no class is given; ``top_k`` and ``probabilities`` are the student's.
-    ``onsets_s`` holds the sound events found in the window (stream seconds), when known.
-    ``timing`` holds stage times in ms (features, inference, and queue/batch when batched).
+    than the model's window in the stream's first seconds). ``label`` is the top action, or None
+    with a ``reason`` (``silence``: below the level gate, the student did not run, ``top_k`` and
+    ``probabilities`` are empty; ``no_action``: the background class or too little confidence).
+    ``level_db`` is the window's level (dB SPL; None for digital silence), ``onsets_s`` the energy
+    onsets found in it (stream seconds) and ``events`` the events first reported by this window
+    (``{"label", "onset_s"}``). ``timing`` holds stage times in ms (features, inference, and
+    queue/batch when batched; zeros when the student did not run).
     """
 
     t_s: float
@@ -44,35 +51,42 @@ class Prediction:
     top_k: list[dict[str, Any]]
     probabilities: dict[str, float]
     reason: str | None = None
+    level_db: float | None = None
     onsets_s: tuple[float, ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
     timing: dict[str, float] = field(default_factory=dict)
 
     def answer(self) -> dict[str, Any]:
-        """The JSON fields every consumer sends: label, top-k and every class's probability
-        (and ``reason`` when there is no label)."""
-        out: dict[str, Any] = {"label": self.label, "top_k": self.top_k, "probabilities": self.probabilities}
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
+        """The JSON fields every consumer sends: label, reason (None when labelled), top-k, every
+        action's probability, level, the window's newest onset (``onset_s``, None without one) and
+        the events new in this window."""
+        return {"label": self.label, "reason": self.reason, "top_k": self.top_k,
+                "probabilities": self.probabilities, "level_db": self.level_db,
+                "onset_s": self.onsets_s[-1] if self.onsets_s else None, "events": list(self.events)}
 
 
 @dataclass(frozen=True)
 class Window:
-    """One window waiting for the student: its end (stream samples), length, and how to make its input."""
+    """One window waiting for the student: its end (stream samples), its samples, and how to make its input."""
 
     end: int
-    samples: int
+    wave: np.ndarray
     make_input: Callable[[], np.ndarray]
 
 
 class StreamPredictor:
-    """Predictions every ``hop_s`` seconds over the last window of one mono stream at ``sample_rate``."""
+    """Predictions every ``hop_s`` seconds over the last window of one mono stream at ``sample_rate``,
+    in units of ``pa_per_unit`` Pa (devices: 1; files and PCM: ``gate.FILE_FULL_SCALE_PA``)."""
 
-    def __init__(self, model: Model, sample_rate: int, hop_s: float, top_k: int = 3):
+    def __init__(self, model: Model, sample_rate: int, hop_s: float, top_k: int = 3, pa_per_unit: float = 1.0):
         self.model, self.sample_rate, self.hop_s, self.top_k = model, int(sample_rate), hop_s, top_k
-        self.window = SlidingWindow(model.seconds * sample_rate, hop_s * sample_rate)
+        self.pa_per_unit = pa_per_unit
+        self.gate = Gate.of(model.card)
+        self.events = Events()
+        self.window = SlidingWindow(int(model.seconds * sample_rate), int(hop_s * sample_rate))
         # incremental features at the model's own rate; windows at another rate are resampled whole
         self.features = StreamFeatures(model) if self.sample_rate == model.sample_rate else None
+        self.skipped = 0  # windows below the level gate: no input computed, no student run
 
     @property
     def samples_pushed(self) -> int:
@@ -88,28 +102,55 @@ class StreamPredictor:
                 make = partial(self.features.at, end, wave)
             else:
                 make = partial(_resampled_input, self.model, wave, self.sample_rate)
-            out.append(Window(end, len(wave), make))
+            out.append(Window(end, wave, make))
         return out
 
+    def silent(self, window: Window) -> Prediction | None:
+        """The ``silence`` prediction of a window below the level gate (and its features skipped), else None."""
+        level = level_db(window.wave, self.pa_per_unit)
+        if not self.gate.silent(level):
+            return None
+        self.skipped += 1
+        if self.features is not None:
+            self.features.skip(window.end)
+        self.events.update([], None, (window.end - len(window.wave)) / self.sample_rate)
+        return self._prediction(window, self.gate.silence_answer(), level, [],
+                                {"features_ms": 0.0, "inference_ms": 0.0})
+
     def decide(self, window: Window, probs: np.ndarray, timing: dict[str, float]) -> Prediction:
-        """The prediction of one window from the student's probabilities (n_classes,)."""
-        return Prediction(t_s=window.end / self.sample_rate, window_s=window.samples / self.sample_rate,
-                          **prediction(probs, self.model.classes, self.top_k), timing=timing)
+        """The prediction of one window the student ran on, from its probabilities (n_classes,)."""
+        answer = self.gate.decide(probs, self.model.classes, self.top_k)
+        found = onsets(window.wave, window.end, self.sample_rate, self.gate.silence_db, self.pa_per_unit)
+        return self._prediction(window, answer, level_db(window.wave, self.pa_per_unit), found, timing)
+
+    def _prediction(self, window: Window, answer: dict, level: float, found: list[float],
+                    timing: dict[str, float]) -> Prediction:
+        start_s = (window.end - len(window.wave)) / self.sample_rate
+        new = self.events.update(found, answer["label"], start_s)
+        return Prediction(t_s=window.end / self.sample_rate, window_s=len(window.wave) / self.sample_rate,
+                          **answer, level_db=round(level, 2) if np.isfinite(level) else None,
+                          onsets_s=tuple(found), events=tuple(new), timing=timing)
 
     def push(self, samples: np.ndarray) -> list[Prediction]:
         """The predictions of the windows that ended inside ``samples``, computed in this thread."""
         out = []
         for w in self.windows(samples):
-            probs, timing = predict_batch(self.model, [w.make_input])
-            out.append(self.decide(w, probs[0], timing))
+            p = self.silent(w)
+            if p is None:
+                probs, timing = predict_batch(self.model, [w.make_input])
+                p = self.decide(w, probs[0], timing)
+            out.append(p)
         return out
 
     async def push_batched(self, samples: np.ndarray, batcher: Batcher) -> AsyncIterator[Prediction]:
-        """As ``push``, with each window's input and student run in ``batcher``'s shared batches;
-        each prediction is given as soon as its batch is done."""
+        """As ``push``, with each loud window's input and student run in ``batcher``'s shared
+        batches; each prediction is given as soon as its batch is done."""
         for w in self.windows(samples):
-            probs, timing = await batcher.predict(w.make_input)
-            yield self.decide(w, probs, timing)
+            p = self.silent(w)
+            if p is None:
+                probs, timing = await batcher.predict(w.make_input)
+                p = self.decide(w, probs, timing)
+            yield p
 
 
 def _resampled_input(model: Model, wave: np.ndarray, rate: int) -> np.ndarray:

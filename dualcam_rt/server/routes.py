@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -16,7 +16,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..errors import BadInput, TooLarge
 from ..inference.audio import decode_audio
-from ..inference.predict import predict_waves, prediction
+from ..inference.gate import FILE_FULL_SCALE_PA, SILENCE
+from ..inference.predict import gated_answers
 from .deps import ModelsDep, ServiceDep, SettingsDep
 from .errors import ErrorDetail, UnsupportedMediaType, error_responses
 
@@ -63,9 +64,14 @@ class PredictAnswer(BaseModel):
     """The classification of one uploaded clip (its last 5 s)."""
 
     model: str
-    label: str = Field(description="The most probable class")
+    label: str | None = Field(description="The most probable action, or null when the clip holds none (see reason)")
+    reason: Literal["silence", "no_action"] | None = Field(
+        description="Why label is null: silence (below the model's level gate; the student did not run, "
+                    "top_k and probabilities are empty) or no_action (background class or low confidence)")
     top_k: list[LabelProbability]
-    probabilities: dict[str, float] = Field(description="Every class of the model")
+    probabilities: dict[str, float] = Field(description="Every action of the model (raw; empty for silence)")
+    level_db: float | None = Field(description="RMS level of the classified window, dB SPL (full scale = 20 Pa); "
+                                               "null for digital silence")
     input: UploadedAudio
     latency_ms: float = Field(description="Body read to answer ready")
     timing_ms: dict[str, float] = Field(description="Stages: features_ms, inference_ms")
@@ -174,15 +180,17 @@ async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
     def run():
         wave, source = decode_audio(body, settings.max_upload_seconds, m.sample_rate)
         window = wave[-int(m.seconds * m.sample_rate):]
-        probs, timing = predict_waves(m, [window])
-        return probs[0], timing, source
+        answers, timing = gated_answers(m, [window], top_k, FILE_FULL_SCALE_PA)
+        return answers[0], timing, source
 
-    probs, timing, source = await asyncio.to_thread(run)
+    answer, timing, source = await asyncio.to_thread(run)
     latency_s = time.perf_counter() - started
     svc.metrics.predictions.labels("predict", m.name).inc()
+    if answer["reason"] == SILENCE:
+        svc.metrics.gate_skipped.labels("predict").inc()
     svc.metrics.latency.labels("predict").observe(latency_s)
     # a plain dict of str/float/int: JSONResponse directly, without FastAPI's jsonable_encoder walk
-    return JSONResponse({"model": m.name, **prediction(probs, m.classes, top_k), "input": source,
+    return JSONResponse({"model": m.name, **answer, "input": source,
                          "latency_ms": round(latency_s * 1e3, 3),
                          "timing_ms": {k: round(v, 3) for k, v in timing.items()}})
 
@@ -197,4 +205,5 @@ async def metrics(svc: ServiceDep) -> Response:
         svc.metrics.live_frames.set(live.frames)
         svc.metrics.live_visual_dropped.set(live.visual_dropped)
         svc.metrics.live_lost_samples.set(live.device.stats.lost_samples)
+        svc.metrics.live_gate_skipped.set(live.gate_skipped)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

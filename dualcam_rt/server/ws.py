@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import BadInput, DualcamError
 from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm
+from ..inference.gate import FILE_FULL_SCALE_PA, Gate
 from ..pipelines.stream import StreamPredictor
 from .deps import ServiceDep
 from .hub import Outbox
@@ -79,8 +80,10 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
     hub.update_images_wanted(svc.live)
     svc.metrics.ws_clients.labels("live").inc()
     live = svc.live
-    outbox.put({"type": "hello", "device": svc.device_info or None, "model": live.model.name if live and live.model else None,
-                "classes": live.model.classes if live and live.model else [], "hop_s": live.hop_s if live else None,
+    student = live.model if live else None
+    outbox.put({"type": "hello", "device": svc.device_info or None, "model": student.name if student else None,
+                "classes": Gate.of(student.card).actions(student.classes) if student else [],
+                "hop_s": live.hop_s if live else None,
                 "images": prefs["images"], "state": live.state if live else "no device"})
     try:
         async with _client_errors(ws, svc, "live"):
@@ -160,10 +163,10 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                 raise Closed(1003, "send the JSON hello before any audio")
             config = parse_hello(first.get("text"), svc.settings.hop_s)
             rate = config["sample_rate"]
-            predictor = StreamPredictor(model, rate, config["hop_s"])
+            predictor = StreamPredictor(model, rate, config["hop_s"], pa_per_unit=FILE_FULL_SCALE_PA)
             outbox = Outbox(ws, _dropped(svc, "stream"))
             outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
-                        "window_s": model.seconds, "classes": model.classes,
+                        "window_s": model.seconds, "classes": predictor.gate.actions(model.classes),
                         "max_message_bytes": svc.settings.max_ws_frame_bytes})
             limit = svc.settings.max_ws_frame_bytes
             while True:
@@ -196,9 +199,11 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                 async for p in predictor.push_batched(samples, batcher):
                     latency_s = time.perf_counter() - arrived
                     svc.metrics.predictions.labels("stream", model.name).inc()
+                    if p.reason == "silence":
+                        svc.metrics.gate_skipped.labels("stream").inc()
                     svc.metrics.latency.labels("stream").observe(latency_s)
                     outbox.put({"type": "prediction", "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 4),
-                                "latency_ms": round(latency_s * 1e3, 3), "batch": p.timing["batch"], **p.answer()})
+                                "latency_ms": round(latency_s * 1e3, 3), "batch": p.timing.get("batch", 0), **p.answer()})
     finally:
         if outbox is not None:
             outbox.stop()

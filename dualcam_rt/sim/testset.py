@@ -1,9 +1,9 @@
 """A labelled folder of real-recording test clips, for ``dualcam-rt score``.
 
 ``write_testset(bank, out_dir, clips_per_class, seed)`` takes the bank's **test-split** takes
-only and plays them in pyroomacoustics shoebox rooms unlike the three scenarios of ``rooms``
-(smaller: 2.5-7 x 2.5-6 x 2.3-3.2 m, RT60 0.2-0.65 s from inverse Sabine, image sources to order
-40; the scenarios are an 8 x 8 x 4 m anechoic room, a 14 x 11 x 3.6 m hall at 0.8 s and an open
+only (``split="val"``: the val-split takes, for calibrating thresholds) and plays them in
+pyroomacoustics shoebox rooms unlike the three scenarios of ``rooms`` (smaller: 2.5-7 x 2.5-6 x
+2.3-3.2 m, RT60 0.2-0.65 s from inverse Sabine, image sources to order 40; the scenarios are an 8 x 8 x 4 m anechoic room, a 14 x 11 x 3.6 m hall at 0.8 s and an open
 terrace), heard by one microphone 0.5-3 m from the source, as the DualCam students hear one
 microphone. Each clip is 5 s, mono, 16-bit WAV at 12,288 Hz:
 
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve
 
+from ..errors import BadInput
 from ..geometry import SAMPLE_RATE
 from ..labels import CLASSES
 from .soundbank import SoundBank, Take
@@ -36,6 +37,7 @@ CLIP_SECONDS = 5.0
 ROOM_RANGES_M = ((2.5, 7.0), (2.5, 6.0), (2.3, 3.2))
 RT60_RANGE_S = (0.2, 0.65)
 MAX_ISM_ORDER = 40
+TESTSET_SPLITS = ("val", "test")  # never train: clips for scoring or calibrating
 
 
 def random_room(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -95,17 +97,20 @@ def _db(lo: float, hi: float, rng: np.random.Generator) -> float:
 
 
 def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 12, seed: int = 0,
-                  empty_clips: int | None = None) -> dict:
+                  empty_clips: int | None = None, split: str = "test") -> dict:
     """Write the test clips, ``labels.csv`` and ``testset.json`` into ``out_dir``; returns the
     description (also in ``testset.json``). ``empty_clips`` ambience-only and as many silence
-    clips (default: ``clips_per_class`` each)."""
+    clips (default: ``clips_per_class`` each). ``split="val"`` takes the val-split takes instead:
+    a folder for calibrating thresholds (``dualcam-rt calibrate-gate``) that never sees the test takes."""
+    if split not in TESTSET_SPLITS:
+        raise BadInput(f"split must be one of {', '.join(TESTSET_SPLITS)}, not {split!r}")
     import soundfile as sf
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n = int(CLIP_SECONDS * SAMPLE_RATE)
-    ambience = bank.ambience("test")
+    ambience = bank.ambience(split)
     empty_clips = clips_per_class if empty_clips is None else empty_clips
     rows, clips, missing = [], [], []
 
@@ -118,7 +123,7 @@ def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 1
         return (rng.standard_normal(n) * _db(-75, -65, rng)).astype(np.float32)
 
     for cls in CLASSES:
-        takes = bank.takes(cls, "test")
+        takes = bank.takes(cls, split)
         if not takes:
             missing.append(cls)
             continue
@@ -148,7 +153,7 @@ def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 1
         writer.writerow(("file", "class"))
         writer.writerows(rows)
     manifest_hash = hashlib.sha256((bank.root / "manifest.json").read_bytes()).hexdigest()[:20]
-    description = {"seed": seed, "sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS,
+    description = {"seed": seed, "split": split, "sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS,
                    "bank": str(bank.root), "bank_manifest_hash": manifest_hash,
                    "classes_without_test_takes": missing, "clips": clips,
                    "rooms": {"size_m": ROOM_RANGES_M, "rt60_s": RT60_RANGE_S, "max_ism_order": MAX_ISM_ORDER}}

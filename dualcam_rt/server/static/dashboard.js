@@ -23,8 +23,19 @@ function classRows(classes) {
   }
 }
 
+const REASONS = {silence: "silence", no_action: "no action"};
+
 function showPrediction(msg) {
-  $("label").textContent = msg.label;
+  // a null label means nothing is happening: say why instead of naming a class
+  $("label").textContent = msg.label === null ? (REASONS[msg.reason] || "no action") : msg.label;
+  $("label").dataset.reason = msg.reason || "";
+  for (const row of $("classes").tBodies[0].rows) {
+    row.classList.remove("top");
+    if (msg.reason === "silence") {  // the model did not run: no probabilities to show
+      row.querySelector(".bar div").style.width = "0%";
+      row.querySelector(".p").textContent = "-";
+    }
+  }
   for (const [name, p] of Object.entries(msg.probabilities)) {
     const row = $("class-" + name);
     if (!row) continue;
@@ -34,6 +45,12 @@ function showPrediction(msg) {
     row.classList.toggle("top", name === msg.label);
   }
   $("latency").textContent = msg.latency_ms.toFixed(1) + " ms";
+  for (const e of msg.events || []) {
+    const item = document.createElement("li");
+    item.textContent = `${e.label} at ${e.onset_s.toFixed(2)} s`;
+    $("events").prepend(item);
+    while ($("events").children.length > 10) $("events").lastChild.remove();
+  }
 }
 
 function showPosition(msg) {
