@@ -464,15 +464,40 @@ class _Print:
 
 
 def _same_take(a: _Print, b: _Print, max_lag: int = 60) -> bool:
-    """Whether two normalised events are one take: similar length and band energies, and a peak
-    normalised cross-correlation of their first seconds within ``max_lag`` samples (~5 ms) of at
-    least DUPLICATE_CORRELATION."""
-    # Hydrogen's velocity layers of one take: lengths within 16 %, band correlations 0.90-0.99
-    if not (0.8 <= a.length / b.length <= 1.25 and float(a.bands @ b.bands) > 0.9):
-        return False
+    """Whether two normalised events of similar length and band energies (``_Kept.twin`` checks
+    those) are one take: a peak normalised cross-correlation of their first seconds within
+    ``max_lag`` samples (~5 ms) of at least DUPLICATE_CORRELATION."""
     xc = np.fft.irfft(a.spectrum * np.conj(b.spectrum), _COMPARE_FFT)
     lags = np.concatenate([xc[:max_lag + 1], xc[-max_lag:]])
     return float(np.max(np.abs(lags))) >= DUPLICATE_CORRELATION * a.norm * b.norm
+
+
+class _Kept:
+    """The kept events of one class, with their lengths and band vectors in arrays so that the
+    pre-filter is one matrix product per new event."""
+
+    def __init__(self):
+        self.prints: list[_Print] = []
+        self.recordings: list[_Recording] = []
+        self.lengths = np.zeros(64)
+        self.bands = np.zeros((64, 24))
+
+    def add(self, fp: _Print, recording: _Recording) -> None:
+        n = len(self.prints)
+        if n == len(self.lengths):  # grow by doubling
+            self.lengths = np.concatenate([self.lengths, np.zeros(n)])
+            self.bands = np.concatenate([self.bands, np.zeros((n, 24))])
+        self.lengths[n], self.bands[n] = fp.length, fp.bands
+        self.prints.append(fp)
+        self.recordings.append(recording)
+
+    def twin(self, fp: _Print) -> _Recording | None:
+        """The recording of a kept event that is the same take as ``fp``, or None."""
+        n = len(self.prints)
+        ratio = self.lengths[:n] / fp.length
+        # Hydrogen's velocity layers of one take: lengths within 16 %, band correlations 0.90-0.99
+        candidates = np.flatnonzero((ratio >= 0.8) & (ratio <= 1.25) & (self.bands[:n] @ fp.bands > 0.9))
+        return next((self.recordings[i] for i in candidates if _same_take(self.prints[i], fp)), None)
 
 
 # ---------------------------------------------------------------------------------- the build
@@ -631,7 +656,7 @@ def _remove_duplicates(recordings: list[_Recording]) -> list[dict]:
     """Drop repeated events in place (exact content, or one take at another gain); the dropped ones."""
     dropped: list[dict] = []
     seen_hash: dict[str, _Recording] = {}
-    kept_by_class: dict[str, list[tuple[_Print, _Recording]]] = defaultdict(list)
+    kept: dict[str, _Kept] = defaultdict(_Kept)
     for r in recordings:
         keep = []
         for e in r.events:
@@ -639,11 +664,10 @@ def _remove_duplicates(recordings: list[_Recording]) -> list[dict]:
             reason = "same content"
             if twin is None:
                 fp = _Print(e["audio"])
-                twin = next((other for other_fp, other in kept_by_class[r.cls] if _same_take(other_fp, fp)), None)
-                reason = "same take at another gain"
+                twin, reason = kept[r.cls].twin(fp), "same take at another gain"
             if twin is None:
                 seen_hash[e["hash"]] = r
-                kept_by_class[r.cls].append((fp, r))
+                kept[r.cls].add(fp, r)
                 keep.append(e)
             else:
                 dropped.append({"class": r.cls, "package": r.file.source.package, "path": r.file.path,
