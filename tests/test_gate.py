@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import websockets
-
 from conftest import free_port, run_cli
+
 from dualcam_rt.config import Settings
 from dualcam_rt.errors import BadInput
 from dualcam_rt.inference.calibrate import choose_gate
@@ -257,3 +257,41 @@ def test_calibrate_gate_refuses_a_test_split_folder(tmp_path):
     (clips / "testset.json").write_text(json.dumps({"split": "test"}))
     r = run_cli("calibrate-gate", "--clips", str(clips), env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")})
     assert r.returncode == 2 and "test split" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_calibrate_gate_writes_thresholds_the_scorer_then_honours(tmp_path):
+    """Tones (confident actions), loud white noise (ambience the tone model is unsure of) and a
+    quiet room: the calibration separates all three and writes the gate into the card."""
+    write_tiny_model(tmp_path / "models")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000 * 5) / 16_000
+    rows = []
+    for k, hz in enumerate((300, 1000, 2500, 4000)):
+        (clips / f"tone{k}.wav").write_bytes(wav(0.3 * np.sin(2 * np.pi * hz * t) + 0.01 * rng.standard_normal(len(t))))
+        rows.append(f"tone{k}.wav,{CLASSES[band_of(hz)]}")
+    for k in range(3):
+        (clips / f"ambience{k}.wav").write_bytes(wav(0.1 * rng.standard_normal(len(t))))
+        (clips / f"silence{k}.wav").write_bytes(wav(1e-4 * rng.standard_normal(len(t))))
+        rows += [f"ambience{k}.wav,", f"silence{k}.wav,"]
+    (clips / "labels.csv").write_text("file,class\n" + "\n".join(rows) + "\n")
+    env = {"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
+    r = run_cli("calibrate-gate", "--clips", str(clips), "--max-false-alarm", "0", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["target_met"] and result["rates"]["false_alarms"] == 0 and result["rates"]["misses"] == 0
+    card = json.loads((tmp_path / "models" / "tone-bands.json").read_text())
+    assert card["gate"]["silence_db"] == result["gate"]["silence_db"] and 0 < card["gate"]["min_confidence"] < 1
+    scored = json.loads(run_cli("score", str(clips), "--json", env=env).stdout)
+    assert scored["no_action"]["false_alarms"] == 0 and scored["no_action"]["misses"] == 0
+    assert scored["top1_accuracy"] == 1.0
+
+
+def test_a_card_with_a_malformed_gate_is_refused_when_the_models_load(tmp_path):
+    card_path = write_tiny_model(tmp_path)
+    card = json.loads(card_path.read_text())
+    card["gate"] = {"silence_db": "quiet"}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(BadInput, match="tone-bands.json: model card gate"):
+        load_models(tmp_path)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import CLI
+
 from dualcam_rt.geometry import SAMPLE_RATE
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.sim.soundbank import PackageRoots, SoundBank, build_bank

@@ -40,10 +40,11 @@ def calibrate_gate(
     if write:
         if card is None:
             fail(f"no card of {student.name!r} in {settings.models_dir}", code=1)
-        try:
-            write_gate(card, result)
-        except OSError as err:
-            fail(f"cannot write {card}: {err.strerror or err}", code=1)
+        else:
+            try:
+                write_gate(card, result)
+            except OSError as err:
+                fail(f"cannot write {card}: {err.strerror or err}", code=1)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return

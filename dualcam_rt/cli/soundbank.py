@@ -90,5 +90,5 @@ def testset(
     console.print(f"wrote {len(description['clips'])} clips and labels.csv to {out}: "
                   + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False, soft_wrap=True)
     if description["classes_without_test_takes"]:
-        console.print("no test takes (no clips) for: " + ", ".join(description["classes_without_test_takes"]),
+        console.print(f"no {split} takes (no clips) for: " + ", ".join(description["classes_without_test_takes"]),
                       highlight=False, soft_wrap=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ MAX_FALSE_ALARM = 0.02
 
 
 def measure_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Per clip of ``clips_dir``: ``level_db``, ``top_probability`` (of the actions), ``background``
     (the background class is the top class) and ``empty`` (labelled no action)."""
     rows = read_labels(clips_dir, model.classes)
@@ -55,7 +56,7 @@ def measure_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.
             "empty": np.array([cls == NO_ACTION for _, cls, _ in rows]), "files": [c.name for c, _, _ in rows]}
 
 
-def error_rates(m: dict[str, np.ndarray], silence_db: float, min_confidence: float) -> dict:
+def error_rates(m: dict[str, Any], silence_db: float, min_confidence: float) -> dict:
     """False alarms (no-action clips labelled an action) and misses (action clips labelled null)."""
     labelled = (m["level_db"] >= silence_db) & ~m["background"] & (m["top_probability"] >= min_confidence)
     empty, action = m["empty"], ~m["empty"]
@@ -67,7 +68,7 @@ def error_rates(m: dict[str, np.ndarray], silence_db: float, min_confidence: flo
             "action_clips_below_level_gate": int((silent & action).sum())}
 
 
-def choose_gate(m: dict[str, np.ndarray], background_class: str | None = None,
+def choose_gate(m: dict[str, Any], background_class: str | None = None,
                 max_false_alarm: float = MAX_FALSE_ALARM) -> tuple[Gate, dict]:
     """The gate meeting ``max_false_alarm`` with the fewest misses (see the module docstring), and its rates."""
     if not m["empty"].any() or m["empty"].all():
@@ -85,7 +86,8 @@ def choose_gate(m: dict[str, np.ndarray], background_class: str | None = None,
             key = (r["misses"], r["false_alarms"], -s, -c)
             if best_key is None or key < best_key:
                 best, best_key = (s, c, r), key
-    s, c, rates = best  # the highest thresholds label nothing: some candidate always meets the limit
+    assert best is not None  # the highest thresholds label nothing: some candidate always meets the limit
+    s, c, rates = best
     return Gate(float(s) if np.isfinite(s) else -200.0, float(min(c, 1.0)), background_class), rates
 
 

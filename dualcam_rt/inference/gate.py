@@ -120,8 +120,8 @@ def onsets(wave: np.ndarray, end: int, sample_rate: int, floor_db: float, pa_per
     The envelope is the level of 10-ms frames on the stream's own frame grid (so overlapping windows
     find the same onset at the same time); an onset is a frame at least ``ONSET_RISE_DB`` above the
     median of the ``ONSET_CONTEXT_S`` before it and louder than ``floor_db`` (dB SPL)."""
-    frame = max(1, int(round(sample_rate * ONSET_FRAME_S)))
-    ctx = int(round(ONSET_CONTEXT_S / ONSET_FRAME_S))
+    frame = max(1, round(sample_rate * ONSET_FRAME_S))
+    ctx = round(ONSET_CONTEXT_S / ONSET_FRAME_S)
     start = end - len(wave)
     skip = (-start) % frame
     n = (len(wave) - skip) // frame

@@ -17,6 +17,7 @@ from ..dsp.spectrogram import Recipe, student_input
 from ..errors import BadInput, NotFound
 from ..frame import InputKind
 from ..threads import cpu_budget
+from .gate import Gate
 
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")  # priority order
 
@@ -86,6 +87,10 @@ def read_card(path: Path) -> dict:
         InputKind(card["input"]["kind"]), card["classes"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BadInput(f"unreadable model card {path}: {err}") from err
+    try:
+        Gate.of(card)  # a malformed gate fails at load time, not at the first prediction
+    except BadInput as err:
+        raise BadInput(f"{path}: {err}") from None
     return card
 
 

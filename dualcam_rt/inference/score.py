@@ -18,8 +18,8 @@ import numpy as np
 
 from ..errors import BadInput, NotFound
 from .audio import decode_audio
-from .models import Model
 from .gate import FILE_FULL_SCALE_PA
+from .models import Model
 from .predict import gated_answers
 
 NO_ACTION = "no_action"  # the name "no action" goes by in reports (labels.csv writes it as an empty class)

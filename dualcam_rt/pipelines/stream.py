@@ -67,10 +67,12 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Window:
-    """One window waiting for the student: its end (stream samples), its samples, and how to make its input."""
+    """One window waiting for the student: its end (stream samples), its samples, their level
+    (dB SPL) and how to make its input."""
 
     end: int
     wave: np.ndarray
+    level_db: float
     make_input: Callable[[], np.ndarray]
 
 
@@ -102,33 +104,30 @@ class StreamPredictor:
                 make = partial(self.features.at, end, wave)
             else:
                 make = partial(_resampled_input, self.model, wave, self.sample_rate)
-            out.append(Window(end, wave, make))
+            out.append(Window(end, wave, level_db(wave, self.pa_per_unit), make))
         return out
 
     def silent(self, window: Window) -> Prediction | None:
         """The ``silence`` prediction of a window below the level gate (and its features skipped), else None."""
-        level = level_db(window.wave, self.pa_per_unit)
-        if not self.gate.silent(level):
+        if not self.gate.silent(window.level_db):
             return None
         self.skipped += 1
         if self.features is not None:
             self.features.skip(window.end)
         self.events.update([], None, (window.end - len(window.wave)) / self.sample_rate)
-        return self._prediction(window, self.gate.silence_answer(), level, [],
-                                {"features_ms": 0.0, "inference_ms": 0.0})
+        return self._prediction(window, self.gate.silence_answer(), [], {"features_ms": 0.0, "inference_ms": 0.0})
 
     def decide(self, window: Window, probs: np.ndarray, timing: dict[str, float]) -> Prediction:
         """The prediction of one window the student ran on, from its probabilities (n_classes,)."""
         answer = self.gate.decide(probs, self.model.classes, self.top_k)
         found = onsets(window.wave, window.end, self.sample_rate, self.gate.silence_db, self.pa_per_unit)
-        return self._prediction(window, answer, level_db(window.wave, self.pa_per_unit), found, timing)
+        return self._prediction(window, answer, found, timing)
 
-    def _prediction(self, window: Window, answer: dict, level: float, found: list[float],
-                    timing: dict[str, float]) -> Prediction:
+    def _prediction(self, window: Window, answer: dict, found: list[float], timing: dict[str, float]) -> Prediction:
         start_s = (window.end - len(window.wave)) / self.sample_rate
         new = self.events.update(found, answer["label"], start_s)
         return Prediction(t_s=window.end / self.sample_rate, window_s=len(window.wave) / self.sample_rate,
-                          **answer, level_db=round(level, 2) if np.isfinite(level) else None,
+                          **answer, level_db=round(window.level_db, 2) if np.isfinite(window.level_db) else None,
                           onsets_s=tuple(found), events=tuple(new), timing=timing)
 
     def push(self, samples: np.ndarray) -> list[Prediction]:
