@@ -97,8 +97,12 @@ def test_score_gives_what_v1_predict_answers_for_each_clip(tmp_path_factory):
             answer = httpx.post(f"{base}/v1/predict?model={result['model']}", content=(clips / clip["file"]).read_bytes(),
                                 timeout=30).json()
             assert (answer["label"] or NO_ACTION) == clip["predicted"]  # a null label (the gate) is no action
-            if answer["label"] is not None:
+            assert (answer["reason"], answer["level_db"]) == (clip["reason"], clip["level_db"])
+            if answer["top_k"]:
                 assert answer["top_k"][0]["probability"] == pytest.approx(clip["probability"], abs=1e-5)
+            else:  # the level gate: the student did not run
+                assert clip["probability"] is None and clip["reason"] == "silence"
+    assert any(c["reason"] == "silence" for c in result["predictions"])  # the silence clip
 
 
 def test_score_plot_writes_a_png(tiny_dir, tones, tmp_path):

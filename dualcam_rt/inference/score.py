@@ -69,7 +69,7 @@ def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
     matrix and every clip's prediction (``predictions``), for the clips of ``clips_dir``."""
     rows = read_labels(clips_dir, model.classes)
     window = int(model.seconds * model.sample_rate)
-    predicted: list[tuple[str, float | None]] = []
+    answers: list[dict] = []
     for start in range(0, len(rows), BATCH):
         waves = []
         for clip, _, line in rows[start:start + BATCH]:
@@ -78,15 +78,16 @@ def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
             except BadInput as err:
                 raise type(err)(f"{Path(clips_dir) / 'labels.csv'}:{line}: {clip.name}: {err}") from None
             waves.append(wave[-window:])
-        answers, _ = gated_answers(model, waves, 1, FILE_FULL_SCALE_PA)
-        for answer in answers:
-            label = answer["label"]
-            predicted.append((label or NO_ACTION, answer["top_k"][0]["probability"] if label else None))
+        answers.extend(gated_answers(model, waves, 1, FILE_FULL_SCALE_PA)[0])
         if progress:
-            progress(len(predicted), len(rows))
-    return summarise([cls for _, cls, _ in rows], [p for p, _ in predicted], model.classes,
-                     predictions=[{"file": clip.name, "class": cls, "predicted": label, "probability": prob}
-                            for (clip, cls, _), (label, prob) in zip(rows, predicted)], model=model.name)
+            progress(len(answers), len(rows))
+    predicted = [a["label"] or NO_ACTION for a in answers]
+    # per clip: the gate's reason for no action (silence | no_action), the top action's probability
+    # (None when the level gate kept the student from running) and the window's level
+    clips = [{"file": clip.name, "class": cls, "predicted": p, "reason": a["reason"],
+              "probability": a["top_k"][0]["probability"] if a["top_k"] else None, "level_db": a["level_db"]}
+             for (clip, cls, _), p, a in zip(rows, predicted, answers)]
+    return summarise([cls for _, cls, _ in rows], predicted, model.classes, predictions=clips, model=model.name)
 
 
 def summarise(truth: list[str], predicted: list[str], classes: list[str], **extra) -> dict:
