@@ -295,3 +295,21 @@ def test_a_card_with_a_malformed_gate_is_refused_when_the_models_load(tmp_path):
     card_path.write_text(json.dumps(card))
     with pytest.raises(BadInput, match="tone-bands.json: model card gate"):
         load_models(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_no_action_instead_of_a_class(service):
+    from playwright.sync_api import sync_playwright
+
+    from test_dashboard import CHROMIUM, FLAGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(service + "/")
+            page.wait_for_function("document.getElementById('label').dataset.reason === 'no_action'", timeout=30_000)
+            assert page.text_content("#label") == "no action"
+            assert page.locator("#classes tr.top").count() == 0  # no class is highlighted as the answer
+        finally:
+            browser.close()
