@@ -313,3 +313,25 @@ def test_the_dashboard_shows_no_action_instead_of_a_class(service):
             assert page.locator("#classes tr.top").count() == 0  # no class is highlighted as the answer
         finally:
             browser.close()
+
+
+def test_replay_predict_says_silence_then_reports_the_tone_once(tmp_path):
+    from dualcam_rt.frame import SensorFrame
+    from dualcam_rt.sessions import SessionWriter
+
+    t = np.arange(36 * 1024) / RATE
+    wave = (0.5 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    wave[:12 * 1024] = 0  # a silent first second
+    with SessionWriter(tmp_path / "s", {"label": "whistling"}) as w:
+        for i in range(36):
+            w.write(SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12,
+                                audio=wave[None, i * 1024:(i + 1) * 1024]))
+    write_tiny_model(tmp_path / "models")
+    env = {"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
+    out = json.loads(run_cli("replay", str(tmp_path / "s"), "--predict", "--json", env=env).stdout)
+    quiet, loud = out["predictions"][:2], out["predictions"][2:]  # windows ending at 0.5 and 1.0 s hear zeros
+    assert all(p["label"] is None and p["reason"] == "silence" for p in quiet)
+    assert loud and {p["label"] for p in loud} == {CLASSES[band_of(3000)]}
+    assert len(out["events"]) == 1 and abs(out["events"][0]["onset_s"] - 1.0) < 0.02
+    table = run_cli("replay", str(tmp_path / "s"), "--predict", "--no-localise", env=env)
+    assert table.returncode == 0 and "silence" in table.stdout
