@@ -193,7 +193,7 @@ def evaluate(
     budget_hours: float = typer.Option(None, help="Cut the setting (epoch cap, cells, splits, seeds) to fit H hours here"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Print the budget plan and exit without training"),
     timings: str = typer.Option(None, help="Per-clip timings JSON of an earlier plan (default: measure now)"),
-    measure_batches: int = typer.Option(3, help="Batches timed per model for the plan"),
+    measure_batches: int = typer.Option(2, help="Batches (of up to 16 clips) timed per model for the plan"),
     resume: bool = typer.Option(False, "--resume", help="Skip the finished cells in --out, continue unfinished runs"),
     work: str = typer.Option("runs/evaluate", help="Run directories (checkpoints) of every cell"),
     device: str = _DEVICE, threads: int = _THREADS,

@@ -24,7 +24,6 @@ ROWS, COLS, N_MFCC = 36, 48, 12
 
 
 class DualCamNet(nn.Module):
-    input_kind = "mfcc_volume"
     feature_dim = 1024
 
     def __init__(self, n_classes: int = 14, variant: str = "code", dropout: float = 0.5):

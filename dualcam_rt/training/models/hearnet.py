@@ -25,7 +25,6 @@ LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")
 
 
 class HearNet(nn.Module):
-    input_kind = "spectrogram"
     layers = LAYERS
 
     def __init__(self, n_classes: int = 14, dropout: float = 0.5):

@@ -58,7 +58,6 @@ class TemporalConv(nn.Module):
 
 
 class ResNet50(nn.Module):
-    input_kind = "video"
     feature_dim = 2048
 
     def __init__(self, n_classes: int = 14, temporal: bool = False, weights: str | Path | None = None):

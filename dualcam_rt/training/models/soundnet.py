@@ -27,7 +27,6 @@ def _conv(c_in: int, c_out: int, k: int, s: int, p: int, pool: int = 0) -> nn.Se
 
 
 class OurSoundNet(nn.Module):
-    input_kind = "waveform"
     layers = LAYERS
 
     def __init__(self, n_classes: int = 14, dropout: float = 0.5):
