@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import free_port, run_cli
+
 from dualcam_rt.config import REPO_MODELS_DIR, Settings
 from dualcam_rt.errors import BadInput
 from dualcam_rt.inference.models import load_models
@@ -90,7 +90,7 @@ def test_score_gives_what_v1_predict_answers_for_each_clip(tmp_path_factory):
     r = run_cli("score", str(clips), "--json", env={"DUALCAM_MODELS_DIR": str(REPO_MODELS_DIR)})
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    rows = list(csv.DictReader(open(clips / "labels.csv")))
+    rows = list(csv.DictReader((clips / "labels.csv").read_text().splitlines()))
     assert result["clips"] == len(rows) >= 5
     with BackgroundServer(create_app(Settings(models_dir=REPO_MODELS_DIR), live=False), free_port()) as base:
         for clip in result["predictions"]:

@@ -11,13 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_cli
 
 from dualcam_rt.errors import BadInput, NotFound
 from dualcam_rt.sim.qrc import RccFile
-from dualcam_rt.sim.soundbank import (CI_PACKAGES, SPLITS, MissingPackages, PackageRoots, Source, SoundBank,
-                                      build_bank, licence_of)
-
-from conftest import run_cli
+from dualcam_rt.sim.soundbank import (
+    CI_PACKAGES,
+    SPLITS,
+    MissingPackages,
+    PackageRoots,
+    SoundBank,
+    Source,
+    build_bank,
+    licence_of,
+)
 
 RATE = 12_288
 
@@ -104,7 +111,7 @@ def test_single_recording_classes_are_train_only_and_say_so(ci_bank):
 
 
 def test_rebuild_with_the_same_inputs_rewrites_nothing(ci_bank, tmp_path):
-    out, manifest = ci_bank
+    out, _ = ci_bank
     copy = tmp_path / "bank"
     shutil.copytree(out, copy)
     before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
@@ -244,7 +251,7 @@ def _rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
                 nodes.append(None)
                 queue.append((cname, child, None))
             else:
-                full = [p for p, d in files.items() if d is child and p.endswith(cname)][0]
+                full = next(p for p, d in files.items() if d is child and p.endswith(cname))
                 blob = struct.pack(">I", len(child)) + zlib.compress(child) if full in compress else child
                 nodes.append((name_offset(cname), 1 if full in compress else 0, 0, len(payload)))
                 payload.extend(struct.pack(">I", len(blob)) + blob)

@@ -53,7 +53,10 @@ def score(
     typer.echo("")
     console.print(table)
     na = result["no_action"]
-    rate = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
+
+    def rate(r: float | None) -> str:
+        return "n/a" if r is None else f"{r:.3f}"
+
     console.print(f"top-1 accuracy {result['top1_accuracy']:.3f}; no action: {na['false_alarms']}/{na['clips']} false alarms "
                   f"({rate(na['false_alarm_rate'])}), {na['misses']}/{na['action_clips']} action clips missed "
                   f"({rate(na['miss_rate'])})" + (f"; confusion matrix: {plot}" if plot else ""), highlight=False)

@@ -57,7 +57,7 @@ class RccFile:
     def _walk(self, index: int, prefix: str, depth: int = 0) -> None:
         if depth > 64:
             raise IndexError("tree deeper than 64 levels (a loop)")
-        name_off, flags, a, b = self._node(index)
+        _, flags, a, b = self._node(index)
         if flags & _DIRECTORY:
             for child in range(b, b + a):
                 c_name_off, _, _, _ = self._node(child)

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -239,7 +240,7 @@ class PackageRoots:
             if self.system == Path("/"):
                 spec = importlib.util.find_spec("keeb")
                 if spec and spec.submodule_search_locations:
-                    return Path(list(spec.submodule_search_locations)[0]).parent
+                    return Path(next(iter(spec.submodule_search_locations))).parent
             return None
         for root in (self.sources_dir / package, self.system):
             if (root / "usr/share/doc" / package / "copyright").is_file():
@@ -307,14 +308,16 @@ def find_files(sources: Sequence[Source], roots: PackageRoots) -> list[SourceFil
     """Every file of ``sources`` in source-table order (sorted within a source).
 
     Raises MissingPackages naming the install command when a package is not installed."""
-    missing = sorted({s.package for s in sources if roots.root(s.package) is None})
+    found = {s.package: roots.root(s.package) for s in sources}
+    missing = sorted(p for p, r in found.items() if r is None)
     if missing:
         raise MissingPackages(f"sound bank sources not installed: {', '.join(missing)}; install them with: "
                               f"{install_command(missing, roots.sources_dir)} (or: make soundbank)")
+    root_of = {p: r for p, r in found.items() if r is not None}
     files: list[SourceFile] = []
     seen: set[tuple[Path, str]] = set()
     for s in sources:
-        root = roots.root(s.package)
+        root = root_of[s.package]
         rels: set[str] = set()
         for pattern in s.patterns:
             if "::" in pattern:
@@ -415,7 +418,7 @@ def cut_events(wave: np.ndarray, source: Source) -> list[tuple[int, int]]:
     active = db > min(max(floor + 10, peak - 35), peak - 10)  # a short, all-loud sample has no floor
     runs: list[list[int]] = []
     gap_frames = max(1, int(source.min_gap_s * SAMPLE_RATE / _FRAME))
-    for i in np.flatnonzero(active):
+    for i in map(int, np.flatnonzero(active)):
         if runs and i - runs[-1][1] <= gap_frames:
             runs[-1][1] = i
         else:
@@ -628,7 +631,7 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
         if stale.relative_to(out).as_posix() not in written:
             stale.unlink()
 
-    manifest = {
+    manifest: dict[str, Any] = {
         "version": BANK_VERSION, "preset": preset, "sample_rate": SAMPLE_RATE,
         "normalisation": f"peak: every event scaled to a peak of {STORED_PEAK} and stored as 16-bit FLAC",
         "split_rule": "per source recording, ranked by a hash of package and path within each class: >= 3 recordings: "

@@ -24,6 +24,7 @@ import csv
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
@@ -132,7 +133,7 @@ def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 1
             dry, used = _sequence(takes, n, rng)
             wet = fftconvolve(dry, rir)[:n]
             wet *= _db(-35, -12, rng) / (np.max(np.abs(wet)) + 1e-12)
-            info = {"room": room, "takes": used}
+            info: dict[str, Any] = {"room": room, "takes": used}
             if ambience and rng.random() < 0.5:
                 amb, amb_file = _ambience(ambience, n, rng)
                 snr_db = float(rng.uniform(10, 25))
