@@ -119,6 +119,11 @@ def test_rebuild_with_the_same_inputs_rewrites_nothing(ci_bank, tmp_path):
     assert again == json.loads((out / "manifest.json").read_text())
     assert (copy / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
+    stale = copy / "events/typing/0123456789abcdef0123.flac"  # left by a bigger preset's build
+    stale.parent.mkdir()
+    shutil.copy(next(copy.glob("events/clapping/*.flac")), stale)
+    build_bank(copy, PackageRoots(tmp_path / "none"), "ci")
+    assert not stale.parent.exists()
 
 
 def test_soundbank_hands_back_takes_at_peak_one_with_their_rows(ci_bank):

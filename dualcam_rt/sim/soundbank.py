@@ -630,6 +630,9 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
     for stale in [*out.glob("events/*/*.flac"), *out.glob(f"{AMBIENCE}/*.flac")]:  # left by an earlier build
         if stale.relative_to(out).as_posix() not in written:
             stale.unlink()
+    for folder in out.glob("events/*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
     manifest: dict[str, Any] = {
         "version": BANK_VERSION, "preset": preset, "sample_rate": SAMPLE_RATE,
