@@ -18,9 +18,11 @@ from dualcam_rt.config import Settings
 from dualcam_rt.errors import BadInput
 from dualcam_rt.inference.calibrate import choose_gate
 from dualcam_rt.inference.gate import DEFAULT_GATE, Gate, level_db, onsets
-from dualcam_rt.inference.models import Model, load_models
+from dualcam_rt.inference.models import Model, ModelSet, load_models
+from dualcam_rt.inference.score import score_clips
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
+from dualcam_rt.pipelines.replay import replay_timeline
 from dualcam_rt.pipelines.stream import StreamPredictor
 from dualcam_rt.server.app import create_app
 from dualcam_rt.server.run import BackgroundServer
@@ -283,7 +285,7 @@ def test_calibrate_gate_writes_thresholds_the_scorer_then_honours(tmp_path):
     assert result["target_met"] and result["rates"]["false_alarms"] == 0 and result["rates"]["misses"] == 0
     card = json.loads((tmp_path / "models" / "tone-bands.json").read_text())
     assert card["gate"]["silence_db"] == result["gate"]["silence_db"] and 0 < card["gate"]["min_confidence"] < 1
-    scored = json.loads(run_cli("score", str(clips), "--json", env=env).stdout)
+    scored = score_clips(load_models(tmp_path / "models")["tone-bands"], clips)  # reads the card afresh
     assert scored["no_action"]["false_alarms"] == 0 and scored["no_action"]["misses"] == 0
     assert scored["top1_accuracy"] == 1.0
 
@@ -300,7 +302,6 @@ def test_a_card_with_a_malformed_gate_is_refused_when_the_models_load(tmp_path):
 @pytest.mark.slow
 def test_the_dashboard_shows_no_action_instead_of_a_class(service):
     from playwright.sync_api import sync_playwright
-
     from test_dashboard import CHROMIUM, FLAGS
 
     with sync_playwright() as pw:
@@ -328,7 +329,8 @@ def test_replay_predict_says_silence_then_reports_the_tone_once(tmp_path):
                                 audio=wave[None, i * 1024:(i + 1) * 1024]))
     write_tiny_model(tmp_path / "models")
     env = {"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
-    out = json.loads(run_cli("replay", str(tmp_path / "s"), "--predict", "--json", env=env).stdout)
+    out = replay_timeline(tmp_path / "s", Settings().geometry(), ModelSet(load_models(tmp_path / "models")),
+                          localise=False)
     quiet, loud = out["predictions"][:2], out["predictions"][2:]  # windows ending at 0.5 and 1.0 s hear zeros
     assert all(p["label"] is None and p["reason"] == "silence" for p in quiet)
     assert loud and {p["label"] for p in loud} == {CLASSES[band_of(3000)]}
