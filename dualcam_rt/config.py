@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # imaging
     focus_distance_m: float = Field(DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array")
     beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
+    view_band_hz: tuple[float, float] = Field((900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]")
+    view_range_db: float = Field(10.0, gt=0, le=60, description="serve: the colour map covers this many dB below each frame's peak")
+    view_margin_db: float = Field(5.0, ge=0, le=60, description="serve: a source is shown only when the peak stands this many dB above the median pixel")
 
     # data and models
     models_dir: Path = REPO_MODELS_DIR

@@ -85,10 +85,15 @@ def test_live_pushes_predictions_and_source_positions(live_url):
     assert p["label"] in CLASSES and p["truth"] == "knocking"
     assert p["latency_ms"] > 0 and p["arrived_at"] <= time.time()
     assert got["prediction"][1]["t_s"] - got["prediction"][0]["t_s"] == pytest.approx(0.5)
-    pos = got["position"][-1]
-    assert 0 <= pos["row"] < 36 and 0 <= pos["col"] < 48
-    assert 0 <= pos["u_px"] <= 640 and 0 <= pos["v_px"] <= 480
-    assert -40 < pos["azimuth_deg"] < 40
+    for pos in got["position"]:  # a source, or none and why (tests/test_dashboard.py waits for both)
+        assert pos["floor_db"] <= pos["peak_db"] and pos["band_hz"] == [900.0, 6400.0]
+        if pos["source"] is None:
+            assert pos["reason"] == "below_margin" and "u_px" not in pos
+        else:
+            src = pos["source"]
+            assert 0 <= src["row"] < 36 and 0 <= src["col"] < 48
+            assert 0 <= src["u_px"] <= 640 and 0 <= src["v_px"] <= 480
+            assert -40 < src["azimuth_deg"] < 40
 
 
 def test_live_sends_overlay_frames_only_on_request(live_url):

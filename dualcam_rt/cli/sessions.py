@@ -135,7 +135,7 @@ def replay(
     for col in ("tick", "time_s", "video", "localisation", "prediction"):
         t.add_column(col)
     for row in result["timeline"]:
-        loc = row.get("localisation")
+        loc = (row.get("localisation") or {}).get("source")
         pred = row.get("prediction")
         t.add_row(str(row["tick"]), f"{row['time_s']:.3f}", "yes" if row["video"] else "-",
                   f"({loc['u_px']:.0f}, {loc['v_px']:.0f}) px, {loc['peak_db']:.1f} dB" if loc else "-",
@@ -195,13 +195,24 @@ def export_wav(
 def export_video(
     session: str = typer.Argument(..., help="Session directory"),
     out: str = typer.Option(..., "--out", help="Output .mp4"),
-    overlay: bool = typer.Option(True, help="Draw the acoustic image (900-6400 Hz energy) over the video"),
+    overlay: bool = typer.Option(True, help="Draw the acoustic image (colour map, source marker, dB legend) over the video"),
+    range_db: float = typer.Option(None, "--range-db", help="dB below each frame's peak the colour map covers (default: DUALCAM_VIEW_RANGE_DB, 10)"),
+    band: str = typer.Option(None, help="Band summed, LO-HI Hz (default: DUALCAM_VIEW_BAND_HZ, 900-6400)"),
+    margin_db: float = typer.Option(None, "--margin-db", help="Show a source only this many dB above the median pixel (default: DUALCAM_VIEW_MARGIN_DB, 5)"),
+    predict: bool = typer.Option(False, "--predict", help="Label the source with the installed student's latest prediction"),
+    model: str = typer.Option(None, help="Model to label with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
 ):
     """Write a session's video, with the acoustic overlay, to MP4."""
     from ..config import get_settings
+    from ..dsp.overlay import View, parse_band
+    from ..inference.models import load_model_set
     from ..pipelines.export import export_video as run
 
     settings = get_settings()
+    view = View(settings.view_band_hz, settings.view_range_db, settings.view_margin_db).changed(
+        band_hz=parse_band(band) if band else None, range_db=range_db, margin_db=margin_db)
+    student = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model).get(model) if predict else None
     path = run(session, out, settings.geometry(), overlay=overlay, beamform_backend=settings.beamform_backend,
-               cache_dir=settings.cache_dir)
+               cache_dir=settings.cache_dir, view=view, student=student, hop_s=settings.hop_s,
+               mic_channel=settings.mic_channel)
     console.print(f"wrote {path}", highlight=False)

@@ -8,10 +8,13 @@ import cv2
 import numpy as np
 import soundfile as sf
 
+from ..dsp.overlay import DEFAULT_VIEW, View
 from ..errors import BadInput
 from ..geometry import FPS, N_MICS, Geometry
+from ..inference.models import Model
 from ..sessions.reader import open_session, recorded_geometry
 from .imaging import ImagingStage
+from .stream import StreamPredictor
 
 
 def _output(path: str | Path, suffix: str) -> Path:
@@ -32,10 +35,13 @@ def export_wav(session: str | Path, out: str | Path, channel: int = 0) -> Path:
 
 
 def export_video(session: str | Path, out: str | Path, geometry: Geometry, overlay: bool = True,
-                 beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> Path:
+                 beamform_backend: str = "auto", cache_dir: str | Path | None = None, view: View = DEFAULT_VIEW,
+                 student: Model | None = None, hop_s: float = 0.5, mic_channel: int = 0) -> Path:
     """Write the session's video frames to MP4 at 12 fps; with ``overlay`` (and 128 stored
-    channels) each frame carries its tick's 900-6400 Hz acoustic energy as a heat map, beamformed
-    with ``geometry`` and the session's own dead channels and focus distance."""
+    channels) each frame carries its tick's acoustic image as the live view draws it (``view``'s
+    band and dB range; the source marker and level only when there is a source, with the label of
+    ``student``'s latest prediction on microphone ``mic_channel`` when given; a dB legend),
+    beamformed with ``geometry`` and the session's own dead channels and focus distance."""
     out = _output(out, ".mp4")
     with open_session(session) as s:
         if s.n_video_frames == 0:
@@ -44,14 +50,19 @@ def export_video(session: str | Path, out: str | Path, geometry: Geometry, overl
             raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {N_MICS} "
                            "(use --no-overlay)")
         imaging = ImagingStage(recorded_geometry(s.meta, geometry), beamform_backend, cache_dir) if overlay else None
+        predictor = StreamPredictor(student, s.sample_rate, hop_s) if student is not None and overlay else None
+        column = s.column_of(mic_channel) if predictor is not None else None
+        label = None
         writer = None
         try:
             for frame in s.frames():
+                for p in predictor.push(frame.audio[column]) if predictor is not None else ():
+                    label = p.label  # None between actions: the marker then shows the level only
                 if frame.video is None:
                     continue
                 image = frame.video
                 if imaging is not None:
-                    image = imaging.overlay(image, imaging.image(frame.audio))
+                    image = imaging.overlay(image, imaging.image(frame.audio, view), view, label)
                 if writer is None:
                     h, w = image.shape[:2]
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))

@@ -7,15 +7,19 @@ Three worker threads joined by bounded queues, so that no stage blocks another:
   dropped) and the frame to the imaging stage (queue of 2; when imaging falls behind the oldest
   frame is dropped and counted). Taps (the recorder) see every frame here.
 - audio: one microphone → the stream predictor (``pipelines.stream``), a prediction every hop.
-- imaging: the imaging stage (``pipelines.imaging``: beamform → band energy → localisation) and
-  the MFCC volume, and an overlay JPEG when some client asked for images.
+- imaging: the imaging stage (``pipelines.imaging``: beamform → band energy → source or none) and
+  the MFCC volume; when some client asked for images, the video frame as JPEG and the colour map
+  as a transparent PNG layer (in the position message, only when there is a source).
 
-Results leave through ``publish(message)``: a dict (JSON event) or bytes (an overlay JPEG); it
+What is shown (band, dB range, source margin) is ``self.view``, a ``dsp.overlay.View`` that a
+client may replace at any time (one reference swap: the imaging thread reads it once per frame).
+Results leave through ``publish(message)``: a dict (JSON event) or bytes (a video JPEG); it
 is called from the worker threads and must not block.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import os
 import queue
@@ -28,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..devices.base import Device
+from ..dsp.overlay import DEFAULT_VIEW, View
 from ..frame import SensorFrame
 from ..geometry import Geometry
 from ..inference.models import Model
@@ -54,13 +59,14 @@ class LivePipeline:
     def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None], *,
                  geometry: Geometry, hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
                  beamform_backend: str = "auto", cache_dir: str | Path | None = None, beamformer=None,
-                 top_k: int = 3):
+                 top_k: int = 3, view: View = DEFAULT_VIEW):
         self.device, self.model, self.publish = device, model, publish
         self.hop_s, self.mic_channel, self.imaging, self.top_k = hop_s, mic_channel, imaging, top_k
         self.beamform_backend, self.geometry, self.cache_dir = beamform_backend, geometry, cache_dir
         self.audio_queue: queue.Queue = queue.Queue(maxsize=AUDIO_QUEUE_BLOCKS)
         self.visual_queue: queue.Queue = queue.Queue(maxsize=VISUAL_QUEUE_FRAMES)
-        self.want_images = threading.Event()  # set while some client wants overlay frames
+        self.want_images = threading.Event()  # set while some client wants video frames and map layers
+        self.view = view
         self.taps: list[Callable[[SensorFrame], None]] = []
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -193,16 +199,22 @@ class LivePipeline:
             if item is None:
                 return
             frame, arrived = item
-            image = stage.image(frame.audio)
+            view = self.view
+            image = stage.image(frame.audio, view)
             self.latest_mfcc = image.mfcc()  # (36, 48, 12): the teacher's input, at the sensor rate
-            where = stage.localise(image)
+            seen = stage.describe(image, view)
+            images = self.want_images.is_set() and frame.video is not None
+            layer = None
+            if images and seen["source"] is not None:
+                layer = "data:image/png;base64," + base64.b64encode(stage.layer_png(image, view)).decode()
             self.imaged += 1
             self.imaging_ms.append((time.time() - arrived) * 1e3)
             truth = frame.truth or {}
             self.publish({"type": "position", "tick": frame.index, "t_s": round(frame.timestamp, 4),
                           "arrived_at": arrived, "imaging_ms": round(self.imaging_ms[-1], 3),
-                          **where, "truth_px": truth.get("source_px")})
-            if self.want_images.is_set() and frame.video is not None:
-                ok, jpeg = cv2.imencode(".jpg", stage.overlay(frame.video, image), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                          **seen, **view.describe(), "truth_px": truth.get("source_px"),
+                          **({"layer": layer} if images else {})})
+            if images:
+                ok, jpeg = cv2.imencode(".jpg", frame.video, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:
                     self.publish(jpeg.tobytes())

@@ -25,7 +25,8 @@ def replay_uri(path: str | Path, speed: str = "max") -> str:
 def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | None = None, model: str | None = None,
                     speed: str = "max", localise: bool = True, hop_s: float = 0.5, mic_channel: int = 0,
                     beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> dict:
-    """The session's timeline: one row per tick (video, localisation) and, with ``models``, the
+    """The session's timeline: one row per tick (video, localisation: ``ImagingStage.describe``'s
+    peak/floor/contrast and source or None) and, with ``models``, the
     predictions of model ``model`` (their default when None) every ``hop_s`` seconds over its
     window of microphone ``mic_channel`` (gated: a null label has a reason) and the debounced
     ``events`` (label, onset). Imaging uses ``geometry`` with the session's own dead
@@ -44,7 +45,7 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
                    "lost_samples": frame.lost_samples,
                    "truth_px": truth.get("source_px"), "truth_active": truth.get("active")}
             if imaging is not None:
-                row["localisation"] = imaging.localise(imaging.image(frame.audio))
+                row["localisation"] = imaging.describe(imaging.image(frame.audio))  # source None between events
             if student is not None:
                 predictor = predictor or StreamPredictor(student, frame.sample_rate, hop_s)
                 for p in predictor.push(frame.audio[col]):

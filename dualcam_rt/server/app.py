@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..config import Settings, get_settings
 from ..devices import open_device
+from ..dsp.overlay import View
 from ..inference.models import ModelSet, load_models
 from ..pipelines.live import LivePipeline
 from ..pipelines.recorder import Recorder
@@ -47,7 +48,8 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
     # a fallback to sim:// has been logged as a warning by open_device; /v1/status shows it too
     model = svc.models.get() if svc.models.default else None
     svc.live = LivePipeline(device, model, publish, geometry=svc.geometry, hop_s=s.hop_s, mic_channel=s.mic_channel,
-                            imaging=s.imaging, beamform_backend=s.beamform_backend, cache_dir=s.cache_dir)
+                            imaging=s.imaging, beamform_backend=s.beamform_backend, cache_dir=s.cache_dir,
+                            view=View(s.view_band_hz, s.view_range_db, s.view_margin_db))
     svc.live.start()
 
 

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from ..dsp.overlay import legend_colours, parse_band
 from ..errors import BadInput, DualcamError
 from ..inference.audio import PCM_ENCODINGS, check_format, decode_pcm
 from ..inference.gate import FILE_FULL_SCALE_PA, Gate
@@ -68,13 +69,25 @@ async def _client_errors(ws: WebSocket, svc: Service, route: str) -> AsyncIterat
 
 @router.websocket("/v1/live")
 async def live(ws: WebSocket, svc: ServiceDep) -> None:
-    """Pushes the live device's predictions and source positions; overlay JPEGs (binary) on request.
+    """Pushes the live device's predictions and acoustic images (the source, or none and why); video
+    JPEGs (binary) and colour-map layers on request.
 
-    Client messages: ``{"type": "subscribe", "images": true|false}``.
+    Client messages: ``{"type": "subscribe", "images": true|false}``; ``{"type": "view", "band_hz":
+    [LO, HI], "range_db": N, "margin_db": M}`` (any of them; also ``?band=LO-HI&range_db=N`` on
+    connecting) changes what the device's acoustic images show, for every client: each gets a
+    ``view`` message; a bad value gets ``{"type": "error"}`` and changes nothing.
     """
     await ws.accept()
     outbox = Outbox(ws, _dropped(svc, "live"))
     prefs = {"images": ws.query_params.get("images") in ("1", "true")}
+    try:
+        asked = {"band_hz": parse_band(ws.query_params["band"]) if "band" in ws.query_params else None,
+                 "range_db": float(ws.query_params["range_db"]) if "range_db" in ws.query_params else None}
+        view_changes = {k: v for k, v in asked.items() if v is not None}
+    except (BadInput, ValueError) as err:
+        await _close(ws, svc, "live", Closed(1008, f"bad view query: {err}"))
+        outbox.stop()
+        return
     hub = svc.hub
     hub.clients[outbox] = prefs
     hub.update_images_wanted(svc.live)
@@ -84,8 +97,11 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
     outbox.put({"type": "hello", "device": svc.device_info or None, "model": student.name if student else None,
                 "classes": Gate.of(student.card).actions(student.classes) if student else [],
                 "hop_s": live.hop_s if live else None,
-                "images": prefs["images"], "state": live.state if live else "no device"})
+                "images": prefs["images"], "state": live.state if live else "no device",
+                "view": live.view.describe() if live else None, "legend_colours": legend_colours()})
     try:
+        if view_changes and live is not None:
+            _change_view(svc, live, view_changes, outbox)
         async with _client_errors(ws, svc, "live"):
             while True:
                 message = await ws.receive()
@@ -97,8 +113,11 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
                     request = json.loads(message.get("text") or "")
                 except ValueError:
                     raise Closed(1008, "malformed JSON message") from None
+                if isinstance(request, dict) and request.get("type") == "view" and svc.live is not None:
+                    _change_view(svc, svc.live, {k: v for k, v in request.items() if k != "type"}, outbox)
+                    continue
                 if not isinstance(request, dict) or request.get("type") != "subscribe":
-                    raise Closed(1008, 'expected {"type": "subscribe", "images": true|false}')
+                    raise Closed(1008, 'expected {"type": "subscribe", "images": true|false} or {"type": "view", ...}')
                 prefs["images"] = bool(request.get("images"))
                 hub.update_images_wanted(svc.live)
                 outbox.put({"type": "subscribed", "images": prefs["images"]})
@@ -107,6 +126,16 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
         hub.update_images_wanted(svc.live)
         outbox.stop()
         svc.metrics.ws_clients.labels("live").dec()
+
+
+def _change_view(svc: Service, live, changes: dict, outbox: Outbox) -> None:
+    """Give the live pipeline a new ``View`` and tell every client; a bad change is an error to this client only."""
+    try:
+        live.view = live.view.changed(**changes)
+    except BadInput as err:
+        outbox.put({"type": "error", "request": "view", "message": str(err)})
+        return
+    svc.hub.publish({"type": "view", **live.view.describe()})
 
 
 def parse_hello(text: str | None, default_hop_s: float) -> dict:

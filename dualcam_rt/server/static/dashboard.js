@@ -3,9 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const QUIET_DB_SPL = 30;  // below this the loudest pixel is background noise, not a source
 let framesShown = 0;
 let lastUrl = null;
+let socket = null;
 
 function classRows(classes) {
   const body = $("classes").tBodies[0];
@@ -53,18 +53,58 @@ function showPrediction(msg) {
   }
 }
 
+// The acoustic view: the server decides where there is a source and sends the colour map as a
+// transparent PNG layer (dsp/overlay.py); the page only places it, the marker and the legend.
+const frozen = () => $("freeze").checked;  // "freeze" holds video, map and marker as they are
+
 function showPosition(msg) {
-  $("position").textContent = `source: az ${msg.azimuth_deg.toFixed(1)} deg, el ${msg.elevation_deg.toFixed(1)} deg, ` +
-    `${msg.peak_db.toFixed(1)} dB SPL (row ${msg.row.toFixed(1)}, col ${msg.col.toFixed(1)})`;
   $("imaging").textContent = msg.imaging_ms.toFixed(1) + " ms";
-  const marker = $("marker");
-  marker.style.left = msg.u_px + "px";
-  marker.style.top = msg.v_px + "px";
-  marker.style.display = "block";
-  marker.style.opacity = msg.peak_db >= QUIET_DB_SPL ? "1" : "0.25";
+  if (frozen()) return;
+  $("legend-top").textContent = msg.peak_db.toFixed(1) + " dB";
+  $("legend-bottom").textContent = (msg.peak_db - msg.range_db).toFixed(1) + " dB";
+  const s = msg.source, marker = $("marker"), text = $("marker-label"), layer = $("layer");
+  $("view").dataset.source = s ? `${s.u_px.toFixed(1)},${s.v_px.toFixed(1)}` : "none";
+  $("view").dataset.truth = msg.truth_px ? msg.truth_px.join(",") : "";  // simulated scenes: where the source is
+  if (!s) {  // the peak does not stand out of the floor: noise, nothing to point at
+    marker.style.display = text.style.display = "none";
+    layer.style.visibility = "hidden";
+    $("position").textContent = `no source: peak ${msg.contrast_db.toFixed(1)} dB above the floor ` +
+      `(< ${msg.margin_db} dB), ${msg.peak_db.toFixed(1)} dB SPL`;
+    return;
+  }
+  $("position").textContent = `source: az ${s.azimuth_deg.toFixed(1)} deg, el ${s.elevation_deg.toFixed(1)} deg, ` +
+    `${s.peak_db.toFixed(1)} dB SPL (row ${s.row.toFixed(1)}, col ${s.col.toFixed(1)})`;
+  const label = $("label").dataset.reason || $("label").textContent === "-" ? "" : $("label").textContent + " ";
+  marker.style.left = s.u_px + "px";
+  marker.style.top = s.v_px + "px";
+  text.textContent = `${label}${s.peak_db.toFixed(1)} dB`;
+  text.style.left = Math.min(s.u_px + 14, 560) + "px";
+  text.style.top = Math.max(s.v_px - 28, 0) + "px";
+  marker.style.display = text.style.display = "block";
+  if (msg.layer) {
+    layer.src = msg.layer;
+    layer.style.visibility = "visible";
+  }
 }
 
+function showView(view, colours) {
+  if (colours) $("legend-bar").style.background = `linear-gradient(to top, ${colours.join(", ")})`;
+  if (!view) return;
+  $("range-db").value = view.range_db;
+  [$("band-lo").value, $("band-hi").value] = view.band_hz;
+  $("view-error").textContent = "";
+}
+
+function askView() {  // the view is the device's: every client sees the change
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({type: "view", range_db: Number($("range-db").value),
+                              band_hz: [Number($("band-lo").value), Number($("band-hi").value)]}));
+}
+
+for (const id of ["range-db", "band-lo", "band-hi"]) $(id).addEventListener("change", askView);
+
 function showFrame(blob) {
+  if (frozen()) return;
   const url = URL.createObjectURL(blob);
   $("video").src = url;
   if (lastUrl) URL.revokeObjectURL(lastUrl);
@@ -77,6 +117,7 @@ function showFrame(blob) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/v1/live?images=1`);
+  socket = ws;
   ws.binaryType = "blob";
   ws.onopen = () => { $("connection").textContent = "live"; $("connection").className = "state open"; };
   ws.onclose = () => {
@@ -90,8 +131,11 @@ function connect() {
       classRows(msg.classes);
       const d = msg.device || {};
       $("device").textContent = `device: ${d.uri || "none"}${d.simulated ? " (simulated)" : ""}${d.fallback ? " - fallback" : ""}`;
+      showView(msg.view, msg.legend_colours);
     } else if (msg.type === "prediction") showPrediction(msg);
     else if (msg.type === "position") showPosition(msg);
+    else if (msg.type === "view") showView(msg);
+    else if (msg.type === "error" && msg.request === "view") $("view-error").textContent = msg.message;
   };
 }
 
