@@ -4,6 +4,7 @@ compiled (numba) kernel against the NumPy reference."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -225,6 +226,24 @@ def test_compiled_kernel_writes_strided_buffers_over_several_batches(geometry, b
     single = np.full((36, 48, 2, 512), np.nan, np.float32)[:, :, 0]
     compiled.images(blocks[3], out=single)
     assert_maps_equal(single, beamformer.images(blocks[3]))
+
+
+def test_two_threads_beamforming_at_once_get_the_maps_each_would_get_alone(compiled):
+    blocks = noisy_blocks(compiled.geometry, 6, seed=14)
+    alone = [compiled.images(blocks[:3]), compiled.images(blocks[3])]
+    together = [None, None]
+
+    def beamform(i):  # the kernels release the GIL: these calls overlap
+        for _ in range(5):
+            together[i] = compiled.images(blocks[:3] if i == 0 else blocks[3])
+
+    threads = [threading.Thread(target=beamform, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(together[0], alone[0])
+    np.testing.assert_array_equal(together[1], alone[1])
 
 
 def test_bands_that_do_not_divide_the_512_bins_give_the_same_maps(geometry, beamformer, tmp_path):

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import math
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +41,7 @@ import scipy.fft
 from scipy.signal.windows import tukey
 
 from ..errors import BadInput
-from ..geometry import BLOCK_SAMPLES, GRID_COLS, GRID_ROWS, N_BINS, SPEED_OF_SOUND, Geometry, get_geometry
+from ..geometry import BLOCK_SAMPLES, N_BINS, SPEED_OF_SOUND, Geometry, get_geometry
 from ..threads import limit_threads
 
 try:  # a core dependency; without it (a bare GPU image, say) "auto" falls back to the NumPy reference
@@ -134,8 +135,8 @@ def steering_chunks(geometry: Geometry, xp: ModuleType = np, group: int = 32,
     phase = xp.asarray(focus_phase(geometry) if phase is None else phase)  # rad per bin
     n_mics = phase.shape[1]
     fine = _cis(xp.arange(group, dtype=xp.float64)[:, None, None] * phase, xp) * np.float32(1 / n_mics)
-    for k0 in range(0, N_BINS, group):
-        yield k0, fine[: N_BINS - k0] * _cis(k0 * phase, xp)
+    for k0 in range(0, geometry.n_bins, group):
+        yield k0, fine[: geometry.n_bins - k0] * _cis(k0 * phase, xp)
 
 
 def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> object:
@@ -154,16 +155,17 @@ def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 
     Re(A A^H) of the row and column unfoldings of the given bins' steering, in float64.
     """
     phase = focus_phase(geometry) if phase is None else phase
-    images = phase.reshape(GRID_ROWS, GRID_COLS, -1)
-    gram_rows, gram_cols = np.zeros((GRID_ROWS, GRID_ROWS)), np.zeros((GRID_COLS, GRID_COLS))
+    n_rows, n_cols = geometry.grid_shape
+    images = phase.reshape(n_rows, n_cols, -1)
+    gram_rows, gram_cols = np.zeros((n_rows, n_rows)), np.zeros((n_cols, n_cols))
     for k in bins:
         # exp(j k phi) as interleaved (re, im) float64 (SIMD cos and sin, ~3x a complex exp): Re(A A^H) is
         # the real Gram of this view
         a = np.empty(images.shape + (2,))
         np.cos(k * images, out=a[..., 0])
         np.sin(k * images, out=a[..., 1])
-        a = a.reshape(GRID_ROWS, GRID_COLS, -1)
-        rows = a.reshape(GRID_ROWS, -1)
+        a = a.reshape(n_rows, n_cols, -1)
+        rows = a.reshape(n_rows, -1)
         gram_rows += rows @ rows.T
         gram_cols += np.matmul(a, a.transpose(0, 2, 1)).sum(axis=0)  # per grid row, so no transposed copy
     bases = []
@@ -191,8 +193,8 @@ class _KernelLayout:
     work_values: int  # float32 values of the largest band's intermediates in the expansion
 
     @classmethod
-    def of(cls, bands: list[Band]) -> tuple[_KernelLayout, list[Band]]:
-        """The layout, and the same bands with their cores moved into its one buffer."""
+    def of(cls, bands: list[Band], n_cols: int) -> tuple[_KernelLayout, list[Band]]:
+        """The layout, and the same bands with their cores moved into its one buffer (``n_cols``: grid columns)."""
         def offsets(sizes):
             return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
@@ -216,7 +218,7 @@ class _KernelLayout:
                      np.array([[band.start, band.stop] for band in bands], np.int64),
                      cores.view(np.float32), np.array(cores_offsets, np.int64), offsets(sizes), int(sum(sizes)),
                      beamform_numba.work_values([(b.rows.shape[1], b.cols.shape[1]) for b in bands],
-                                                [(b.start, b.stop) for b in bands], GRID_COLS))
+                                                [(b.start, b.stop) for b in bands], n_cols))
         return layout, moved
 
 
@@ -259,11 +261,11 @@ class Beamformer:
         window = block_window(geometry.nfft)
         self.active = xp.asarray(np.flatnonzero(geometry.active))
         self.window = xp.asarray(window, dtype=xp.float32)
-        self.scale = xp.asarray(spectrum_scale(window), dtype=xp.complex64)
+        self.scale = xp.asarray(spectrum_scale(window, geometry.n_bins), dtype=xp.complex64)
         # SciPy's float32 FFT is ~4x NumPy's here; CuPy has its own
         self._fft = scipy.fft if xp is np else xp.fft
-        if not 1 <= band_bins <= N_BINS:
-            raise BadInput(f"band_bins must be 1 .. {N_BINS}; got {band_bins}")
+        if not 1 <= band_bins <= geometry.n_bins:
+            raise BadInput(f"band_bins must be 1 .. {geometry.n_bins}; got {band_bins}")
         path = self._cache_path(cache_dir, tolerance, band_bins) if cache_dir is not None else None
         # the factored steering, from the on-disk cache when this geometry and grid were built before
         self.bands: list[Band] = self._load(path) if path is not None and path.exists() else []
@@ -272,21 +274,21 @@ class Beamformer:
             if path is not None:
                 self._store(path)
         if self.backend == "numba":
-            self._layout, self.bands = _KernelLayout.of(self.bands)
-            self._work = np.empty((0, self._layout.work_values), np.float32)  # a band's intermediates per thread
+            self._layout, self.bands = _KernelLayout.of(self.bands, geometry.grid_cols)
+            self._work = threading.local()  # per calling thread: concurrent images() calls never share it
 
     def _build(self, tolerance: float, band_bins: int) -> None:
         geometry, xp = self.geometry, self.xp
         phase = focus_phase(geometry)
         n_mics = phase.shape[1]
-        for k0 in range(0, N_BINS, band_bins):
-            k1 = min(k0 + band_bins, N_BINS)
+        for k0 in range(0, geometry.n_bins, band_bins):
+            k1 = min(k0 + band_bins, geometry.n_bins)
             rows, cols = separable_basis(geometry, sorted({k0, (k0 + k1) // 2, k1 - 1}), tolerance, phase)
             core = xp.empty((k1 - k0, rows.shape[1] * cols.shape[1], n_mics), xp.complex64)
             rows, cols = xp.asarray(rows, dtype=xp.float32), xp.asarray(cols, dtype=xp.float32)
             self.bands.append(Band(k0, k1, rows, cols, core))
         # the dense steering is generated 8 bins at a time (14 MB, a working set that stays in the
-        # last-level cache) and projected at once; 8 bins never straddle a band (both tile 512)
+        # last-level cache) and projected at once; 8 bins never straddle a band (both start at multiples of 8)
         with self._thread_limit():
             for k0, steering in steering_chunks(geometry, xp, group=math.gcd(band_bins, 8), phase=phase):
                 band = self.bands[k0 // band_bins]
@@ -343,8 +345,9 @@ class Beamformer:
         """Write the core (bins, Qr Qc, M) of dense steering (bins, 1728, M): two batched real GEMMs on float views."""
         xp, (n_bins, _, n_mics) = self.xp, steering.shape
         qr, qc = band.rows.shape[1], band.cols.shape[1]
-        parts = steering.view(xp.float32).reshape(n_bins, GRID_ROWS, -1)  # (bins, 36, 48 x 2M)
-        parts = xp.matmul(band.rows.T, parts).reshape(n_bins, qr, GRID_COLS, 2 * n_mics)
+        n_rows, n_cols = self.geometry.grid_shape
+        parts = steering.view(xp.float32).reshape(n_bins, n_rows, -1)  # (bins, 36, 48 x 2M)
+        parts = xp.matmul(band.rows.T, parts).reshape(n_bins, qr, n_cols, 2 * n_mics)
         xp.matmul(band.cols.T, parts, out=out.view(xp.float32).reshape(n_bins, qr, qc, 2 * n_mics))
 
     def _as_blocks(self, blocks) -> tuple[object, bool]:
@@ -367,8 +370,9 @@ class Beamformer:
         x = x[:, self.active, :]  # a copy (fancy index), windowed in place
         x *= self.window
         raw = self._fft.rfft(x, axis=-1)
-        spec = self.xp.empty((N_BINS, raw.shape[1], raw.shape[0]), self.xp.complex64)
-        spec[...] = raw[..., :N_BINS].transpose(2, 1, 0)
+        n_bins = self.geometry.n_bins
+        spec = self.xp.empty((n_bins, raw.shape[1], raw.shape[0]), self.xp.complex64)
+        spec[...] = raw[..., :n_bins].transpose(2, 1, 0)
         return spec
 
     def _core_planes(self, band: Band, spec) -> object:
@@ -390,7 +394,7 @@ class Beamformer:
         """Write the band's maps into ``out`` (frames, 36, 48, bins) of core-grid planes (Qc, frames, Qr, 2, bins)."""
         xp = self.xp
         qc, n_frames, qr, _, n_bins = planes.shape
-        y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(GRID_COLS, n_frames, qr, 2, n_bins)
+        y = xp.matmul(band.cols, planes.reshape(qc, -1)).reshape(band.cols.shape[0], n_frames, qr, 2, n_bins)
         y = xp.ascontiguousarray(y.transpose(1, 3, 2, 0, 4)).reshape(n_frames, 2, qr, -1)  # (frames, 2, Qr, 48 x bins)
         # one product per plane: OpenBLAS ran (36 x Qr) @ (Qr x 3072) at half the speed of two 1536-column halves
         y = xp.matmul(band.rows, y)  # (frames, 2, 36, 48 x bins)
@@ -405,7 +409,7 @@ class Beamformer:
         """
         x, single = self._as_blocks(blocks)
         xp = self.xp
-        shape = (x.shape[0], GRID_ROWS, GRID_COLS, N_BINS)
+        shape = (x.shape[0], *self.geometry.grid_shape, self.geometry.n_bins)
         if out is None:
             out = xp.empty(shape[1:] if single else shape, dtype=xp.float32)
         elif tuple(out.shape) != (shape[1:] if single else shape) or out.dtype != np.float32:
@@ -438,8 +442,9 @@ class Beamformer:
         x *= self.window
         raw = self._fft.rfft(x, axis=-1)  # (F, M, 513)
         n_frames = raw.shape[0]
-        spec = np.empty((N_BINS, n_frames, raw.shape[1]), np.complex64)  # (512, F, M): rows of spec @ core^T
-        spec[...] = raw[..., :N_BINS].transpose(2, 0, 1)
+        n_bins = self.geometry.n_bins
+        spec = np.empty((n_bins, n_frames, raw.shape[1]), np.complex64)  # (512, F, M): rows of spec @ core^T
+        spec[...] = raw[..., :n_bins].transpose(2, 0, 1)
         layout = self._layout
         z = np.empty(layout.z_size * n_frames, np.complex64)
         if n_frames <= FEW_FRAMES:
@@ -451,7 +456,8 @@ class Beamformer:
                 fields = z[offset * n_frames:(offset + n_bins * n_q) * n_frames].reshape(n_frames, n_bins, n_q)
                 # frame-major fields (BLAS writes the strided view directly): the expansion reads one frame's block
                 np.matmul(spec[band.start:band.stop], band.core.transpose(0, 2, 1), out=fields.transpose(1, 0, 2))
-        if len(self._work) < numba.get_num_threads():  # per thread, kept between calls
-            self._work = np.empty((numba.get_num_threads(), layout.work_values), np.float32)
+        work = getattr(self._work, "rows", None)  # a band's intermediates per kernel thread, kept between calls
+        if work is None or len(work) < numba.get_num_threads():
+            work = self._work.rows = np.empty((numba.get_num_threads(), layout.work_values), np.float32)
         beamform_numba.expand_power(z, layout.z_offsets * n_frames, layout.rows, layout.rows_offsets, layout.cols,
-                                    layout.cols_offsets, layout.grids, layout.bins, maps, self._work)
+                                    layout.cols_offsets, layout.grids, layout.bins, maps, work)

@@ -13,8 +13,9 @@ well here; short loops over one band's 32 bins, or scalar accumulators, ran 5-10
 first, over rows of ``qr x 2 x nb`` values, then rows, over rows of ``48 x nb`` values, four output
 rows and eight terms per pass, squared and summed straight into the map. Every work item (one
 frame of one band) keeps its intermediates (under 0.4 MB) in L2, in per-thread room kept between
-calls. Inner loops index views from 0: an offset or computed index (which numba must check for
-wrap-around) kept LLVM from vectorising them and cost ~0.5 ms per frame.
+calls (one room per calling thread: the entry points release the GIL). Inner loops index views
+from 0: an offset or computed index (which numba must check for wrap-around) kept LLVM from
+vectorising them and cost ~0.5 ms per frame.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from numba import get_thread_id, njit, prange
 FASTMATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True, nogil=True)
 def core_products(cores, core_offsets, grids, bins, spec, z, z_offsets):
     """Every band's core fields z (F, bins, Q) = spec @ core^T for a few frames, streaming the core once
     (parallel over bins).
@@ -130,7 +131,7 @@ def _rows_power(rows, t, out, start, n_bins, acc):
                     dst[k] = x[k] * x[k] + y[k] * y[k]
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True, nogil=True)
 def expand_power(z, z_offsets, rows, rows_offsets, cols, cols_offsets, grids, bins, out, work):
     """Write every band's maps into out (F, 36, 48, 512) from its core fields, parallel over frames.
 
