@@ -241,6 +241,11 @@ def test_training_on_one_scenario_uses_only_that_scenarios_clips(dataset, tmp_pa
     (["distill", "dualcamnet", "--teacher", ".", "--data", ".", "--out", "/tmp/x"], "student must be"),
     (["export", "/nonexistent"], "not a finished training run"),
     (["quantize", "--data", ".", "--model", "/nonexistent.json"], "unreadable model card"),
+    (["evaluate", "--data", ".", "--tables", "7"], "no recipe for table"),
+    (["evaluate", "--data", ".", "--splits", "random"], "--splits must be"),
+    (["evaluate", "--data", ".", "--teachers", "D,Q"], "unknown Table 1 columns ['Q']"),
+    (["evaluate", "--data", ".", "--budget-hours", "-1"], "--budget-hours must be positive"),
+    (["evaluate", "--data", ".", "--recipes", "/nonexistent"], "no table*.toml recipes"),
 ])
 def test_bad_training_requests_give_one_line_errors(args, needle):
     r = run_cli(*args)
@@ -462,3 +467,20 @@ def test_chunk_split_gives_every_clip_the_split_of_its_official_code_chunk(datas
     by_chunk = clips.with_split("chunk_split")
     assert [chunks[s] for s in by_chunk.session] == list(by_chunk.split)
     assert by_chunk.options.split_column == "chunk_split" and list(clips.split) == list(clips.splits["split"])
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (('model = "dualcamnet"', 'model = "lenet"'), "unknown models ['lenet']"),
+    (('splits = ["subject_split", "chunk_split"]', 'splits = ["random"]'), "unknown splits"),
+    (('[[columns]]', '[[columns]'), "recipe"),
+])
+def test_a_malformed_recipe_is_refused_with_its_file_name(tmp_path, edit, needle):
+    from dualcam_rt.errors import BadInput
+    from dualcam_rt.training.recipe import load_recipes
+
+    root = small_recipes(tmp_path / "recipes")
+    path = root / "table1.toml"
+    path.write_text(path.read_text().replace(*edit))
+    with pytest.raises(BadInput, match="table1.toml") as err:
+        load_recipes(root)
+    assert needle in str(err.value)

@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,7 @@ def evaluate(
     """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first."""
     _torch()
     from ..training import planner
-    from ..training.data import read_manifest
+    from ..training.data import SPLIT_COLUMNS, read_manifest
     from ..training.evaluation import CELLS_DIR, Evaluation, plan_cells, run_recipes
     from ..training.models import input_kind
     from ..training.recipe import RECIPES_DIR, load_recipes, shrink
@@ -227,18 +228,25 @@ def evaluate(
     if pinned:
         epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
     split_list = tuple(v.strip() for v in splits.split(",") if v.strip()) if splits else None
+    if split_list is not None and (not split_list or not set(split_list) <= set(SPLIT_COLUMNS)):
+        fail(f"--splits must be a list of {', '.join(SPLIT_COLUMNS)}, got {splits!r}")
     base = shrink(every, epochs=epochs, patience=patience, batch_size=batch_size, temperature=temperature, lam=lam,
                   seeds=seeds, splits=split_list)
     columns = {}
     if teachers:
         columns[1] = tuple(t.strip().upper() for t in teachers.split(",") if t.strip())
+        known = [c.name for c in every[1].columns] if 1 in every else []
+        if unknown := [t for t in columns[1] if t not in known]:
+            fail(f"--teachers: unknown Table 1 columns {unknown}; the recipe has {', '.join(known)}")
     if transfer_students:
         wanted = {t.strip().lower() for t in transfer_students.split(",") if t.strip()}
         columns[4] = tuple(c.name for c in every[4].columns if c.model in wanted or c.name.lower() in wanted) if 4 in every else ()
     chosen = shrink(base, tables=table_ids, columns=columns)
+    if not chosen:
+        fail("nothing to run: the tables and columns asked for leave no cell")
     teacher_models = {c.model for c in base[1].columns} if 1 in base else set()
     kinds = {input_kind(c.model) for r in chosen.values() for c in r.columns} | {input_kind(m) for m in teacher_models}
-    first_split = next(iter(chosen.values())).splits[0] if chosen else "split"
+    first_split = next(iter(chosen.values())).splits[0]
     clips = _load(data, first_split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
                   any(k.uses_mfcc for k in kinds), any(k.uses_video for k in kinds))
     identity = {"dataset": str(Path(data).resolve()), "clip_options": clips.options.to_dict() | {"split_column": None},
@@ -269,7 +277,7 @@ def evaluate(
     console.print(f"setting: {setting.describe(chosen)}" + (f" (chosen for --budget-hours {budget_hours:g})"
                                                             if budget_hours is not None else ""), highlight=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = {"command": _command(), "epoch_cap": max(r.epochs for r in cut.values()), "setting": setting.__dict__,
+    plan = {"command": _command(), "epoch_cap": max(r.epochs for r in cut.values()), "setting": asdict(setting),
             "describe": setting.describe(chosen), "budget_hours": budget_hours, "expected_hours_at_most": estimate.hours,
             "runs": estimate.runs, "cells": estimate.cells, "by_model": estimate.by_model, "threads": threads}
     write_json_atomic(out_dir / "timings.json", {"seconds_per_clip": measured, "threads": threads, "device": device})

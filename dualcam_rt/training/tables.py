@@ -31,7 +31,7 @@ def rows_of(cells: list[dict]) -> list[dict]:
     rows = []
     for c in cells:
         base = {"split": c["split"], "table": c["table"], "seed": c["seed"]}
-        if c["table"] == 4 or any(isinstance(v, dict) for v in c["results"].values()):
+        if any(isinstance(v, dict) for v in c["results"].values()):  # the transfer protocol: per layer
             for layer, scores in c["results"].items():
                 for col, v in scores.items():
                     rows.append({**base, "train_set": f"{c['column']}/{layer}", "test_set": f"Scenario {c.get('held_out_scenario')}",
