@@ -208,3 +208,17 @@ def test_make_dataset_on_real_sounds_follows_the_subject_split_and_counts_real_e
     with pytest.raises(BadInput, match="other settings"):  # the same directory with other sounds
         make_dataset(tmp_path / "ds", "ci", workers=1, geometry=get_geometry(), cache_dir=cache, bank=bank,
                      scenarios=(1,), classes=("clapping",), sounds="procedural")
+
+
+def test_a_student_only_dataset_renders_microphone_0_alone_and_stores_no_images(bank, cache, tmp_path):
+    from dualcam_rt.pipelines.dataset import make_dataset
+    from dualcam_rt.sessions import open_session
+
+    manifest = make_dataset(tmp_path / "ds", "ci", workers=1, geometry=get_geometry(), cache_dir=cache, bank=bank,
+                            scenarios=(2,), classes=("whistling",), sounds="mixed", images=False)
+    assert manifest["config"]["images"] is False and all(not e["mfcc"] for e in manifest["sessions"])
+    with open_session(tmp_path / "ds" / manifest["sessions"][0]["path"]) as s:
+        mic = s.mic(0)
+        assert len(mic) == 12 * BLOCK_SAMPLES and np.sqrt(np.mean(mic**2)) > 1e-3  # the scene, room and all
+    with pytest.raises(BadInput, match="no-images"):
+        make_dataset(tmp_path / "raw", "ci", geometry=get_geometry(), cache_dir=cache, bank=bank, images=False, raw=True)

@@ -154,6 +154,8 @@ def make_dataset(
     seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
     sounds: str = typer.Option(None, help="real|procedural|mixed (default: real when a sound bank is built, "
                                           "else procedural; build one with `make soundbank`)"),
+    images: bool = typer.Option(True, "--images/--no-images", help="MFCC acoustic images from all 128 channels "
+                                "(teachers need them); --no-images renders microphone 0 alone (students only, ~50x faster)"),
 ):
     """Generate the simulated dataset as sessions plus a manifest with splits."""
     from ..config import get_settings
@@ -162,7 +164,7 @@ def make_dataset(
     settings = get_settings()
     manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress(),
                      geometry=settings.geometry(), cache_dir=settings.cache_dir,
-                     **({"sounds": sounds} if sounds else {}))
+                     images=images, **({"sounds": sounds} if sounds else {}))
     console.print(f"{len(manifest['sessions'])} sessions, "
                   f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json", highlight=False)
 

@@ -39,6 +39,8 @@ class Preset:
     max_seconds: float = 60.0
     raw: bool = False  # store all 128 channels (6.3 MB/s) instead of microphone 0 only
     sounds: str | None = None  # real | procedural | mixed (sim.real_sounds); None: real when a sound bank exists
+    images: bool = True  # MFCC acoustic images from all 128 channels (teachers); False: microphone 0 alone
+    #                      is rendered and stored (students only, ~50x cheaper)
 
 
 PRESETS = {
@@ -60,7 +62,7 @@ def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
                 seconds = rng.uniform(preset.min_seconds, preset.max_seconds)
                 specs.append({"id": f"sc{scenario}_s{subject}_{label}", "scenario": scenario, "subject": subject,
                               "label": label, "seed": seed * 1_000_003 + len(specs),
-                              "ticks": max(1, round(seconds * FPS)), "raw": preset.raw})
+                              "ticks": max(1, round(seconds * FPS)), "raw": preset.raw, "images": preset.images})
     return specs
 
 
@@ -71,9 +73,11 @@ _imaging: ImagingStage | None = None
 
 def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: str | Path | None = None) -> dict:
     """Simulate and write one session; returns its manifest entry (without splits)."""
+    images = spec.get("images", True)
+    mic0 = Geometry(mics=imaging.geometry.mics[:1], dead_channels=())  # students need microphone 0 only
     scene = Scene(scenario=spec["scenario"], seed=spec["seed"], label=spec["label"], subject=spec["subject"],
                   cache_dir=cache_dir, sounds=spec["sounds"], bank=spec["bank"], split=spec["bank_split"],
-                  split_subjects=spec["split_subjects"])
+                  split_subjects=spec["split_subjects"], geometry=None if images else mic0)
     path = Path(out_dir) / spec["id"]
     sounds = {"mode": scene.sounds, "bank_split": spec["bank_split"], "real_ambience": scene.real_ambience,
               **scene.sound_sources(spec["ticks"] / FPS)}  # events of real takes and procedural ones
@@ -82,11 +86,11 @@ def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: s
             "device": {"uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
                               f"&label={spec['label']}&subject={spec['subject']}&sounds={scene.sounds}",
                        "kind": "sim", "simulated": True}}
-    writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=True, geometry=imaging.geometry)
+    writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=images, geometry=imaging.geometry)
     tick = 0
     while tick < spec["ticks"]:
         batch = [scene.next_tick() for _ in range(min(FPS, spec["ticks"] - tick))]
-        mfcc = imaging.mfcc(np.stack([b.audio for b in batch]))  # (n, 36, 48, 12)
+        mfcc = imaging.mfcc(np.stack([b.audio for b in batch])) if images else [None] * len(batch)  # (n, 36, 48, 12)
         for b, volume in zip(batch, mfcc):
             writer.write(SensorFrame(index=tick, first_sample=tick * BLOCK_SAMPLES, timestamp=tick / FPS,
                                      audio=b.audio, video=b.video, video_timestamp=tick / FPS, truth=b.truth),
@@ -127,6 +131,8 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     config = replace(PRESETS[preset], **({"raw": raw} if raw is not None else {}), **overrides)
     for c in config.classes:
         class_index(c)  # BadInput for an unknown class
+    if config.raw and not config.images:
+        raise BadInput("raw (all 128 channels) needs the 128-channel rendering: drop --no-images")
     sounds, bank = resolve_sounds(config.sounds, bank, cache_dir)
     config = replace(config, sounds=sounds)
     out = Path(out)
