@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install install-test install-gpu gpu-check-wheels system-demo system-test demo soundbank test bench clean
+.PHONY: install install-test install-gpu gpu-check-wheels system-demo system-test demo soundbank lint test bench clean
 
 # Debian packages beyond Python (apt-get as root; otherwise one line with the command to run).
 system-demo:
@@ -58,6 +58,12 @@ demo: system-demo install
 soundbank: install
 	sh deploy/install-sound-sources.sh full "" $(BIN)/pip
 	$(BIN)/dualcam-rt soundbank build --preset full
+
+# Lint, format and types ([tool.ruff], [tool.mypy] in pyproject.toml); `ruff format FILE` fixes a file's layout.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: system-test install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
