@@ -60,6 +60,13 @@ async def positions_until(ws, done, timeout_s: float = 90.0) -> list[dict]:
     return got
 
 
+async def text(ws) -> dict:
+    """The next JSON message (video JPEGs skipped)."""
+    while isinstance(m := await asyncio.wait_for(ws.recv(), 30), bytes):
+        pass
+    return json.loads(m)
+
+
 def both_kinds(got: list[dict]) -> bool:
     return any(p["source"] is None for p in got) and sum(p["source"] is not None and "layer" in p and p["layer"]
                                                          is not None for p in got) >= 2
@@ -94,17 +101,18 @@ def test_live_says_no_source_between_events_and_sends_the_source_and_its_map_dur
 @pytest.mark.slow
 def test_a_client_changes_the_band_and_range_for_every_viewer_and_bad_values_change_nothing(url):
     async def run():
-        async with websockets.connect(ws_url(url), max_size=None) as ws, \
+        async with websockets.connect(ws_url(url, "?images=1"), max_size=None) as ws, \
                 websockets.connect(ws_url(url), max_size=None) as other:
             await ws.send(json.dumps({"type": "view", "band_hz": [1000, 5000], "range_db": 6}))
             for client in (ws, other):  # both are told
-                while (msg := json.loads(await asyncio.wait_for(client.recv(), 30)))["type"] != "view":
+                while (msg := await text(client))["type"] != "view":
                     pass
                 assert msg == {"type": "view", "band_hz": [1000.0, 5000.0], "range_db": 6.0, "margin_db": 5.0}
             later = await positions_until(other, lambda got: len(got) >= 2)
             assert later[-1]["band_hz"] == [1000.0, 5000.0] and later[-1]["range_db"] == 6.0
+            assert not any("layer" in p for p in later)  # layers go to image clients only
             await ws.send(json.dumps({"type": "view", "range_db": -3}))
-            while (msg := json.loads(await asyncio.wait_for(ws.recv(), 30)))["type"] != "error":
+            while (msg := await text(ws))["type"] != "error":
                 pass
             assert msg["request"] == "view" and "range_db" in msg["message"]
             await ws.send(json.dumps({"type": "view", "band_hz": [900, 6400], "range_db": 10}))  # as it was
@@ -136,6 +144,11 @@ FREEZE_WHEN = """([wantSource, timeoutMs]) => new Promise((resolve, reject) => {
 VIDEO_PIXELS = """() => { const img = document.getElementById("video"), c = document.createElement("canvas");
   c.width = img.naturalWidth; c.height = img.naturalHeight; c.getContext("2d").drawImage(img, 0, 0);
   return c.toDataURL("image/png"); }"""
+
+
+LAYER_ALPHA = """([u, v]) => { const img = document.getElementById("layer"), c = document.createElement("canvas");
+  c.width = 640; c.height = 480; c.getContext("2d").drawImage(img, 0, 0, 640, 480);
+  return c.getContext("2d").getImageData(u, v, 1, 1).data[3]; }"""
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -188,8 +201,11 @@ def test_dashboard_draws_the_map_only_at_the_source_and_leaves_quiet_video_untou
             u, v = (round(float(c)) for c in source.split(","))
             tu, tv = (float(c) for c in truth.split(","))
             assert np.hypot(u - tu, v - tv) < NEAR_PX
-            at_source = np.abs(shot[v + 14:v + 24, u - 5:u + 5] - video[v + 14:v + 24, u - 5:u + 5]).mean()
-            assert at_source > 30, at_source
+            alpha = page.evaluate(LAYER_ALPHA, [u, v])
+            assert alpha > 100, alpha  # the map is opaque at the source (0.6 x 255 at the peak)
+            # on screen: changed just below the marker ring (the subject's own colours may be close to the map's)
+            at_source = np.abs(shot[v + 14:v + 24, u - 5:u + 5] - video[v + 14:v + 24, u - 5:u + 5]).max(axis=2).mean()
+            assert at_source > 20, at_source
             far_u = 20 if u > 320 else 600
             far = np.abs(shot[400:440, far_u - 10:far_u + 10] - video[400:440, far_u - 10:far_u + 10]).max()
             assert far <= 2, far

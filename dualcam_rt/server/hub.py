@@ -95,12 +95,15 @@ class LiveHub:
         if isinstance(message, dict) and message.get("type") == "prediction":
             self.metrics.predictions.labels("live", message["model"]).inc()
             self.metrics.latency.labels("live").observe(message["latency_ms"] / 1e3)
+        plain = message
+        if isinstance(message, dict) and "layer" in message:  # the colour-map layer is for image clients only
+            plain = {k: v for k, v in message.items() if k != "layer"}
         for outbox, prefs in list(self.clients.items()):
             if isinstance(message, bytes):
                 if prefs["images"]:
                     outbox.put_image(message)
             else:
-                outbox.put(message)
+                outbox.put(message if prefs["images"] else plain)
 
     def update_images_wanted(self, live: LivePipeline | None) -> None:
         """Let the live pipeline make overlay images only while some client wants them."""
