@@ -6,9 +6,20 @@ from .errors import BadInput
 # 2020) repeats "typing" and its Fig. 2 shows hammering: this is the working list of its official
 # code, in the order used for class indices everywhere (datasets, models, API).
 CLASSES: tuple[str, ...] = (
-    "clapping", "snapping_fingers", "speaking", "whistling", "playing_kendama", "clicking",
-    "typing", "knocking", "hammering", "peanut_breaking", "paper_ripping", "plastic_crumpling",
-    "paper_shaking", "stick_dropping",
+    "clapping",
+    "snapping_fingers",
+    "speaking",
+    "whistling",
+    "playing_kendama",
+    "clicking",
+    "typing",
+    "knocking",
+    "hammering",
+    "peanut_breaking",
+    "paper_ripping",
+    "plastic_crumpling",
+    "paper_shaking",
+    "stick_dropping",
 )
 SCENARIOS: dict[int, str] = {1: "anechoic room", 2: "indoor open space (strong echoes)", 3: "outdoor terrace (noisy)"}
 N_SUBJECTS = 9

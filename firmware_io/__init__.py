@@ -11,8 +11,25 @@ from .stream import StreamDecoder, StreamStats
 from .transport import TcpClient, TransportError
 
 __all__ = [
-    "AUDIO", "VIDEO", "STATUS", "MAGIC", "VERSION", "HEADER_SIZE", "AudioEncoding", "Header",
-    "Packet", "ProtocolError", "FULL_SCALE_PA", "encode_audio", "decode_audio", "encode_video",
-    "encode_status", "decode_status", "encode_packet", "StreamDecoder", "StreamStats", "TcpClient",
+    "AUDIO",
+    "VIDEO",
+    "STATUS",
+    "MAGIC",
+    "VERSION",
+    "HEADER_SIZE",
+    "AudioEncoding",
+    "Header",
+    "Packet",
+    "ProtocolError",
+    "FULL_SCALE_PA",
+    "encode_audio",
+    "decode_audio",
+    "encode_video",
+    "encode_status",
+    "decode_status",
+    "encode_packet",
+    "StreamDecoder",
+    "StreamStats",
+    "TcpClient",
     "TransportError",
 ]

@@ -13,8 +13,23 @@ import json
 import google_crc32c
 import numpy as np
 
-from .packet import (AUDIO, AUDIO_SUBHEADER, CRC_SPAN, HEADER, JPEG, JSON, MAGIC, MAX_CHANNELS, MAX_SAMPLES,
-                     STATUS, VERSION, VIDEO, AudioEncoding, Header, ProtocolError)
+from .packet import (
+    AUDIO,
+    AUDIO_SUBHEADER,
+    CRC_SPAN,
+    HEADER,
+    JPEG,
+    JSON,
+    MAGIC,
+    MAX_CHANNELS,
+    MAX_SAMPLES,
+    STATUS,
+    VERSION,
+    VIDEO,
+    AudioEncoding,
+    Header,
+    ProtocolError,
+)
 
 FULL_SCALE_PA = 20.0  # sound pressure of integer full scale: 120 dB SPL re 20 uPa
 
@@ -26,8 +41,9 @@ def crc32c(data: bytes) -> int:
 
 def encode_packet(stream: int, encoding: int, sequence: int, timestamp: int, payload: bytes) -> bytes:
     """One packet on the wire: header (with both CRCs) followed by the payload."""
-    head = HEADER.pack(MAGIC, VERSION, stream, encoding, 0, sequence & 0xFFFFFFFF, timestamp,
-                       len(payload), crc32c(payload), 0)
+    head = HEADER.pack(
+        MAGIC, VERSION, stream, encoding, 0, sequence & 0xFFFFFFFF, timestamp, len(payload), crc32c(payload), 0
+    )
     return head[:CRC_SPAN] + crc32c(head[:CRC_SPAN]).to_bytes(4, "little") + payload
 
 
@@ -41,8 +57,14 @@ def parse_header(raw: bytes) -> Header:
     return Header(stream, encoding, seq, ts, length, pcrc, version, flags)
 
 
-def encode_audio(audio_pa: np.ndarray, sequence: int, first_sample: int, sample_rate: int,
-                 encoding: AudioEncoding = AudioEncoding.INT24, full_scale_pa: float = FULL_SCALE_PA) -> bytes:
+def encode_audio(
+    audio_pa: np.ndarray,
+    sequence: int,
+    first_sample: int,
+    sample_rate: int,
+    encoding: AudioEncoding = AudioEncoding.INT24,
+    full_scale_pa: float = FULL_SCALE_PA,
+) -> bytes:
     """An audio packet for a (channels, samples) block in pascal; integers saturate at full scale."""
     channels, samples = audio_pa.shape
     if not (0 < channels <= MAX_CHANNELS and 0 < samples <= MAX_SAMPLES):
@@ -80,8 +102,10 @@ def decode_audio(payload: bytes, encoding: int) -> tuple[np.ndarray, int]:
     n = channels * samples
     expected = AUDIO_SUBHEADER.size + n * encoding.width
     if not (0 < channels <= MAX_CHANNELS and 0 < samples <= MAX_SAMPLES) or len(payload) != expected:
-        raise ProtocolError(f"audio payload says {channels} x {samples} {encoding.name.lower()} "
-                            f"({expected} bytes) but carries {len(payload)} bytes")
+        raise ProtocolError(
+            f"audio payload says {channels} x {samples} {encoding.name.lower()} "
+            f"({expected} bytes) but carries {len(payload)} bytes"
+        )
     if not (sample_rate > 0 and np.isfinite(full_scale_pa) and full_scale_pa > 0):
         raise ProtocolError(f"audio payload has sample rate {sample_rate} and full scale {full_scale_pa}")
     off = AUDIO_SUBHEADER.size

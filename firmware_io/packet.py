@@ -87,8 +87,10 @@ class Header:
         if self.encoding not in VALID_ENCODINGS[self.stream]:
             raise ProtocolError(f"unknown encoding {self.encoding} for {STREAM_NAMES[self.stream]}")
         if self.payload_len > MAX_PAYLOAD[self.stream]:
-            raise ProtocolError(f"{STREAM_NAMES[self.stream]} payload of {self.payload_len} bytes "
-                                f"exceeds the limit of {MAX_PAYLOAD[self.stream]}")
+            raise ProtocolError(
+                f"{STREAM_NAMES[self.stream]} payload of {self.payload_len} bytes "
+                f"exceeds the limit of {MAX_PAYLOAD[self.stream]}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

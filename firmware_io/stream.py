@@ -65,7 +65,7 @@ class StreamDecoder:
             if len(buf) - pos < HEADER_SIZE:
                 break
             try:
-                header = parse_header(bytes(buf[pos:pos + HEADER_SIZE]))
+                header = parse_header(bytes(buf[pos : pos + HEADER_SIZE]))
             except ProtocolError:
                 self.stats.crc_errors += 1
                 pos = self._skip_one(pos)
@@ -80,7 +80,7 @@ class StreamDecoder:
             if len(buf) < end:
                 break
             with memoryview(buf) as view:  # one copy, straight from the buffer
-                payload = bytes(view[pos + HEADER_SIZE:end])
+                payload = bytes(view[pos + HEADER_SIZE : end])
             if crc32c(payload) != header.payload_crc:
                 self.stats.crc_errors += 1
                 pos = self._skip_one(pos)
@@ -130,5 +130,10 @@ def _audio_payload_consistent(payload: bytes, encoding: int) -> bool:
         return False
     channels, samples, sample_rate, full_scale = audio_info(payload)
     width = AudioEncoding(encoding).width
-    return (channels > 0 and samples > 0 and sample_rate > 0 and full_scale > 0
-            and len(payload) == AUDIO_SUBHEADER.size + channels * samples * width)
+    return (
+        channels > 0
+        and samples > 0
+        and sample_rate > 0
+        and full_scale > 0
+        and len(payload) == AUDIO_SUBHEADER.size + channels * samples * width
+    )

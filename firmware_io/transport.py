@@ -25,9 +25,17 @@ class TcpClient:
     ``reconnect=False`` gives up at the first failure instead.
     """
 
-    def __init__(self, host: str, port: int, read_timeout: float = 2.0, reconnect: bool = True,
-                 give_up_s: float = 30.0, backoff_s: float = 0.1, max_backoff_s: float = 2.0,
-                 chunk_bytes: int = 1 << 16):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        read_timeout: float = 2.0,
+        reconnect: bool = True,
+        give_up_s: float = 30.0,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 2.0,
+        chunk_bytes: int = 1 << 16,
+    ):
         self.host, self.port = host, port
         self.read_timeout = read_timeout
         self.reconnect = reconnect
@@ -57,8 +65,9 @@ class TcpClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._disconnect()
-                raise TransportError(f"{self.host}:{self.port} sent no valid packet within {timeout:g} s"
-                                     + self._decoder_summary())
+                raise TransportError(
+                    f"{self.host}:{self.port} sent no valid packet within {timeout:g} s" + self._decoder_summary()
+                )
             self._sock.settimeout(left)
             try:
                 data = self._sock.recv(self.chunk_bytes)
@@ -66,12 +75,12 @@ class TcpClient:
                 continue  # the deadline check above reports it
             except OSError as err:
                 self._disconnect()
-                raise TransportError(f"{self.host}:{self.port}: {err or 'timed out'}"
-                                     + self._decoder_summary()) from None
+                raise TransportError(
+                    f"{self.host}:{self.port}: {err or 'timed out'}" + self._decoder_summary()
+                ) from None
             if not data:
                 self._disconnect()
-                raise TransportError(f"{self.host}:{self.port} closed the connection"
-                                     + self._decoder_summary())
+                raise TransportError(f"{self.host}:{self.port} closed the connection" + self._decoder_summary())
             self._ready = self.decoder.feed(data)
 
     def packets(self) -> Iterator[Packet]:
@@ -89,8 +98,9 @@ class TcpClient:
                 try:
                     self._connect(min(self.read_timeout, max(0.05, self.give_up_s)))
                 except OSError as err:
-                    self._fail_or_wait(f"cannot connect to {self.host}:{self.port}: {err.strerror or err}",
-                                       last_good, backoff)
+                    self._fail_or_wait(
+                        f"cannot connect to {self.host}:{self.port}: {err.strerror or err}", last_good, backoff
+                    )
                     backoff = min(2 * backoff, self.max_backoff_s)
                     continue
             sock = self._sock
@@ -110,8 +120,9 @@ class TcpClient:
             self._ready = self.decoder.feed(data)
             if not self._ready and time.monotonic() - last_good > self.read_timeout:
                 self._disconnect()  # bytes, but no valid packet: garbage or a stuck device
-                self._fail_or_wait(f"no valid packet from {self.host}:{self.port} for {self.read_timeout:g} s",
-                                   last_good, backoff)
+                self._fail_or_wait(
+                    f"no valid packet from {self.host}:{self.port} for {self.read_timeout:g} s", last_good, backoff
+                )
                 backoff = min(2 * backoff, self.max_backoff_s)
 
     def close(self) -> None:
@@ -146,5 +157,4 @@ class TcpClient:
         s = self.decoder.stats
         if not (s.bytes_dropped or s.crc_errors or s.malformed):
             return ""
-        return (f" ({s.bytes_dropped} bytes dropped, {s.crc_errors} CRC errors, "
-                f"{s.malformed} malformed packets)")
+        return f" ({s.bytes_dropped} bytes dropped, {s.crc_errors} CRC errors, {s.malformed} malformed packets)"
