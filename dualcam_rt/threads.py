@@ -75,5 +75,5 @@ def limit_threads(threads: int | None) -> Iterator[int]:
         try:
             yield n
         finally:
-            if numba is not None:
+            if numba is not None and before is not None:
                 _set_numba_threads(numba, before)

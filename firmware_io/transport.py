@@ -58,7 +58,7 @@ class TcpClient:
         """Connect and wait up to ``timeout`` s for a valid packet; TransportError otherwise."""
         deadline = time.monotonic() + timeout
         try:
-            self._connect(timeout)
+            sock = self._connect(timeout)
         except OSError as err:
             raise TransportError(f"cannot connect to {self.host}:{self.port}: {err.strerror or err}") from None
         while not self._ready:
@@ -68,9 +68,9 @@ class TcpClient:
                 raise TransportError(
                     f"{self.host}:{self.port} sent no valid packet within {timeout:g} s" + self._decoder_summary()
                 )
-            self._sock.settimeout(left)
+            sock.settimeout(left)
             try:
-                data = self._sock.recv(self.chunk_bytes)
+                data = sock.recv(self.chunk_bytes)
             except TimeoutError:
                 continue  # the deadline check above reports it
             except OSError as err:
@@ -130,11 +130,12 @@ class TcpClient:
         self._closed = True
         self._disconnect()
 
-    def _connect(self, timeout: float) -> None:
+    def _connect(self, timeout: float) -> socket.socket:
         self.attempts += 1
-        self._sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        self._sock.settimeout(self.read_timeout)
+        self._sock = sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock.settimeout(self.read_timeout)
         self.connections += 1
+        return sock
 
     def _disconnect(self) -> None:
         sock, self._sock = self._sock, None
