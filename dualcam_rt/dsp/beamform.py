@@ -247,7 +247,7 @@ class Beamformer:
     their settings' cache directory).
     """
 
-    def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 16,
+    def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 32,
                  tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1,
                  cache_dir: str | Path | None = None):
         self.geometry = geometry = geometry or get_geometry()
