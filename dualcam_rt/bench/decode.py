@@ -24,8 +24,8 @@ import numpy as np
 
 from firmware_io import AudioEncoding, StreamDecoder, decode_audio, encode_audio, encode_video
 
-from . import pin_to_one_cpu, report
 from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
+from . import pin_to_one_cpu, report
 
 SENSOR_BYTES_PER_S = N_MICS * SAMPLE_RATE * 3  # 4,718,592
 SECONDS = 10
@@ -61,7 +61,7 @@ def _framing(wire: bytes) -> list:
     dec = StreamDecoder()
     packets = []
     for i in range(0, len(wire), CHUNK_BYTES):
-        packets += dec.feed(wire[i:i + CHUNK_BYTES])
+        packets += dec.feed(wire[i : i + CHUNK_BYTES])
     assert dec.stats.bytes_dropped == 0 and dec.stats.crc_errors == 0
     return packets
 
@@ -74,9 +74,9 @@ def _unpack(audio_packets: list) -> None:
 def _naive_int24_s_per_sample(payload: bytes) -> float:
     """Seconds per sample of a per-sample Python int24 unpack (the baseline)."""
     n = 8192
-    body = payload[12:12 + 3 * n]
+    body = payload[12 : 12 + 3 * n]
     t = time.perf_counter()
-    out = [int.from_bytes(body[3 * i:3 * i + 3], "little", signed=True) * (20.0 / 2**23) for i in range(n)]
+    out = [int.from_bytes(body[3 * i : 3 * i + 3], "little", signed=True) * (20.0 / 2**23) for i in range(n)]
     assert len(out) == n
     return (time.perf_counter() - t) / n
 
@@ -92,8 +92,11 @@ def _client_over_loopback_s() -> float:
     tick = Scene(seed=0).next_tick()
     jpeg = cv2.imencode(".jpg", tick.video)[1].tobytes()
     n = SECONDS * FPS
-    wire = b"".join(encode_audio(tick.audio, i, i * BLOCK_SAMPLES, SAMPLE_RATE)
-                    + encode_video(jpeg, i, i * BLOCK_SAMPLES + BLOCK_SAMPLES // 2) for i in range(n))
+    wire = b"".join(
+        encode_audio(tick.audio, i, i * BLOCK_SAMPLES, SAMPLE_RATE)
+        + encode_video(jpeg, i, i * BLOCK_SAMPLES + BLOCK_SAMPLES // 2)
+        for i in range(n)
+    )
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -121,8 +124,13 @@ def run(as_json: bool = False) -> dict:
     """Measure, print a table (or JSON), and return the figures."""
     restore = pin_to_one_cpu()
     try:
-        results = {"sensor_bytes_per_s": SENSOR_BYTES_PER_S, "seconds_of_sensor_data": SECONDS,
-                   "pinned_to_one_cpu": restore is not None, "goal_x_realtime": GOAL, "encodings": {}}
+        results = {
+            "sensor_bytes_per_s": SENSOR_BYTES_PER_S,
+            "seconds_of_sensor_data": SECONDS,
+            "pinned_to_one_cpu": restore is not None,
+            "goal_x_realtime": GOAL,
+            "encodings": {},
+        }
         for encoding in (AudioEncoding.INT24, AudioEncoding.INT16, AudioEncoding.FLOAT32):
             wire, n_audio = _stream(encoding)
             packets = _framing(wire)
@@ -157,16 +165,25 @@ def _print_table(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"decode: {r['seconds_of_sensor_data']} s of DualCam stream, one CPU, "
-                    f"real time = {r['sensor_bytes_per_s'] / 1e6:.2f} MB/s of int24 audio")
+    t = Table(
+        title=f"decode: {r['seconds_of_sensor_data']} s of DualCam stream, one CPU, "
+        f"real time = {r['sensor_bytes_per_s'] / 1e6:.2f} MB/s of int24 audio"
+    )
     for col in ("encoding", "x real time (full)", "wire MB/s", "framing+CRC x", "unpack x"):
         t.add_column(col, justify="right")
     for name, e in r["encodings"].items():
-        t.add_row(name, str(e["x_realtime"]), str(e["wire_mb_per_s"]), str(e["framing_crc_x_realtime"]),
-                  str(e["unpack_x_realtime"]))
+        t.add_row(
+            name,
+            str(e["x_realtime"]),
+            str(e["wire_mb_per_s"]),
+            str(e["framing_crc_x_realtime"]),
+            str(e["unpack_x_realtime"]),
+        )
     b = r["baselines"]
-    t.caption = (f"baselines: memcpy {b['memcpy_x_realtime']}x, per-sample Python int24 "
-                 f"{b['python_int24_x_realtime']}x (int24 decode is {b['speedup_over_python_int24']}x faster); "
-                 f"goal >= {r['goal_x_realtime']:g}x: {'met' if r['meets_goal'] else 'NOT met'}; whole dualcam:// "
-                 f"client over loopback TCP (incl. JPEG decode): {r['dualcam_client_x_realtime']}x")
+    t.caption = (
+        f"baselines: memcpy {b['memcpy_x_realtime']}x, per-sample Python int24 "
+        f"{b['python_int24_x_realtime']}x (int24 decode is {b['speedup_over_python_int24']}x faster); "
+        f"goal >= {r['goal_x_realtime']:g}x: {'met' if r['meets_goal'] else 'NOT met'}; whole dualcam:// "
+        f"client over loopback TCP (incl. JPEG decode): {r['dualcam_client_x_realtime']}x"
+    )
     Console().print(t)

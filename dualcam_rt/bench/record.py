@@ -40,9 +40,18 @@ def _frames(seconds: int) -> list[SensorFrame]:
 
     scene = Scene(scenario=1, seed=0, label="clapping", subject=0)
     ticks = [scene.next_tick() for _ in range(SOURCE_S * FPS)]
-    return [SensorFrame(index=i, first_sample=i * 1024, timestamp=i / FPS, audio=ticks[i % len(ticks)].audio,
-                        video=ticks[i % len(ticks)].video, video_timestamp=i / FPS, truth=ticks[i % len(ticks)].truth)
-            for i in range(seconds * FPS)]
+    return [
+        SensorFrame(
+            index=i,
+            first_sample=i * 1024,
+            timestamp=i / FPS,
+            audio=ticks[i % len(ticks)].audio,
+            video=ticks[i % len(ticks)].video,
+            video_timestamp=i / FPS,
+            truth=ticks[i % len(ticks)].truth,
+        )
+        for i in range(seconds * FPS)
+    ]
 
 
 def _session_x(frames: list[SensorFrame], path: Path, channels=None) -> tuple[float, int]:
@@ -54,7 +63,9 @@ def _session_x(frames: list[SensorFrame], path: Path, channels=None) -> tuple[fl
 
 
 def _raw_file_x(frames: list[SensorFrame], path: Path) -> float:
-    jpegs = [cv2.imencode(".jpg", f.video, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[:SOURCE_S * FPS]]
+    jpegs = [
+        cv2.imencode(".jpg", f.video, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[: SOURCE_S * FPS]
+    ]
     t0 = time.perf_counter()
     with open(path, "wb") as out:
         for i, f in enumerate(frames):
@@ -95,11 +106,19 @@ def run(as_json: bool = False, soak_s: float = 0.0) -> dict:
         full, full_bytes = _session_x(frames, tmp / "full")
         mic0, _ = _session_x(frames, tmp / "mic0", channels=[0])
         sim, sim_drops = _sim_x(tmp / "sim", 5)
-        result = {"sensor_mb_per_s": N_MICS * SAMPLE_RATE * 4 / 1e6, "seconds_per_run": SECONDS,
-                  "session_x_realtime": round(full, 2), "session_mb_per_s": round(full_bytes / SECONDS * full / 1e6, 1),
-                  "session_mic0_x_realtime": round(mic0, 2), "raw_file_x_realtime": round(baseline, 2),
-                  "session_vs_raw_file": round(full / baseline, 3), "record_sim_max_x_realtime": sim,
-                  "record_sim_max_drops": sim_drops, "goal_x_realtime": GOAL, "cpus": os.cpu_count()}
+        result = {
+            "sensor_mb_per_s": N_MICS * SAMPLE_RATE * 4 / 1e6,
+            "seconds_per_run": SECONDS,
+            "session_x_realtime": round(full, 2),
+            "session_mb_per_s": round(full_bytes / SECONDS * full / 1e6, 1),
+            "session_mic0_x_realtime": round(mic0, 2),
+            "raw_file_x_realtime": round(baseline, 2),
+            "session_vs_raw_file": round(full / baseline, 3),
+            "record_sim_max_x_realtime": sim,
+            "record_sim_max_drops": sim_drops,
+            "goal_x_realtime": GOAL,
+            "cpus": os.cpu_count(),
+        }
         if soak_s > 0:
             result["soak"] = soak(soak_s, tmp)
     if as_json:

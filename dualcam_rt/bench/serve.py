@@ -61,8 +61,12 @@ class ServeProcess:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and stall the server
-        self.proc = subprocess.Popen([sys.executable, "-m", "dualcam_rt", "serve", *args, "--port", str(self.port)],
-                                     env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dualcam_rt", "serve", *args, "--port", str(self.port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
 
     def __enter__(self) -> str:
         deadline = time.monotonic() + 60
@@ -117,11 +121,11 @@ def _models_dir(tmp: Path) -> tuple[Path, str]:
 
 
 def bench_predict(url: str, model) -> dict:
+    import soundfile as sf
+
     from ..inference.audio import decode_audio
     from ..inference.models import softmax
     from ..inference.predict import predict_waves
-
-    import soundfile as sf
 
     rate = 12_288
     wave = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(5 * rate) / rate)).astype(np.float32)
@@ -144,9 +148,13 @@ def bench_predict(url: str, model) -> dict:
             inproc.append((t2 - t1) * 1e3)
             served.append((t3 - t2) * 1e3)
     p50 = {"bare_ort_ms": _pct(bare, 50), "in_process_ms": _pct(inproc, 50), "http_ms": _pct(served, 50)}
-    return {**p50, "http_p99_ms": _pct(served, 99), "requests": PREDICT_REQUESTS,
-            "overhead_ms": round(p50["http_ms"] - p50["bare_ort_ms"], 3),  # the goal: <= 2 ms
-            "http_over_in_process_ms": round(p50["http_ms"] - p50["in_process_ms"], 3)}
+    return {
+        **p50,
+        "http_p99_ms": _pct(served, 99),
+        "requests": PREDICT_REQUESTS,
+        "overhead_ms": round(p50["http_ms"] - p50["bare_ort_ms"], 3),  # the goal: <= 2 ms
+        "http_over_in_process_ms": round(p50["http_ms"] - p50["in_process_ms"], 3),
+    }
 
 
 async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies: list, failures: list) -> None:
@@ -159,8 +167,9 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies
     try:
         await asyncio.sleep(offset_s)
         async with websockets.connect(ws_url, open_timeout=30, max_size=None) as ws:
-            await ws.send(json.dumps({"sample_rate": STREAM_RATE, "encoding": "pcm_s16le", "channels": 1,
-                                      "hop_s": STREAM_HOP_S}))
+            await ws.send(
+                json.dumps({"sample_rate": STREAM_RATE, "encoding": "pcm_s16le", "channels": 1, "hop_s": STREAM_HOP_S})
+            )
             json.loads(await ws.recv())
             sent_at: dict[float, float] = {}
 
@@ -175,7 +184,7 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies
             for i in range(int(seconds / STREAM_CHUNK_S)):
                 part = i % 4 * chunk * 2
                 sent_at[round((i + 1) * STREAM_CHUNK_S, 4)] = time.perf_counter()
-                await ws.send(pcm[part:part + chunk * 2])
+                await ws.send(pcm[part : part + chunk * 2])
                 await asyncio.sleep(max(0.0, start + (i + 1) * STREAM_CHUNK_S - time.perf_counter()))
             await ws.send(json.dumps({"type": "end"}))
             await asyncio.wait_for(receiver, 15)
@@ -193,8 +202,9 @@ def _stream_step(server: ServeProcess, n: int) -> dict:
     cpu_before, own_before, wall_before = server.cpu_s(), os.times(), time.monotonic()
 
     async def step():
-        await asyncio.gather(*[_stream_client(ws_url, STREAM_STEP_S, STREAM_HOP_S * i / n, latencies, failures)
-                               for i in range(n)])
+        await asyncio.gather(
+            *[_stream_client(ws_url, STREAM_STEP_S, STREAM_HOP_S * i / n, latencies, failures) for i in range(n)]
+        )
 
     asyncio.run(step())
     cpu_s = server.cpu_s() - cpu_before
@@ -205,13 +215,20 @@ def _stream_step(server: ServeProcess, n: int) -> dict:
     items = sum(b["items"] for b in after.values()) - sum(b["items"] for b in before.values())
     expected = n * int(round((STREAM_STEP_S - STREAM_WARMUP_S) / STREAM_HOP_S))
     p99 = _pct(latencies, 99)
-    return {"clients": n, "p50_ms": _pct(latencies, 50), "p99_ms": p99, "predictions": len(latencies),
-            "expected": expected, "failures": len(failures), "mean_batch": round(items / max(batches, 1), 2),
-            # server CPU per prediction (warm-up windows included): the figure load on the machine disturbs least
-            "server_cpu_ms_per_prediction": round(cpu_s * 1e3 / max(items, 1), 2),
-            # CPU the clients themselves took (they share the machine with the server on loopback)
-            "load_generator_cpu_share": round(load_generator_cpu_s / wall, 3),
-            "ok": not failures and len(latencies) >= expected and p99 <= STREAM_P99_MS}
+    return {
+        "clients": n,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": p99,
+        "predictions": len(latencies),
+        "expected": expected,
+        "failures": len(failures),
+        "mean_batch": round(items / max(batches, 1), 2),
+        # server CPU per prediction (warm-up windows included): the figure load on the machine disturbs least
+        "server_cpu_ms_per_prediction": round(cpu_s * 1e3 / max(items, 1), 2),
+        # CPU the clients themselves took (they share the machine with the server on loopback)
+        "load_generator_cpu_share": round(load_generator_cpu_s / wall, 3),
+        "ok": not failures and len(latencies) >= expected and p99 <= STREAM_P99_MS,
+    }
 
 
 def bench_stream(server: ServeProcess, deadline: float) -> dict:
@@ -235,17 +252,23 @@ def bench_stream(server: ServeProcess, deadline: float) -> dict:
             if bad - good <= max(STREAM_RESOLUTION, good // 20) or n in (good, bad):
                 break
     sustained = next((s for s in steps if s["clients"] == good), None)
-    return {"max_realtime_clients": good, "p99_limit_ms": STREAM_P99_MS, "hop_s": STREAM_HOP_S,
-            "first_failing": bad, "mean_batch": sustained["mean_batch"] if sustained else None,
-            "server_cpu_ms_per_prediction": sustained["server_cpu_ms_per_prediction"] if sustained else None,
-            "steps": steps}
+    return {
+        "max_realtime_clients": good,
+        "p99_limit_ms": STREAM_P99_MS,
+        "hop_s": STREAM_HOP_S,
+        "first_failing": bad,
+        "mean_batch": sustained["mean_batch"] if sustained else None,
+        "server_cpu_ms_per_prediction": sustained["server_cpu_ms_per_prediction"] if sustained else None,
+        "steps": steps,
+    }
 
 
 def model_ceiling(model, batch: int, seconds: float = 3.0) -> dict:
     """Predictions/s of bare onnxruntime at ``batch`` (ready inputs, the server's thread count): the
     most any service can get out of this model on this machine."""
-    x = np.zeros((batch, *[d if isinstance(d, int) else 1 for d in model.session.get_inputs()[0].shape[1:]]),
-                 np.float32)
+    x = np.zeros(
+        (batch, *[d if isinstance(d, int) else 1 for d in model.session.get_inputs()[0].shape[1:]]), np.float32
+    )
     model.logits(x)
     runs, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -279,10 +302,18 @@ def bench_live(url: str) -> dict:
 
     asyncio.run(main())
     live = httpx.get(url + "/v1/status").json()["live"]
-    return {"p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99), "predictions": len(latencies),
-            "server_p50_ms": _pct(server_ms, 50), "frames": live["frames"], "imaged_frames": live["imaged_frames"],
-            "visual_dropped": live["visual_dropped"], "imaging_fps": round(live["imaged_frames"] / max(live["frames"], 1) * 12, 2),
-            "imaging_p50_ms": live["imaging_latency_ms"].get("p50"), "beamform_backend": live["beamform_backend"]}
+    return {
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+        "predictions": len(latencies),
+        "server_p50_ms": _pct(server_ms, 50),
+        "frames": live["frames"],
+        "imaged_frames": live["imaged_frames"],
+        "visual_dropped": live["visual_dropped"],
+        "imaging_fps": round(live["imaged_frames"] / max(live["frames"], 1) * 12, 2),
+        "imaging_p50_ms": live["imaging_latency_ms"].get("p50"),
+        "beamform_backend": live["beamform_backend"],
+    }
 
 
 def run(as_json: bool = False) -> dict:
@@ -299,9 +330,16 @@ def run(as_json: bool = False) -> dict:
         stream["model_ceiling"] = model_ceiling(model, max(1, round(stream["mean_batch"] or 1)))
         with ServeProcess(["sim://?scenario=1&seed=0&label=clapping"], {**env, "DUALCAM_HOP_S": "0.25"}) as url:
             live = bench_live(url)
-    result = {"model": name, "cpu_count": os.cpu_count(), "cpus_usable": cpu_budget(),
-              "load_average_1min": round(os.getloadavg()[0], 2), "predict": predict, "stream": stream, "live": live,
-              "elapsed_s": round(time.monotonic() - started, 1)}
+    result = {
+        "model": name,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": cpu_budget(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "predict": predict,
+        "stream": stream,
+        "live": live,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
     return report(result, as_json, _print)
 
 
@@ -309,27 +347,49 @@ def _print(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"dualcam-rt serve benchmark (model {r['model']}, {r['cpus_usable']} of {r['cpu_count']} CPUs, "
-                    f"load average {r['load_average_1min']}, loopback)")
+    t = Table(
+        title=f"dualcam-rt serve benchmark (model {r['model']}, {r['cpus_usable']} of {r['cpu_count']} CPUs, "
+        f"load average {r['load_average_1min']}, loopback)"
+    )
     t.add_column("measure")
     t.add_column("figure", justify="right")
     t.add_column("goal / baseline")
     p, s, lv = r["predict"], r["stream"], r["live"]
-    t.add_row("/v1/predict p50", f"{p['http_ms']:.2f} ms", f"in process {p['in_process_ms']:.2f} ms, bare ORT {p['bare_ort_ms']:.3f} ms")
+    t.add_row(
+        "/v1/predict p50",
+        f"{p['http_ms']:.2f} ms",
+        f"in process {p['in_process_ms']:.2f} ms, bare ORT {p['bare_ort_ms']:.3f} ms",
+    )
     t.add_row("/v1/predict overhead p50 (HTTP - bare ORT)", f"{p['overhead_ms']:.2f} ms", "goal <= 2 ms")
     c = s["model_ceiling"]
-    t.add_row("/v1/stream real-time clients (staggered)", str(s["max_realtime_clients"]),
-              f"p99 <= {s['p99_limit_ms']:.0f} ms; goal >= 200; first failing: {s['first_failing']}")
-    t.add_row("  model-bound ceiling", f"{c['clients']} clients",
-              f"bare ORT {c['predictions_per_s']:.0f} predictions/s at batch {c['batch']}")
-    t.add_row("  server CPU per prediction", f"{s['server_cpu_ms_per_prediction']} ms",
-              f"bare ORT {1e3 / c['predictions_per_s']:.2f} ms; the rest is features, WebSocket, JSON")
+    t.add_row(
+        "/v1/stream real-time clients (staggered)",
+        str(s["max_realtime_clients"]),
+        f"p99 <= {s['p99_limit_ms']:.0f} ms; goal >= 200; first failing: {s['first_failing']}",
+    )
+    t.add_row(
+        "  model-bound ceiling",
+        f"{c['clients']} clients",
+        f"bare ORT {c['predictions_per_s']:.0f} predictions/s at batch {c['batch']}",
+    )
+    t.add_row(
+        "  server CPU per prediction",
+        f"{s['server_cpu_ms_per_prediction']} ms",
+        f"bare ORT {1e3 / c['predictions_per_s']:.2f} ms; the rest is features, WebSocket, JSON",
+    )
     for step in s["steps"]:
-        t.add_row(f"  {step['clients']} clients", f"p50 {step['p50_ms']:.1f} / p99 {step['p99_ms']:.1f} ms",
-                  f"{step['predictions']}/{step['expected']} predictions, mean batch {step['mean_batch']}, "
-                  f"server CPU {step['server_cpu_ms_per_prediction']} ms/prediction, "
-                  f"load generator {step['load_generator_cpu_share']:.0%} of a CPU"
-                  f"{'' if step['ok'] else '  (not sustained)'}")
+        t.add_row(
+            f"  {step['clients']} clients",
+            f"p50 {step['p50_ms']:.1f} / p99 {step['p99_ms']:.1f} ms",
+            f"{step['predictions']}/{step['expected']} predictions, mean batch {step['mean_batch']}, "
+            f"server CPU {step['server_cpu_ms_per_prediction']} ms/prediction, "
+            f"load generator {step['load_generator_cpu_share']:.0%} of a CPU"
+            f"{'' if step['ok'] else '  (not sustained)'}",
+        )
     t.add_row("/v1/live block → prediction", f"p50 {lv['p50_ms']:.1f} / p99 {lv['p99_ms']:.1f} ms", "goal p99 <= 50 ms")
-    t.add_row("  imaging", f"{lv['imaging_fps']:.1f} fps, p50 {lv['imaging_p50_ms']} ms", f"{lv['visual_dropped']} frames dropped")
+    t.add_row(
+        "  imaging",
+        f"{lv['imaging_fps']:.1f} fps, p50 {lv['imaging_p50_ms']} ms",
+        f"{lv['visual_dropped']} frames dropped",
+    )
     Console().print(t)

@@ -78,9 +78,16 @@ class Minutes:
         out = []
         for m in sorted(set(self.latency_ms) | set(self.rss_mb) | set(self.counts)):
             lat = self.latency_ms.get(m, [])
-            out.append({"minute": m + 1, "rss_mb": round(self.rss_mb.get(m, float("nan")), 1),
-                        "predictions": len(lat), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
-                        **{k: round(v, 2) for k, v in self.counts.get(m, {}).items()}})
+            out.append(
+                {
+                    "minute": m + 1,
+                    "rss_mb": round(self.rss_mb.get(m, float("nan")), 1),
+                    "predictions": len(lat),
+                    "p50_ms": _pct(lat, 50),
+                    "p99_ms": _pct(lat, 99),
+                    **{k: round(v, 2) for k, v in self.counts.get(m, {}).items()},
+                }
+            )
         return out
 
     def memory(self) -> dict:
@@ -88,9 +95,12 @@ class Minutes:
         if not rows:
             return {}
         warm = rows[0]  # the end of the first minute
-        return {"rss_start_mb": round(rows[0], 1), "rss_end_mb": round(rows[-1], 1),
-                "rss_growth_mb": round(rows[-1] - warm, 1),
-                "rss_growth_mb_per_min": round((rows[-1] - warm) / max(len(rows) - 1, 1), 2)}
+        return {
+            "rss_start_mb": round(rows[0], 1),
+            "rss_end_mb": round(rows[-1], 1),
+            "rss_growth_mb": round(rows[-1] - warm, 1),
+            "rss_growth_mb_per_min": round((rows[-1] - warm) / max(len(rows) - 1, 1), 2),
+        }
 
 
 async def _sample_memory(pid: int, minutes: Minutes, stop: asyncio.Event) -> None:
@@ -137,7 +147,7 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, minutes: 
                 if t_end / HOP_S == int(t_end / HOP_S):  # this chunk completes a hop
                     sent_at[t_end] = time.perf_counter()
                 part = i % 4 * chunk * 2
-                await ws.send(pcm[part:part + chunk * 2])
+                await ws.send(pcm[part : part + chunk * 2])
                 await asyncio.sleep(max(0.0, start + (i + 1) * CHUNK_S - time.perf_counter()))
             # behind real time when the server stopped reading (TCP back-pressure), not dropping
             tally["max_send_lag_s"] = max(tally["max_send_lag_s"], time.perf_counter() - start - chunks * CHUNK_S)
@@ -168,8 +178,9 @@ def soak_stream(clients: int, seconds: float) -> dict:
                 stop = asyncio.Event()
                 memory = asyncio.create_task(_sample_memory(server.proc.pid, minutes, stop))
                 spread = min(CONNECT_SPREAD_S, seconds / 10)
-                await asyncio.gather(*[_stream_client(ws_url, seconds, spread * i / clients, minutes, tally)
-                                       for i in range(clients)])
+                await asyncio.gather(
+                    *[_stream_client(ws_url, seconds, spread * i / clients, minutes, tally) for i in range(clients)]
+                )
                 stop.set()
                 await memory
 
@@ -178,12 +189,21 @@ def soak_stream(clients: int, seconds: float) -> dict:
             dropped = _metric(url, "dualcam_ws_dropped_messages_total", 'route="stream"') - dropped_before
         all_latencies = [x for lat in minutes.latency_ms.values() for x in lat]
         tally["max_send_lag_s"] = round(tally["max_send_lag_s"], 2)
-        return {"model": name, "clients": clients, "seconds": seconds, **tally, "failures": tally["failures"][:5],
-                "failed_clients": len(tally["failures"]), "dropped_messages": dropped,
-                "dropped_audio_hops": tally["missing_hops"],
-                "p50_ms": _pct(all_latencies, 50), "p99_ms": _pct(all_latencies, 99),
-                "load_generator_cpu_share": round((own.user + own.system - own_before.user - own_before.system) / wall, 3),
-                **minutes.memory(), "minutes": minutes.rows()}
+        return {
+            "model": name,
+            "clients": clients,
+            "seconds": seconds,
+            **tally,
+            "failures": tally["failures"][:5],
+            "failed_clients": len(tally["failures"]),
+            "dropped_messages": dropped,
+            "dropped_audio_hops": tally["missing_hops"],
+            "p50_ms": _pct(all_latencies, 50),
+            "p99_ms": _pct(all_latencies, 99),
+            "load_generator_cpu_share": round((own.user + own.system - own_before.user - own_before.system) / wall, 3),
+            **minutes.memory(),
+            "minutes": minutes.rows(),
+        }
 
 
 def soak_live(seconds: float) -> dict:
@@ -206,8 +226,9 @@ def soak_live(seconds: float) -> dict:
             first = httpx.get(url + "/v1/status", timeout=30).json()
 
             async def client(stop: asyncio.Event):
-                async with websockets.connect(url.replace("http://", "ws://") + "/v1/live?images=1",
-                                              max_size=None) as ws:
+                async with websockets.connect(
+                    url.replace("http://", "ws://") + "/v1/live?images=1", max_size=None
+                ) as ws:
                     while not stop.is_set():
                         m = await asyncio.wait_for(ws.recv(), 30)
                         if isinstance(m, bytes):
@@ -233,8 +254,10 @@ def soak_live(seconds: float) -> dict:
 
             async def main():
                 stop = asyncio.Event()
-                tasks = [asyncio.create_task(c) for c in (client(stop), status_each_minute(stop),
-                                                          _sample_memory(server.proc.pid, minutes, stop))]
+                tasks = [
+                    asyncio.create_task(c)
+                    for c in (client(stop), status_each_minute(stop), _sample_memory(server.proc.pid, minutes, stop))
+                ]
                 await asyncio.sleep(seconds)
                 stop.set()
                 await asyncio.gather(*tasks)
@@ -246,14 +269,23 @@ def soak_live(seconds: float) -> dict:
     lost = last["device"]["stats"].get("lost_samples", 0) - first["device"]["stats"].get("lost_samples", 0)
     all_latencies = [x for lat in minutes.latency_ms.values() for x in lat]
     frames = last["live"]["frames"] - first["live"]["frames"]
-    return {"model": name, "seconds": seconds, "predictions": len(hops), "missing_hops": gaps,
-            "device_lost_samples": lost, "dropped_audio_hops": gaps + lost // int(RATE * HOP_S),
-            "dropped_messages": dropped, "frames": frames,
-            "frame_rate_hz": round(frames / seconds, 2),
-            "imaging_fps": round((last["live"]["imaged_frames"] - first["live"]["imaged_frames"]) / seconds, 2),
-            "visual_dropped": last["live"]["visual_dropped"] - first["live"]["visual_dropped"],
-            "p50_ms": _pct(all_latencies, 50), "p99_ms": _pct(all_latencies, 99),
-            **minutes.memory(), "minutes": minutes.rows()}
+    return {
+        "model": name,
+        "seconds": seconds,
+        "predictions": len(hops),
+        "missing_hops": gaps,
+        "device_lost_samples": lost,
+        "dropped_audio_hops": gaps + lost // int(RATE * HOP_S),
+        "dropped_messages": dropped,
+        "frames": frames,
+        "frame_rate_hz": round(frames / seconds, 2),
+        "imaging_fps": round((last["live"]["imaged_frames"] - first["live"]["imaged_frames"]) / seconds, 2),
+        "visual_dropped": last["live"]["visual_dropped"] - first["live"]["visual_dropped"],
+        "p50_ms": _pct(all_latencies, 50),
+        "p99_ms": _pct(all_latencies, 99),
+        **minutes.memory(),
+        "minutes": minutes.rows(),
+    }
 
 
 def run(as_json: bool = False, clients: int = 200, minutes: float = 10.0, live_minutes: float = 30.0) -> dict:
@@ -264,8 +296,11 @@ def run(as_json: bool = False, clients: int = 200, minutes: float = 10.0, live_m
     if clients < 1 or minutes < 0 or live_minutes < 0 or not (minutes or live_minutes):
         raise BadInput("soak needs --clients >= 1 and --minutes / --live-minutes >= 0, not both 0")
     started = time.monotonic()
-    result: dict = {"cpu_count": os.cpu_count(), "cpus_usable": cpu_budget(),
-                    "load_average_1min_start": round(os.getloadavg()[0], 2)}
+    result: dict = {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": cpu_budget(),
+        "load_average_1min_start": round(os.getloadavg()[0], 2),
+    }
     if minutes:
         result["stream"] = soak_stream(clients, minutes * 60)
     if live_minutes:
@@ -284,21 +319,34 @@ def _print(r: dict) -> None:
         s = r.get(part)
         if not s:
             continue
-        what = (f"{s['clients']} /v1/stream clients" if part == "stream" else "live device with imaging")
-        t = Table(title=f"soak: {what}, {s['seconds'] / 60:g} min, model {s['model']}, {r['cpus_usable']} of "
-                        f"{r['cpu_count']} CPUs, load average {r['load_average_1min_start']} -> "
-                        f"{r['load_average_1min_end']}")
+        what = f"{s['clients']} /v1/stream clients" if part == "stream" else "live device with imaging"
+        t = Table(
+            title=f"soak: {what}, {s['seconds'] / 60:g} min, model {s['model']}, {r['cpus_usable']} of "
+            f"{r['cpu_count']} CPUs, load average {r['load_average_1min_start']} -> "
+            f"{r['load_average_1min_end']}"
+        )
         extra = ["frames", "imaged_frames"] if part == "live" else []
         for col in ["minute", "RSS MiB", "predictions", "p50 ms", "p99 ms", *extra]:
             t.add_column(col, justify="right")
         for row in s["minutes"]:
-            t.add_row(str(row["minute"]), f"{row['rss_mb']:.1f}", str(row["predictions"]), f"{row['p50_ms']:.1f}",
-                      f"{row['p99_ms']:.1f}", *[f"{row.get(k, 0):.0f}" for k in extra])
+            t.add_row(
+                str(row["minute"]),
+                f"{row['rss_mb']:.1f}",
+                str(row["predictions"]),
+                f"{row['p50_ms']:.1f}",
+                f"{row['p99_ms']:.1f}",
+                *[f"{row.get(k, 0):.0f}" for k in extra],
+            )
         console.print(t)
-        console.print(f"  dropped audio: {s['dropped_audio_hops']} hops (must be 0); RSS growth after minute 1: "
-                      f"{s.get('rss_growth_mb', float('nan'))} MiB ({s.get('rss_growth_mb_per_min', float('nan'))} "
-                      f"MiB/min); p99 {s['p99_ms']} ms overall; dropped messages {s['dropped_messages']:g}"
-                      + (f"; failed clients {s['failed_clients']}; samples the server did not count "
-                         f"{s['missing_samples']}; clients behind real time by up to {s['max_send_lag_s']} s"
-                         if part == "stream" else
-                         f"; {s['frame_rate_hz']} frames/s, imaging {s['imaging_fps']} fps"), highlight=False)
+        console.print(
+            f"  dropped audio: {s['dropped_audio_hops']} hops (must be 0); RSS growth after minute 1: "
+            f"{s.get('rss_growth_mb', float('nan'))} MiB ({s.get('rss_growth_mb_per_min', float('nan'))} "
+            f"MiB/min); p99 {s['p99_ms']} ms overall; dropped messages {s['dropped_messages']:g}"
+            + (
+                f"; failed clients {s['failed_clients']}; samples the server did not count "
+                f"{s['missing_samples']}; clients behind real time by up to {s['max_send_lag_s']} s"
+                if part == "stream"
+                else f"; {s['frame_rate_hz']} frames/s, imaging {s['imaging_fps']} fps"
+            ),
+            highlight=False,
+        )

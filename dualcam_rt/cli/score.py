@@ -12,8 +12,12 @@ from . import app, console, fail
 
 @app.command()
 def score(
-    clips_dir: str = typer.Argument(..., help="Folder with audio clips and labels.csv (file,class; empty class = no action)"),
-    model: str = typer.Option(None, "--model", help="Student to score (default: DUALCAM_DEFAULT_MODEL or the first audio student)"),
+    clips_dir: str = typer.Argument(
+        ..., help="Folder with audio clips and labels.csv (file,class; empty class = no action)"
+    ),
+    model: str = typer.Option(
+        None, "--model", help="Student to score (default: DUALCAM_DEFAULT_MODEL or the first audio student)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON"),
     plot: str = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG (needs matplotlib)"),
 ):
@@ -38,8 +42,12 @@ def score(
 
     with _progress("scoring") as bar:
         task = bar.add_task("score", total=None)
-        result = score_clips(student, clips_dir, settings.max_upload_seconds,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = score_clips(
+            student,
+            clips_dir,
+            settings.max_upload_seconds,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if plot is not None:
         _plot(result, Path(plot), matplotlib)
     if as_json:
@@ -57,9 +65,12 @@ def score(
     def rate(r: float | None) -> str:
         return "n/a" if r is None else f"{r:.3f}"
 
-    console.print(f"top-1 accuracy {result['top1_accuracy']:.3f}; no action: {na['false_alarms']}/{na['clips']} false alarms "
-                  f"({rate(na['false_alarm_rate'])}), {na['misses']}/{na['action_clips']} action clips missed "
-                  f"({rate(na['miss_rate'])})" + (f"; confusion matrix: {plot}" if plot else ""), highlight=False)
+    console.print(
+        f"top-1 accuracy {result['top1_accuracy']:.3f}; no action: {na['false_alarms']}/{na['clips']} false alarms "
+        f"({rate(na['false_alarm_rate'])}), {na['misses']}/{na['action_clips']} action clips missed "
+        f"({rate(na['miss_rate'])})" + (f"; confusion matrix: {plot}" if plot else ""),
+        highlight=False,
+    )
 
 
 def _plot(result: dict, path: Path, matplotlib) -> None:
@@ -76,7 +87,9 @@ def _plot(result: dict, path: Path, matplotlib) -> None:
     ax.set_yticks(range(len(labels)), labels)
     for (i, j), n in np.ndenumerate(matrix):
         if n:
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > matrix.max() / 2 else "black")
+            ax.text(
+                j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > matrix.max() / 2 else "black"
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{result['model']}: top-1 {result['top1_accuracy']:.3f} on {result['clips']} clips")

@@ -9,8 +9,9 @@ import typer
 
 from . import app, console, fail
 
-soundbank_app = typer.Typer(help="The bank of real recorded sounds the simulator and training draw from.",
-                            no_args_is_help=True)
+soundbank_app = typer.Typer(
+    help="The bank of real recorded sounds the simulator and training draw from.", no_args_is_help=True
+)
 app.add_typer(soundbank_app, name="soundbank")
 
 
@@ -31,16 +32,21 @@ def _progress(label: str):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                    transient=True)
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    )
 
 
 @soundbank_app.command("build")
 def build(
     out: str = typer.Option(None, "--out", help="Bank directory (default: <cache_dir>/soundbank)"),
     preset: str = typer.Option("full", help="ci: the few small packages CI installs | full: the whole allow-list"),
-    sources: str = typer.Option(None, "--sources", help="Where unpacked packages live (default: <cache_dir>/sound-sources)"),
-    system_root: str = typer.Option("/", "--system-root", hidden=True, help="Root of the apt-installed packages (tests)"),
+    sources: str = typer.Option(
+        None, "--sources", help="Where unpacked packages live (default: <cache_dir>/sound-sources)"
+    ),
+    system_root: str = typer.Option(
+        "/", "--system-root", hidden=True, help="Root of the apt-installed packages (tests)"
+    ),
 ):
     """Build the sound bank: decode, resample to 12,288 Hz, cut into events, de-duplicate, split per recording."""
     from rich.table import Table
@@ -51,20 +57,32 @@ def build(
     try:
         with _progress("decoding") as bar:
             task = bar.add_task("decode", total=None)
-            manifest = build_bank(out_dir, PackageRoots(sources_dir, Path(system_root)), preset,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+            manifest = build_bank(
+                out_dir,
+                PackageRoots(sources_dir, Path(system_root)),
+                preset,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except OSError as err:
         fail(f"cannot write the sound bank to {out_dir}: {err.strerror or err}")
     table = Table(title=f"sound bank ({preset}): real recordings / events per split")
     for col in ("class", "recordings", "events", *SPLITS, "packages"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for cls, s in manifest["summary"].items():
-        table.add_row(cls, str(s["recordings"]), str(s["events"]),
-                      *(f"{s[f'{k}_recordings']} / {s[f'{k}_events']}" for k in SPLITS), str(len(s["packages"])))
+        table.add_row(
+            cls,
+            str(s["recordings"]),
+            str(s["events"]),
+            *(f"{s[f'{k}_recordings']} / {s[f'{k}_events']}" for k in SPLITS),
+            str(len(s["packages"])),
+        )
     console.print(table)
-    console.print(f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, {len(manifest['events'])} events, "
-                  f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, {len(manifest['events'])} events, "
+        f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped",
+        highlight=False,
+        soft_wrap=True,
+    )
     for s in manifest["skipped"]:
         console.print(f"  skipped {s['path']}: {s['reason']}", highlight=False, soft_wrap=True)
 
@@ -73,10 +91,14 @@ def build(
 def testset(
     out: str = typer.Option(..., "--out", help="Folder for the clips and labels.csv"),
     clips_per_class: int = typer.Option(12, "--clips-per-class", min=1, help="Clips per class with test takes"),
-    empty_clips: int = typer.Option(None, "--empty-clips", min=0, help="Ambience-only and silence clips, each (default: --clips-per-class)"),
+    empty_clips: int = typer.Option(
+        None, "--empty-clips", min=0, help="Ambience-only and silence clips, each (default: --clips-per-class)"
+    ),
     seed: int = typer.Option(0, help="Random seed (the same bank and seed give the same clips)"),
     bank: str = typer.Option(None, "--bank", help="Sound bank directory (default: <cache_dir>/soundbank)"),
-    split: str = typer.Option("test", "--split", help="Takes of this split: test (scoring) or val (calibrating thresholds)"),
+    split: str = typer.Option(
+        "test", "--split", help="Takes of this split: test (scoring) or val (calibrating thresholds)"
+    ),
 ):
     """Write real-recording test clips (test-split takes in unseen rooms, plus ambience and silence) and labels.csv."""
     from collections import Counter
@@ -93,8 +115,15 @@ def testset(
     except OSError as err:
         fail(f"cannot write the test set to {out}: {err.strerror or err}")
     counts = Counter(c["class"] or "(no action)" for c in description["clips"])
-    console.print(f"wrote {len(description['clips'])} clips and labels.csv to {out}: "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False, soft_wrap=True)
+    console.print(
+        f"wrote {len(description['clips'])} clips and labels.csv to {out}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        highlight=False,
+        soft_wrap=True,
+    )
     if description["classes_without_test_takes"]:
-        console.print(f"no {split} takes (no clips) for: " + ", ".join(description["classes_without_test_takes"]),
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"no {split} takes (no clips) for: " + ", ".join(description["classes_without_test_takes"]),
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -56,7 +56,7 @@ class AudioAssembler:
             else:
                 self._append(np.zeros((audio.shape[0], gap), np.float32), lost=True)
         elif first_sample < end:  # overlap or duplicate: keep only what is new
-            audio = audio[:, end - first_sample:]
+            audio = audio[:, end - first_sample :]
         if audio.shape[1]:
             self._append(audio, lost=False)
         return blocks + self._cut()
@@ -92,8 +92,15 @@ class AudioAssembler:
 class DualCamDevice(Device):
     kind = "dualcam"
 
-    def __init__(self, uri: str, host: str, port: int, timeout: float | None = None, reconnect: bool = True,
-                 give_up_s: float = 30.0):
+    def __init__(
+        self,
+        uri: str,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        reconnect: bool = True,
+        give_up_s: float = 30.0,
+    ):
         super().__init__(uri, channels=N_MICS)
         if timeout is None:
             timeout = DEFAULT_CONNECT_TIMEOUT_S
@@ -158,8 +165,9 @@ class DualCamDevice(Device):
                 self._sync_stats(assembler)
                 # A block goes out once a frame at or after its centre has arrived (so the nearest
                 # one is known), or when it has waited HOLD_BLOCKS blocks (video late or absent).
-                while blocks and (len(blocks) > HOLD_BLOCKS
-                                  or (videos and videos[-1][0] >= blocks[0][0] + self.block_samples / 2)):
+                while blocks and (
+                    len(blocks) > HOLD_BLOCKS or (videos and videos[-1][0] >= blocks[0][0] + self.block_samples / 2)
+                ):
                     yield self._frame(index, blocks.popleft(), videos)
                     index += 1
         except TransportError as err:
@@ -172,9 +180,16 @@ class DualCamDevice(Device):
         first, audio, lost = block
         video, video_ts = self._nearest_video(videos, first)
         self.stats.audio_blocks += 1
-        return SensorFrame(index=index, first_sample=first, timestamp=first / self.sample_rate, audio=audio,
-                           video=video, video_timestamp=video_ts, sample_rate=self.sample_rate,
-                           lost_samples=lost)
+        return SensorFrame(
+            index=index,
+            first_sample=first,
+            timestamp=first / self.sample_rate,
+            audio=audio,
+            video=video,
+            video_timestamp=video_ts,
+            sample_rate=self.sample_rate,
+            lost_samples=lost,
+        )
 
     def _nearest_video(self, videos: deque, first_sample: int) -> tuple[np.ndarray | None, float | None]:
         """The frame nearest to the block's centre if within one block of it, else (None, None)."""
@@ -190,12 +205,18 @@ class DualCamDevice(Device):
         s.lost_packets, s.crc_errors, s.dropped_bytes = d.lost_packets, d.crc_errors, d.bytes_dropped
         s.malformed_packets = d.malformed + self._bad_payloads
         s.lost_samples, s.reconnects = assembler.lost_samples, self._client.reconnects
-        s.extra["lost_by_stream"] = {{AUDIO: "audio", VIDEO: "video", STATUS: "status"}[k]: v
-                                     for k, v in d.lost_by_stream.items()}
+        s.extra["lost_by_stream"] = {
+            {AUDIO: "audio", VIDEO: "video", STATUS: "status"}[k]: v for k, v in d.lost_by_stream.items()
+        }
 
     def close(self) -> None:
         self._client.close()
 
     def describe(self) -> dict:
-        return {**super().describe(), "host": self.host, "port": self.port, "timeout_s": self.timeout,
-                "device_status": self.device_status}
+        return {
+            **super().describe(),
+            "host": self.host,
+            "port": self.port,
+            "timeout_s": self.timeout,
+            "device_status": self.device_status,
+        }

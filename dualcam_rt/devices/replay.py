@@ -21,8 +21,12 @@ class ReplayDevice(Device):
     def __init__(self, uri: str, path: str, speed: str | float | None = 1.0):
         self.session = open_session(path)
         self.speed = parse_speed(speed)  # inf: as fast as possible
-        super().__init__(uri, channels=self.session.channels, sample_rate=self.session.sample_rate,
-                         block_samples=self.session.block_samples)
+        super().__init__(
+            uri,
+            channels=self.session.channels,
+            sample_rate=self.session.sample_rate,
+            block_samples=self.session.block_samples,
+        )
         self._closed = False
 
     @classmethod
@@ -52,8 +56,13 @@ class ReplayDevice(Device):
     def describe(self) -> dict:
         m = self.session.meta
         return super().describe() | {
-            "session": str(self.session.path), "session_id": self.session.id,
-            "ticks": self.session.n_ticks, "seconds": self.session.seconds,
+            "session": str(self.session.path),
+            "session_id": self.session.id,
+            "ticks": self.session.n_ticks,
+            "seconds": self.session.seconds,
             "speed": "max" if self.speed == float("inf") else self.speed,
-            "label": m.get("label"), "scenario": m.get("scenario"), "subject": m.get("subject"),
-            "recorded_from": (m.get("device") or {}).get("uri")}
+            "label": m.get("label"),
+            "scenario": m.get("scenario"),
+            "subject": m.get("subject"),
+            "recorded_from": (m.get("device") or {}).get("uri"),
+        }

@@ -35,13 +35,25 @@ MAX_LAG_S = 1.0  # device-side buffer: beyond this much lag, ticks are dropped
 class SimulatedDualCam:
     """TCP server; ``start()`` binds and serves in background threads, ``close()`` stops them."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 7700, scenario: int = 1, seed: int = 0,
-                 label: str | None = None, subject: int | None = None, speed: float = 1.0,
-                 encoding: AudioEncoding = AudioEncoding.INT24, impulse_ticks: Sequence[int] = (),
-                 drop_every: int = 0, jpeg_quality: int = 85, cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7700,
+        scenario: int = 1,
+        seed: int = 0,
+        label: str | None = None,
+        subject: int | None = None,
+        speed: float = 1.0,
+        encoding: AudioEncoding = AudioEncoding.INT24,
+        impulse_ticks: Sequence[int] = (),
+        drop_every: int = 0,
+        jpeg_quality: int = 85,
+        cache_dir: str | Path | None = None,
+    ):
         self.host, self.port = host, port
-        self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
-                                  impulse_ticks=tuple(impulse_ticks))
+        self.scene_options = dict(
+            scenario=scenario, seed=seed, label=label, subject=subject, impulse_ticks=tuple(impulse_ticks)
+        )
         self.cache_dir = cache_dir
         self.speed = speed
         self.encoding = AudioEncoding(encoding)
@@ -84,11 +96,20 @@ class SimulatedDualCam:
 
     def status(self, **counters) -> dict:
         """The device description sent in status packets."""
-        return {"device": "dualcam-sim", "firmware": __version__, "protocol_version": 1,
-                "channels": N_MICS, "sample_rate": SAMPLE_RATE, "block_samples": BLOCK_SAMPLES,
-                "fps": FPS, "audio_encoding": self.encoding.name.lower(), "video": "jpeg 640x480",
-                **self.scene_options, "impulse_ticks": list(self.scene_options["impulse_ticks"]),
-                **counters}
+        return {
+            "device": "dualcam-sim",
+            "firmware": __version__,
+            "protocol_version": 1,
+            "channels": N_MICS,
+            "sample_rate": SAMPLE_RATE,
+            "block_samples": BLOCK_SAMPLES,
+            "fps": FPS,
+            "audio_encoding": self.encoding.name.lower(),
+            "video": "jpeg 640x480",
+            **self.scene_options,
+            "impulse_ticks": list(self.scene_options["impulse_ticks"]),
+            **counters,
+        }
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():

@@ -50,8 +50,10 @@ def read_labels(clips_dir: str | Path, classes: list[str]) -> list[tuple[Path, s
                     raise BadInput(f"{path}:{line}: expected 2 columns (file,class), got {len(row)}")
                 name, cls = row[0].strip(), row[1].strip()
                 if cls and cls not in classes:
-                    raise BadInput(f"{path}:{line}: unknown class {cls!r}; the model knows: {', '.join(classes)} "
-                                   "(or empty for no action)")
+                    raise BadInput(
+                        f"{path}:{line}: unknown class {cls!r}; the model knows: {', '.join(classes)} "
+                        "(or empty for no action)"
+                    )
                 clip = Path(clips_dir) / name
                 if not name or not clip.is_file():
                     raise NotFound(f"{path}:{line}: clip {name!r} does not exist in {clips_dir}")
@@ -63,8 +65,9 @@ def read_labels(clips_dir: str | Path, classes: list[str]) -> list[tuple[Path, s
     return rows
 
 
-def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
-                progress: Callable[[int, int], None] | None = None) -> dict:
+def score_clips(
+    model: Model, clips_dir: str | Path, max_seconds: float = 600.0, progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Top-1 accuracy, per-class accuracy, no-action false alarms and misses, the confusion
     matrix and every clip's prediction (``predictions``), for the clips of ``clips_dir``."""
     rows = read_labels(clips_dir, model.classes)
@@ -72,7 +75,7 @@ def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
     answers: list[dict] = []
     for start in range(0, len(rows), BATCH):
         waves = []
-        for clip, _, line in rows[start:start + BATCH]:
+        for clip, _, line in rows[start : start + BATCH]:
             try:
                 wave, _ = decode_audio(clip.read_bytes(), max_seconds, model.sample_rate)
             except BadInput as err:
@@ -84,9 +87,17 @@ def score_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
     predicted = [a["label"] or NO_ACTION for a in answers]
     # per clip: the gate's reason for no action (silence | no_action), the top action's probability
     # (None when the level gate kept the student from running) and the window's level
-    clips = [{"file": clip.name, "class": cls, "predicted": p, "reason": a["reason"],
-              "probability": a["top_k"][0]["probability"] if a["top_k"] else None, "level_db": a["level_db"]}
-             for (clip, cls, _), p, a in zip(rows, predicted, answers)]
+    clips = [
+        {
+            "file": clip.name,
+            "class": cls,
+            "predicted": p,
+            "reason": a["reason"],
+            "probability": a["top_k"][0]["probability"] if a["top_k"] else None,
+            "level_db": a["level_db"],
+        }
+        for (clip, cls, _), p, a in zip(rows, predicted, answers)
+    ]
     return summarise([cls for _, cls, _ in rows], predicted, model.classes, predictions=clips, model=model.name)
 
 
@@ -101,17 +112,27 @@ def summarise(truth: list[str], predicted: list[str], classes: list[str], **extr
     for c in labels:
         n = int(confusion[index[c]].sum())
         if n:
-            per_class[c] = {"clips": n, "correct": int(confusion[index[c], index[c]]),
-                            "accuracy": round(float(confusion[index[c], index[c]] / n), 4)}
+            per_class[c] = {
+                "clips": n,
+                "correct": int(confusion[index[c], index[c]]),
+                "accuracy": round(float(confusion[index[c], index[c]] / n), 4),
+            }
     action = [i for i, t in enumerate(truth) if t != NO_ACTION]
     empty = [i for i, t in enumerate(truth) if t == NO_ACTION]
     false_alarms = sum(predicted[i] != NO_ACTION for i in empty)
     misses = sum(predicted[i] == NO_ACTION for i in action)
-    return {**extra, "clips": len(truth),
-            "top1_accuracy": round(float(np.trace(confusion) / len(truth)), 4),
-            "per_class": per_class,
-            "no_action": {"clips": len(empty), "false_alarms": int(false_alarms),
-                          "false_alarm_rate": round(false_alarms / len(empty), 4) if empty else None,
-                          "action_clips": len(action), "misses": int(misses),
-                          "miss_rate": round(misses / len(action), 4) if action else None},
-            "confusion": {"labels": labels, "matrix": confusion.tolist()}}
+    return {
+        **extra,
+        "clips": len(truth),
+        "top1_accuracy": round(float(np.trace(confusion) / len(truth)), 4),
+        "per_class": per_class,
+        "no_action": {
+            "clips": len(empty),
+            "false_alarms": int(false_alarms),
+            "false_alarm_rate": round(false_alarms / len(empty), 4) if empty else None,
+            "action_clips": len(action),
+            "misses": int(misses),
+            "miss_rate": round(misses / len(action), 4) if action else None,
+        },
+        "confusion": {"labels": labels, "matrix": confusion.tolist()},
+    }

@@ -42,12 +42,14 @@ ModelsDep = Annotated[ModelSet, Depends(_models)]
 HubDep = Annotated[LiveHub, Depends(_hub)]
 RecorderDep = Annotated[Recorder, Depends(_recorder)]
 
-bearer = HTTPBearer(auto_error=False, scheme_name="token",
-                    description="`DUALCAM_API_TOKEN`; needed only when the service has one")
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="token", description="`DUALCAM_API_TOKEN`; needed only when the service has one"
+)
 
 
-def require_token(settings: SettingsDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+def require_token(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
     """Pass when no token is configured or the request carries ``Authorization: Bearer <token>``."""
     token = settings.api_token
     if not token:

@@ -71,8 +71,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def _answer(request: Request, status: int, code: str, message: str,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def _answer(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     service_of(request).metrics.errors.labels(code).inc()
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
@@ -90,8 +91,12 @@ class HTTPErrorHandler:
     """
 
     def __init__(self, routers: Sequence[APIRouter]):
-        self.routes = [(route.path_regex, set(route.methods or ())) for router in routers for route in router.routes
-                       if isinstance(route, APIRoute)]
+        self.routes = [
+            (route.path_regex, set(route.methods or ()))
+            for router in routers
+            for route in router.routes
+            if isinstance(route, APIRoute)
+        ]
 
     def allowed(self, path: str) -> str:
         methods = set().union(*(methods for regex, methods in self.routes if regex.match(path)))

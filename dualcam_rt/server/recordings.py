@@ -24,8 +24,10 @@ ActionClass = StrEnum("ActionClass", {name: name for name in CLASSES})  # type: 
 class RecordingRequest(BaseModel):
     """What to record; unknown fields are refused (422), so a typo is never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"seconds": 10, "label": "clapping", "scenario": 1, "subject": 0}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"seconds": 10, "label": "clapping", "scenario": 1, "subject": 0}]},
+    )
 
     seconds: float = Field(..., gt=0, le=3600, description="How long to record")
     label: ActionClass | None = Field(None, description="Action class of the whole recording")
@@ -53,8 +55,9 @@ class RecordingList(BaseModel):
     recordings: list[RecordingInfo] = Field(description="Newest first")
 
 
-@router.post("/v1/recordings", status_code=202, response_model=RecordingInfo,
-             responses=error_responses(400, 401, 422, 503))
+@router.post(
+    "/v1/recordings", status_code=202, response_model=RecordingInfo, responses=error_responses(400, 401, 422, 503)
+)
 async def start_recording(body: RecordingRequest, svc: ServiceDep) -> dict[str, Any]:
     """Start recording the live device into a new session; answers at once (202) with its id."""
     label = body.label.value if body.label is not None else None

@@ -31,22 +31,28 @@ META_FILE = "session.json"
 AUDIO_FILE = "audio.h5"
 MFCC_SHAPE = (36, 48, 12)
 
-TICK_DTYPE = np.dtype([
-    ("index", "<i8"),  # the device's tick index
-    ("first_sample", "<i8"),  # index of the block's first sample on the device clock
-    ("timestamp", "<f8"),  # seconds on the device clock
-    ("lost_samples", "<i4"),  # zero-filled samples in this block (packet loss)
-    ("video_frame", "<i4"),  # row in video_frames, or -1 when the tick has no frame
-    ("audio_crc32c", "<u4"),  # CRC32C of the block as stored (samples x channels, float32)
-    ("source_u", "<f4"), ("source_v", "<f4"),  # true source pixel of a simulated scene, else NaN
-    ("source_active", "i1"),  # 1 while the simulated subject makes sound, 0 while silent, -1 unknown
-])
-VIDEO_DTYPE = np.dtype([
-    ("tick", "<i8"),  # row in ticks this frame belongs to
-    ("timestamp", "<f8"),  # capture time on the audio clock, seconds
-    ("offset", "<i8"), ("length", "<i4"),  # byte range in video_jpeg
-    ("crc32c", "<u4"),  # CRC32C of the JPEG bytes
-])
+TICK_DTYPE = np.dtype(
+    [
+        ("index", "<i8"),  # the device's tick index
+        ("first_sample", "<i8"),  # index of the block's first sample on the device clock
+        ("timestamp", "<f8"),  # seconds on the device clock
+        ("lost_samples", "<i4"),  # zero-filled samples in this block (packet loss)
+        ("video_frame", "<i4"),  # row in video_frames, or -1 when the tick has no frame
+        ("audio_crc32c", "<u4"),  # CRC32C of the block as stored (samples x channels, float32)
+        ("source_u", "<f4"),
+        ("source_v", "<f4"),  # true source pixel of a simulated scene, else NaN
+        ("source_active", "i1"),  # 1 while the simulated subject makes sound, 0 while silent, -1 unknown
+    ]
+)
+VIDEO_DTYPE = np.dtype(
+    [
+        ("tick", "<i8"),  # row in ticks this frame belongs to
+        ("timestamp", "<f8"),  # capture time on the audio clock, seconds
+        ("offset", "<i8"),
+        ("length", "<i4"),  # byte range in video_jpeg
+        ("crc32c", "<u4"),  # CRC32C of the JPEG bytes
+    ]
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -54,8 +60,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 def check_name(name: str) -> str:
     """The name itself when it is a safe session name (no '/', no '..', no leading dot)."""
     if not name or "/" in name or "\\" in name or ".." in name or not _NAME.match(name):
-        raise BadInput(f"bad session name {name!r}: use letters, digits, '.', '_' and '-' "
-                       "(no '/', no '..', not starting with '.')")
+        raise BadInput(
+            f"bad session name {name!r}: use letters, digits, '.', '_' and '-' (no '/', no '..', not starting with '.')"
+        )
     return name
 
 

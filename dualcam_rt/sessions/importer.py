@@ -48,8 +48,17 @@ def sequence_frames(context: dict, lists: dict, first_tick: int, where: Path):
         except (ValueError, IndexError) as err:
             raise BadInput(f"{where}: step {i} has the wrong size ({err})") from None
         tick = first_tick + i
-        yield SensorFrame(index=tick, first_sample=tick * samples, timestamp=tick / FPS, audio=block,
-                          video=frame, video_timestamp=tick / FPS), volume
+        yield (
+            SensorFrame(
+                index=tick,
+                first_sample=tick * samples,
+                timestamp=tick / FPS,
+                audio=block,
+                video=frame,
+                video_timestamp=tick / FPS,
+            ),
+            volume,
+        )
 
 
 def import_sequence(action_dir: Path, src: Path, out: Path) -> dict:
@@ -65,10 +74,15 @@ def import_sequence(action_dir: Path, src: Path, out: Path) -> dict:
                 raise BadInput(f"{file}: action {action} outside 0..{len(CLASSES) - 1}")
             if writer is None:
                 label = CLASSES[action]
-                meta = {"label": label, "scenario": location + 1, "subject": subject, "action_index": action,
-                        "source": {"kind": "tfrecords", "path": str(action_dir.relative_to(src)), "files": len(files)},
-                        "audio_units": "sensor counts (int32 in the published TFRecords), stored as float32",
-                        "device": {"uri": None, "kind": "dualcam", "simulated": False}}
+                meta = {
+                    "label": label,
+                    "scenario": location + 1,
+                    "subject": subject,
+                    "action_index": action,
+                    "source": {"kind": "tfrecords", "path": str(action_dir.relative_to(src)), "files": len(files)},
+                    "audio_units": "sensor counts (int32 in the published TFRecords), stored as float32",
+                    "device": {"uri": None, "kind": "dualcam", "simulated": False},
+                }
                 writer = SessionWriter(out / f"sc{location + 1}_s{subject}_{label}", meta, mfcc=True)
             for frame, volume in sequence_frames(context, lists, tick, file):
                 writer.write(frame, mfcc=volume)

@@ -22,10 +22,18 @@ SPLIT_SEED = 42  # the official code's shuffle seed
 
 def manifest_entry(path: Path, root: Path, meta: dict) -> dict:
     """The manifest entry of the session at ``path`` (inside dataset ``root``) from its metadata."""
-    return {"id": meta["id"], "path": str(path.relative_to(root)), "label": meta["label"],
-            "class_index": meta["class_index"], "scenario": meta["scenario"], "subject": meta["subject"],
-            "seconds": meta["seconds"], "ticks": meta["ticks"], "channels": meta["channels"],
-            "mfcc": bool(meta.get("mfcc"))}
+    return {
+        "id": meta["id"],
+        "path": str(path.relative_to(root)),
+        "label": meta["label"],
+        "class_index": meta["class_index"],
+        "scenario": meta["scenario"],
+        "subject": meta["subject"],
+        "seconds": meta["seconds"],
+        "ticks": meta["ticks"],
+        "channels": meta["channels"],
+        "mfcc": bool(meta.get("mfcc")),
+    }
 
 
 def assign_splits(entries: list[dict], seed: int = SPLIT_SEED) -> dict:
@@ -47,16 +55,21 @@ def assign_splits(entries: list[dict], seed: int = SPLIT_SEED) -> dict:
     subjects = sorted({e["subject"] for e in entries})
     rng.shuffle(subjects)
     n_val, n_test = _held_out(len(subjects))
-    subject_split = {s: "val" if i < n_val else "test" if i < n_val + n_test else "train"
-                     for i, s in enumerate(subjects)}
+    subject_split = {
+        s: "val" if i < n_val else "test" if i < n_val + n_test else "train" for i, s in enumerate(subjects)
+    }
     for e in entries:
         e["subject_split"] = subject_split[e["subject"]]
-    return {"split": f"whole sequences, {SPLIT_FRACTIONS} per class, shuffled with seed {seed}",
-            "subject_split": {"subjects": {str(k): v for k, v in sorted(subject_split.items())},
-                              "how": "whole subjects; no subject in two splits"},
-            "chunk_split": "official-code style (1-s records in 10-s chunks, shuffled with seed 42, 80/10/10 "
-                           "over chunks; leaks neighbouring chunks of a sequence across splits): "
-                           "dualcam_rt.sessions.manifest.chunk_split(manifest)"}
+    return {
+        "split": f"whole sequences, {SPLIT_FRACTIONS} per class, shuffled with seed {seed}",
+        "subject_split": {
+            "subjects": {str(k): v for k, v in sorted(subject_split.items())},
+            "how": "whole subjects; no subject in two splits",
+        },
+        "chunk_split": "official-code style (1-s records in 10-s chunks, shuffled with seed 42, 80/10/10 "
+        "over chunks; leaks neighbouring chunks of a sequence across splits): "
+        "dualcam_rt.sessions.manifest.chunk_split(manifest)",
+    }
 
 
 def _held_out(n: int) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..frame import SensorFrame
 from ..geometry import FPS
@@ -18,12 +18,16 @@ def default_session_name(label: str | None, scenario: int | None, subject: int |
         parts.append(f"sc{scenario}")
     if subject is not None:
         parts.append(f"s{subject}")
-    parts.append(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    parts.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     return "-".join(parts)
 
 
-def record_frames(frames: Iterable[SensorFrame], writer: SessionWriter, seconds: float,
-                  on_tick: Callable[[int, SessionWriter], None] | None = None) -> dict:
+def record_frames(
+    frames: Iterable[SensorFrame],
+    writer: SessionWriter,
+    seconds: float,
+    on_tick: Callable[[int, SessionWriter], None] | None = None,
+) -> dict:
     """Write ``seconds`` of frames (or until the source ends) and close; returns a summary.
 
     ``drops`` counts ticks missing from the device's index sequence (frames the source skipped);
@@ -53,8 +57,16 @@ def record_frames(frames: Iterable[SensorFrame], writer: SessionWriter, seconds:
         raise
     meta = writer.close({"drops": drops, "interrupted": interrupted})
     elapsed = time.perf_counter() - t0
-    return {"session": str(writer.path), "frames": writer.ticks, "video_frames": writer.video_frames,
-            "drops": drops, "lost_samples": writer.lost_samples, "bytes": writer.bytes_written,
-            "seconds": meta.get("seconds", 0.0), "elapsed_s": round(elapsed, 3),
-            "realtime_x": round(meta.get("seconds", 0.0) / elapsed, 2) if elapsed > 0 else None,
-            "interrupted": interrupted, "status": meta.get("status")}
+    return {
+        "session": str(writer.path),
+        "frames": writer.ticks,
+        "video_frames": writer.video_frames,
+        "drops": drops,
+        "lost_samples": writer.lost_samples,
+        "bytes": writer.bytes_written,
+        "seconds": meta.get("seconds", 0.0),
+        "elapsed_s": round(elapsed, 3),
+        "realtime_x": round(meta.get("seconds", 0.0) / elapsed, 2) if elapsed > 0 else None,
+        "interrupted": interrupted,
+        "status": meta.get("status"),
+    }

@@ -39,7 +39,7 @@ def read_records(path: str | Path) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         gz = raw.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
             n = 0
             while header := f.read(12):
                 if len(header) < 12:
@@ -60,6 +60,7 @@ def read_records(path: str | Path) -> Iterator[bytes]:
 
 
 # -- protobuf wire format --------------------------------------------------------------------
+
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
@@ -85,12 +86,12 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
+            value, pos = buf[pos : pos + 8], pos + 8
         elif wire == 2:
             length, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + length], pos + length
+            value, pos = buf[pos : pos + length], pos + length
         elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
+            value, pos = buf[pos : pos + 4], pos + 4
         else:
             raise BadInput(f"malformed protobuf: unsupported wire type {wire}")
         if pos > len(buf):

@@ -24,17 +24,19 @@ def _first_bad_tick(s: Session) -> int:
     td = s.h5["time_data"]
     for start in range(0, s.n_ticks, _COPY_TICKS):
         stop = min(start + _COPY_TICKS, s.n_ticks)
-        block = td[start * b: stop * b]
+        block = td[start * b : stop * b]
         for t in range(start, stop):
-            if google_crc32c.value(np.ascontiguousarray(block[(t - start) * b:(t - start + 1) * b]).tobytes()) \
-                    != int(s.ticks[t]["audio_crc32c"]):
+            if google_crc32c.value(np.ascontiguousarray(block[(t - start) * b : (t - start + 1) * b]).tobytes()) != int(
+                s.ticks[t]["audio_crc32c"]
+            ):
                 return t
     return s.n_ticks
 
 
 def _bad_video_frames(s: Session) -> list[int]:
-    return [i for i in range(s.n_video_frames)
-            if google_crc32c.value(s.video_jpeg(i)) != int(s.video_index[i]["crc32c"])]
+    return [
+        i for i in range(s.n_video_frames) if google_crc32c.value(s.video_jpeg(i)) != int(s.video_index[i]["crc32c"])
+    ]
 
 
 def verify_session(path, repair: bool = False) -> dict:
@@ -69,8 +71,7 @@ def verify_session(path, repair: bool = False) -> dict:
         if "mfcc" in s.h5:
             lengths["mfcc"] = len(s.h5["mfcc"])
         if len(set(lengths.values())) > 1:
-            problems.append("datasets cover different spans: "
-                            + ", ".join(f"{k}={v:g}" for k, v in lengths.items()))
+            problems.append("datasets cover different spans: " + ", ".join(f"{k}={v:g}" for k, v in lengths.items()))
         good_ticks = _first_bad_tick(s)
         if good_ticks < s.n_ticks:
             problems.append(f"audio checksum mismatch from tick {good_ticks}")
@@ -82,33 +83,67 @@ def verify_session(path, repair: bool = False) -> dict:
         stored = (meta.get("checksums") or {}).get(AUDIO_FILE)
         if stored and cleanly_closed and not problems and stored != file_checksum(audio_path):
             problems.append(f"{AUDIO_FILE} does not match its checksum in {META_FILE}")
-        report = {"session": str(path), "id": s.id, "ok": not problems, "problems": problems,
-                  "ticks": s.n_ticks, "seconds": s.seconds, "channels": s.channels,
-                  "video_frames": s.n_video_frames, "mfcc": "mfcc" in s.h5, "repaired": False}
+        report = {
+            "session": str(path),
+            "id": s.id,
+            "ok": not problems,
+            "problems": problems,
+            "ticks": s.n_ticks,
+            "seconds": s.seconds,
+            "channels": s.channels,
+            "video_frames": s.n_video_frames,
+            "mfcc": "mfcc" in s.h5,
+            "repaired": False,
+        }
         keep = good_ticks
     finally:
         s.close()
     if repair and problems:
         _repair(path, keep, meta)
         after = verify_session(path)
-        report.update(repaired=True, ok=after["ok"], ticks=after["ticks"], seconds=after["seconds"],
-                      video_frames=after["video_frames"], remaining_problems=after["problems"])
+        report.update(
+            repaired=True,
+            ok=after["ok"],
+            ticks=after["ticks"],
+            seconds=after["seconds"],
+            video_frames=after["video_frames"],
+            remaining_problems=after["problems"],
+        )
     return report
 
 
 def _verify_without_audio(path, problem: str, repair: bool) -> dict:
     """The report for a session killed before its first audio was durable (and its repair)."""
     meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
-    report = {"session": str(path), "id": meta.get("id", path.name), "ok": meta.get("status") == "empty",
-              "problems": [] if meta.get("status") == "empty" else [problem], "ticks": 0, "seconds": 0.0,
-              "channels": meta.get("channels", 0), "video_frames": 0, "mfcc": False, "repaired": False}
+    report = {
+        "session": str(path),
+        "id": meta.get("id", path.name),
+        "ok": meta.get("status") == "empty",
+        "problems": [] if meta.get("status") == "empty" else [problem],
+        "ticks": 0,
+        "seconds": 0.0,
+        "channels": meta.get("channels", 0),
+        "video_frames": 0,
+        "mfcc": False,
+        "repaired": False,
+    }
     if repair and not report["ok"]:
         audio_path = path / AUDIO_FILE
         if audio_path.exists():  # holds no flushed tick: keep it aside rather than delete anything
             os.replace(audio_path, audio_path.with_name(AUDIO_FILE + ".unreadable"))
-        write_json_atomic(path / META_FILE, dict(meta, id=meta.get("id", path.name), status="empty", ticks=0,
-                                                 seconds=0.0, labels=[], repaired_utc=utc_now(),
-                                                 repair={"status_before": meta.get("status"), "problem": problem}))
+        write_json_atomic(
+            path / META_FILE,
+            dict(
+                meta,
+                id=meta.get("id", path.name),
+                status="empty",
+                ticks=0,
+                seconds=0.0,
+                labels=[],
+                repaired_utc=utc_now(),
+                repair={"status_before": meta.get("status"), "problem": problem},
+            ),
+        )
         report.update(repaired=True, ok=True, remaining_problems=[])
     return report
 
@@ -142,13 +177,14 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
         try:
             with h5py.File(tmp, "w", libver="latest") as out:
                 src = s.h5["time_data"]
-                td = out.create_dataset("time_data", (keep_ticks * b, src.shape[1]), "f4",
-                                        maxshape=(None, src.shape[1]), chunks=src.chunks)
+                td = out.create_dataset(
+                    "time_data", (keep_ticks * b, src.shape[1]), "f4", maxshape=(None, src.shape[1]), chunks=src.chunks
+                )
                 for k, v in src.attrs.items():
                     td.attrs[k] = v
                 for start in range(0, keep_ticks, _COPY_TICKS):
                     stop = min(start + _COPY_TICKS, keep_ticks)
-                    td[start * b: stop * b] = src[start * b: stop * b]
+                    td[start * b : stop * b] = src[start * b : stop * b]
                 ticks = s.ticks[:keep_ticks].copy()
                 new_row = {int(r["tick"]): i for i, r in enumerate(video_rows)}
                 ticks["video_frame"] = [new_row.get(t, -1) for t in range(keep_ticks)]
@@ -156,8 +192,12 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
                 out.create_dataset("video_jpeg", data=jpeg_bytes, maxshape=(None,), chunks=(1 << 16,))
                 out.create_dataset("video_frames", data=video_rows, maxshape=(None,), chunks=(256,))
                 if "mfcc" in s.h5:
-                    out.create_dataset("mfcc", data=s.h5["mfcc"][:keep_ticks], maxshape=(None, *s.h5["mfcc"].shape[1:]),
-                                       chunks=(FPS, *s.h5["mfcc"].shape[1:]))
+                    out.create_dataset(
+                        "mfcc",
+                        data=s.h5["mfcc"][:keep_ticks],
+                        maxshape=(None, *s.h5["mfcc"].shape[1:]),
+                        chunks=(FPS, *s.h5["mfcc"].shape[1:]),
+                    )
                 for k, v in s.h5.attrs.items():
                     out.attrs[k] = v
             n_video = len(video_rows)
@@ -168,12 +208,23 @@ def _repair(path, keep_ticks: int, meta: dict) -> None:
         s.close()
     os.replace(tmp, audio_path)
     seconds = keep_ticks * b / s.sample_rate
-    labels = [dict(x, end_s=min(x.get("end_s", seconds), seconds)) for x in meta.get("labels", [])
-              if x.get("start_s", 0.0) < seconds]
+    labels = [
+        dict(x, end_s=min(x.get("end_s", seconds), seconds))
+        for x in meta.get("labels", [])
+        if x.get("start_s", 0.0) < seconds
+    ]
     if meta.get("label") and not labels and seconds > 0:
         labels = [{"label": meta["label"], "start_s": 0.0, "end_s": seconds}]
-    meta = dict(meta, id=meta.get("id", path.name), status="repaired", ticks=keep_ticks, seconds=seconds,
-                video_frames=n_video, labels=labels, repaired_utc=utc_now(),
-                repair={"ticks_claimed": meta.get("ticks"), "status_before": meta.get("status")},
-                checksums={AUDIO_FILE: file_checksum(audio_path)})
+    meta = dict(
+        meta,
+        id=meta.get("id", path.name),
+        status="repaired",
+        ticks=keep_ticks,
+        seconds=seconds,
+        video_frames=n_video,
+        labels=labels,
+        repaired_utc=utc_now(),
+        repair={"ticks_claimed": meta.get("ticks"), "status_before": meta.get("status")},
+        checksums={AUDIO_FILE: file_checksum(audio_path)},
+    )
     write_json_atomic(path / META_FILE, meta)

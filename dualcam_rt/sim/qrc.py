@@ -47,12 +47,12 @@ class RccFile:
         """(name offset, flags, a, b) of tree node ``index``: a, b = child count, first child for a
         directory; (country << 16 | language), data offset for a file."""
         off = self._tree + index * self._node_size
-        return struct.unpack(">IHII", self._data[off:off + 14])
+        return struct.unpack(">IHII", self._data[off : off + 14])
 
     def _name(self, offset: int) -> str:
         off = self._names + offset
-        (length,) = struct.unpack(">H", self._data[off:off + 2])
-        return self._data[off + 6:off + 6 + 2 * length].decode("utf-16-be")
+        (length,) = struct.unpack(">H", self._data[off : off + 2])
+        return self._data[off + 6 : off + 6 + 2 * length].decode("utf-16-be")
 
     def _walk(self, index: int, prefix: str, depth: int = 0) -> None:
         if depth > 64:
@@ -71,8 +71,8 @@ class RccFile:
             raise BadInput(f"{self.path}: no resource {name!r}")
         flags, offset = self.entries[name]
         off = self._payload + offset
-        (size,) = struct.unpack(">I", self._data[off:off + 4])
-        blob = self._data[off + 4:off + 4 + size]
+        (size,) = struct.unpack(">I", self._data[off : off + 4])
+        blob = self._data[off + 4 : off + 4 + size]
         if len(blob) != size:
             raise BadInput(f"{self.path}: resource {name!r} runs past the end of the file")
         if flags & _ZSTD:

@@ -98,37 +98,106 @@ _FD = "usr/share/sounds/freedesktop/stereo/"
 
 SOURCES: tuple[Source, ...] = (
     # clapping
-    Source("clapping", "hydrogen-drumkits", (_H2 + "Gimme A Hand 1.0/HandClap-*.wav", _H2 + "The Black Pearl 1.0/HandClap*.wav",
-                                             _H2 + "Millo_MultiLayered2/clap_0?*", _H2 + "Millo-Drums_v.1/clap_Dry*",
-                                             _H2 + "Audiophob/29800__*"), "likely"),
+    Source(
+        "clapping",
+        "hydrogen-drumkits",
+        (
+            _H2 + "Gimme A Hand 1.0/HandClap-*.wav",
+            _H2 + "The Black Pearl 1.0/HandClap*.wav",
+            _H2 + "Millo_MultiLayered2/clap_0?*",
+            _H2 + "Millo-Drums_v.1/clap_Dry*",
+            _H2 + "Audiophob/29800__*",
+        ),
+        "likely",
+    ),
     Source("clapping", "lmms-common", (_LMMS + "drums/clap0?.ogg",), "unsure"),
     Source("clapping", "lmms-common", (_LMMS + "misc/applause01.ogg",), "real", note="applause", cut="file"),
-    Source("clapping", "gcompris-qt-data", (_GC + "memory-sound.rcc::*/LRApplauses_1_LA_cut.ogg",), "real", note="applause", cut="file"),
+    Source(
+        "clapping",
+        "gcompris-qt-data",
+        (_GC + "memory-sound.rcc::*/LRApplauses_1_LA_cut.ogg",),
+        "real",
+        note="applause",
+        cut="file",
+    ),
     # snapping_fingers
     Source("snapping_fingers", "hydrogen-drumkits", (_H2 + "Gimme A Hand 1.0/Fingersnap-*.wav",), "likely"),
     Source("snapping_fingers", "lmms-common", (_LMMS + "misc/snaph01.ogg",), "guess"),
     # speaking: single utterances, one event per file; the huge sources are thinned
-    Source("speaking", "asterisk-core-sounds-en-wav", ("usr/share/asterisk/sounds/en_US_f_Allison/**/*.wav",), "certain", cut="file",
-           exclude="*/silence/*"),
+    Source(
+        "speaking",
+        "asterisk-core-sounds-en-wav",
+        ("usr/share/asterisk/sounds/en_US_f_Allison/**/*.wav",),
+        "certain",
+        cut="file",
+        exclude="*/silence/*",
+    ),
     Source("speaking", "tuxpaint-stamps-default", (_TUX + "**/*_desc_*.ogg",), "likely", cut="file", max_files=1200),
     Source("speaking", "ktuberling-data", ("usr/share/ktuberling/sounds/*/*",), "likely", cut="file", max_files=600),
-    Source("speaking", "klettres-data", ("usr/share/klettres/*/alpha/*.ogg", "usr/share/klettres/*/syllab/*.ogg"), "likely",
-           cut="file", max_files=600),
+    Source(
+        "speaking",
+        "klettres-data",
+        ("usr/share/klettres/*/alpha/*.ogg", "usr/share/klettres/*/syllab/*.ogg"),
+        "likely",
+        cut="file",
+        max_files=600,
+    ),
     # whistling
     Source("whistling", "fillets-ng-data", (_FILLETS + "viking1/en/d1-z-p[12].ogg",), "guess", cut="file"),
     Source("whistling", "lincity-ng-data", (_LINCITY + "University3.wav",), "guess", cut="file"),
-    Source("whistling", "sound-icons", ("usr/share/sounds/sound-icons/pisk-*.wav",), "real", note="squeaks (substitute)", cut="file"),
-    Source("whistling", "tuxpaint-stamps-default", (_TUX + "animals/birds/*.ogg",), "likely",
-           note="bird song (substitute)", cut="file", exclude="*_desc_*"),
+    Source(
+        "whistling",
+        "sound-icons",
+        ("usr/share/sounds/sound-icons/pisk-*.wav",),
+        "real",
+        note="squeaks (substitute)",
+        cut="file",
+    ),
+    Source(
+        "whistling",
+        "tuxpaint-stamps-default",
+        (_TUX + "animals/birds/*.ogg",),
+        "likely",
+        note="bird song (substitute)",
+        cut="file",
+        exclude="*_desc_*",
+    ),
     # playing_kendama: wood clacks
-    Source("playing_kendama", "hydrogen-drumkits", (_H2 + "Gimme A Hand 1.0/Clave-*.wav", _H2 + "Gimme A Hand 1.0/WoodBlock-*.wav",
-                                                    _H2 + "ForzeeStereo/Stick-*.wav", _H2 + "ForzeeStereo/RimClick-*.wav",
-                                                    _H2 + "Millo*/stick_Woody*", _H2 + "Millo_MultiLayered2/rim_0?*",
-                                                    _H2 + "The Black Pearl 1.0/PearlSideStick-*.wav"), "real", note="wood clacks"),
-    Source("playing_kendama", "gcompris-qt-data", (_GC + "instruments.rcc::*/castanets.ogg",), "real", note="castanets",
-           min_gap_s=0.04),
-    Source("playing_kendama", "lmms-common", (_LMMS + "drums/wood01.ogg", _LMMS + "drums/clav0?.ogg", _LMMS + "drums/sidestick01.ogg",
-                                              _LMMS + "drums/rim01.ogg"), "probably", note="wood clacks"),
+    Source(
+        "playing_kendama",
+        "hydrogen-drumkits",
+        (
+            _H2 + "Gimme A Hand 1.0/Clave-*.wav",
+            _H2 + "Gimme A Hand 1.0/WoodBlock-*.wav",
+            _H2 + "ForzeeStereo/Stick-*.wav",
+            _H2 + "ForzeeStereo/RimClick-*.wav",
+            _H2 + "Millo*/stick_Woody*",
+            _H2 + "Millo_MultiLayered2/rim_0?*",
+            _H2 + "The Black Pearl 1.0/PearlSideStick-*.wav",
+        ),
+        "real",
+        note="wood clacks",
+    ),
+    Source(
+        "playing_kendama",
+        "gcompris-qt-data",
+        (_GC + "instruments.rcc::*/castanets.ogg",),
+        "real",
+        note="castanets",
+        min_gap_s=0.04,
+    ),
+    Source(
+        "playing_kendama",
+        "lmms-common",
+        (
+            _LMMS + "drums/wood01.ogg",
+            _LMMS + "drums/clav0?.ogg",
+            _LMMS + "drums/sidestick01.ogg",
+            _LMMS + "drums/rim01.ogg",
+        ),
+        "probably",
+        note="wood clacks",
+    ),
     # clicking
     Source("clicking", "sound-theme-freedesktop", (_FD + "camera-shutter.oga",), "likely", cut="file"),
     Source("clicking", "tuxpaint-stamps-default", (_TUX + "hobbies/camera_35mm.ogg",), "likely", cut="file"),
@@ -137,53 +206,186 @@ SOURCES: tuple[Source, ...] = (
     Source("clicking", "lincity-ng-data", (_LINCITY + "Click.wav",), "unsure"),
     Source("clicking", "widelands-data", (_WL + "click.ogg",), "unsure"),
     Source("clicking", "fillets-ng-data", (_FILLETS + "corridor/en/ch-x-click?.ogg",), "unsure"),
-    Source("clicking", "gcompris-qt-data", (_GC + "core.rcc::*/audioclick.wav", _GC + "*.rcc::*/resource/click.wav"), "unsure"),
+    Source(
+        "clicking",
+        "gcompris-qt-data",
+        (_GC + "core.rcc::*/audioclick.wav", _GC + "*.rcc::*/resource/click.wav"),
+        "unsure",
+    ),
     # typing: one keystroke (press and release) per file
     Source("typing", "keebsound", ("keeb/sounds/gateron-red/*.mp3",), "real", cut="file"),
-    Source("typing", "fillets-ng-data", (_FILLETS + "linux/en/key*.ogg", _FILLETS + "linux/en/enter*.ogg",
-                                         _FILLETS + "linux/en/space*.ogg"), "likely", cut="file"),
+    Source(
+        "typing",
+        "fillets-ng-data",
+        (_FILLETS + "linux/en/key*.ogg", _FILLETS + "linux/en/enter*.ogg", _FILLETS + "linux/en/space*.ogg"),
+        "likely",
+        cut="file",
+    ),
     # knocking: knocks a few hundred ms apart stay one event
     Source("knocking", "gcompris-qt-data", (_GC + "melody.rcc::*/knock.wav",), "real", min_gap_s=0.6),
-    Source("knocking", "hydrogen-drumkits", (_H2 + "Gimme A Hand 1.0/CajonSlaps-*.wav", _H2 + "Gimme A Hand 1.0/CajonThumps-*.wav"),
-           "real", note="hand on a wooden box (substitute)"),
+    Source(
+        "knocking",
+        "hydrogen-drumkits",
+        (_H2 + "Gimme A Hand 1.0/CajonSlaps-*.wav", _H2 + "Gimme A Hand 1.0/CajonThumps-*.wav"),
+        "real",
+        note="hand on a wooden box (substitute)",
+    ),
     # hammering
-    Source("hammering", "widelands-data", (_WL + "hammering/*.ogg", _WL + "smiths/*.ogg", _WL + "stonecutting/*.ogg"), "real",
-           min_gap_s=0.25),
-    Source("hammering", "tuxpaint-stamps-default", (_TUX + "household/tools/hammer.ogg", _TUX + "household/tools/mallet_metal.ogg"),
-           "likely", min_gap_s=0.25),
+    Source(
+        "hammering",
+        "widelands-data",
+        (_WL + "hammering/*.ogg", _WL + "smiths/*.ogg", _WL + "stonecutting/*.ogg"),
+        "real",
+        min_gap_s=0.25,
+    ),
+    Source(
+        "hammering",
+        "tuxpaint-stamps-default",
+        (_TUX + "household/tools/hammer.ogg", _TUX + "household/tools/mallet_metal.ogg"),
+        "likely",
+        min_gap_s=0.25,
+    ),
     Source("hammering", "gcompris-qt-data", (_GC + "mining.rcc::*/pickaxe.wav",), "likely", min_gap_s=0.25),
     # the thin ones
     Source("paper_ripping", "tuxpaint-stamps-default", (_TUX + "seasonal/christmas/gift.ogg",), "guess", cut="file"),
     Source("plastic_crumpling", "sound-theme-freedesktop", (_FD + "trash-empty.oga",), "guess", cut="file"),
-    Source("plastic_crumpling", "yaru-theme-sound", ("usr/share/sounds/Yaru/stereo/trash-empty.oga",), "guess", cut="file"),
-    Source("paper_shaking", "gnome-audio", ("usr/share/sounds/card_shuffle.wav",), "real", note="playing cards (substitute)", cut="file"),
-    Source("paper_shaking", "kpat", ("usr/share/kpat/sounds/card-down.ogg", "usr/share/kpat/sounds/card-pickup.ogg"), "real",
-           note="playing cards (substitute)", cut="file"),
-    Source("paper_shaking", "aisleriot", ("usr/share/aisleriot/sounds/slide.ogg",), "real", note="playing cards (substitute)", cut="file"),
-    Source("paper_shaking", "gcompris-qt-data", (_GC + "memory.rcc::*/card_flip.wav",), "real", note="playing cards (substitute)",
-           cut="file"),
-    Source("stick_dropping", "gcompris-qt-data", (_GC + "memory-sound.rcc::*/LRObject_falling_0?_LA.ogg",), "real",
-           note="objects falling and bouncing (substitute)", cut="file"),
-    Source("stick_dropping", "widelands-data", (_WL + "other/falling_tools_0?.ogg",), "real",
-           note="objects falling and bouncing (substitute)", cut="file"),
-    Source("peanut_breaking", "tuxpaint-stamps-default", (_TUX + "seasonal/christmas/hard_candy.ogg", _TUX + "food/fruit/apple_red.ogg"),
-           "likely", note="crunch, bite (substitute)", cut="file"),
+    Source(
+        "plastic_crumpling", "yaru-theme-sound", ("usr/share/sounds/Yaru/stereo/trash-empty.oga",), "guess", cut="file"
+    ),
+    Source(
+        "paper_shaking",
+        "gnome-audio",
+        ("usr/share/sounds/card_shuffle.wav",),
+        "real",
+        note="playing cards (substitute)",
+        cut="file",
+    ),
+    Source(
+        "paper_shaking",
+        "kpat",
+        ("usr/share/kpat/sounds/card-down.ogg", "usr/share/kpat/sounds/card-pickup.ogg"),
+        "real",
+        note="playing cards (substitute)",
+        cut="file",
+    ),
+    Source(
+        "paper_shaking",
+        "aisleriot",
+        ("usr/share/aisleriot/sounds/slide.ogg",),
+        "real",
+        note="playing cards (substitute)",
+        cut="file",
+    ),
+    Source(
+        "paper_shaking",
+        "gcompris-qt-data",
+        (_GC + "memory.rcc::*/card_flip.wav",),
+        "real",
+        note="playing cards (substitute)",
+        cut="file",
+    ),
+    Source(
+        "stick_dropping",
+        "gcompris-qt-data",
+        (_GC + "memory-sound.rcc::*/LRObject_falling_0?_LA.ogg",),
+        "real",
+        note="objects falling and bouncing (substitute)",
+        cut="file",
+    ),
+    Source(
+        "stick_dropping",
+        "widelands-data",
+        (_WL + "other/falling_tools_0?.ogg",),
+        "real",
+        note="objects falling and bouncing (substitute)",
+        cut="file",
+    ),
+    Source(
+        "peanut_breaking",
+        "tuxpaint-stamps-default",
+        (_TUX + "seasonal/christmas/hard_candy.ogg", _TUX + "food/fruit/apple_red.ogg"),
+        "likely",
+        note="crunch, bite (substitute)",
+        cut="file",
+    ),
     # ambience (scenarios 2 and 3, augmentation); note = its category (SoundBank.ambience: row["category"])
-    *(Source(AMBIENCE, "lincity-ng-data", (_LINCITY + f"{stem}*.wav",), "likely", note=kind, cut="file", max_event_s=60.0)
-      for stem, kind in (("Trafic", "traffic"), ("SportsCroud", "crowd"), ("Market", "crowd"), ("School", "children"),
-                         ("Green", "nature"), ("Water", "water"), ("Industry", "machine"))),
-    *(Source(AMBIENCE, "gcompris-qt-data", (_GC + f"memory-sound.rcc::*/LR{stem}*",), "real", note=kind, cut="file", max_event_s=60.0)
-      for stem, kind in (("Rain_in_garden", "weather"), ("Factory_noise_0", "machine"), ("FrogsInPondDuringStorm", "weather"),
-                         ("Train_slowing_down", "traffic"))),
-    Source(AMBIENCE, "lmms-common", (_LMMS + "misc/raving_crowd01.ogg",), "real", note="crowd", cut="file", max_event_s=60.0),
-    Source(AMBIENCE, "lmms-common", (_LMMS + "misc/breath01.ogg",), "real", note="breath", cut="file", max_event_s=60.0),
-    *(Source(AMBIENCE, "tuxpaint-stamps-default", (_TUX + f"household/{stem}.ogg",), "likely", note="appliance", cut="file",
-             max_event_s=60.0) for stem in ("vacuum_cleaner", "Washing-machine", "kettle", "toilet")),
-    *(Source(AMBIENCE, "widelands-data", (_WL + f"{d}/*.ogg",), "real", note=kind, cut="file", max_event_s=60.0)
-      for d, kind in (("barbarians/taverns", "indoor"), ("empire/taverns", "indoor"), ("mill", "machine"), ("sawmill", "machine"),
-                      ("animals", "nature"))),
-    *(Source(AMBIENCE, "7kaa-data", (f"usr/share/games/7kaa/SOUND/{n}.WAV",), "likely", note="weather", cut="file", max_event_s=60.0)
-      for n in ("WIND", "RAIN", "THUNDER", "FIRE")),
+    *(
+        Source(
+            AMBIENCE, "lincity-ng-data", (_LINCITY + f"{stem}*.wav",), "likely", note=kind, cut="file", max_event_s=60.0
+        )
+        for stem, kind in (
+            ("Trafic", "traffic"),
+            ("SportsCroud", "crowd"),
+            ("Market", "crowd"),
+            ("School", "children"),
+            ("Green", "nature"),
+            ("Water", "water"),
+            ("Industry", "machine"),
+        )
+    ),
+    *(
+        Source(
+            AMBIENCE,
+            "gcompris-qt-data",
+            (_GC + f"memory-sound.rcc::*/LR{stem}*",),
+            "real",
+            note=kind,
+            cut="file",
+            max_event_s=60.0,
+        )
+        for stem, kind in (
+            ("Rain_in_garden", "weather"),
+            ("Factory_noise_0", "machine"),
+            ("FrogsInPondDuringStorm", "weather"),
+            ("Train_slowing_down", "traffic"),
+        )
+    ),
+    Source(
+        AMBIENCE,
+        "lmms-common",
+        (_LMMS + "misc/raving_crowd01.ogg",),
+        "real",
+        note="crowd",
+        cut="file",
+        max_event_s=60.0,
+    ),
+    Source(
+        AMBIENCE, "lmms-common", (_LMMS + "misc/breath01.ogg",), "real", note="breath", cut="file", max_event_s=60.0
+    ),
+    *(
+        Source(
+            AMBIENCE,
+            "tuxpaint-stamps-default",
+            (_TUX + f"household/{stem}.ogg",),
+            "likely",
+            note="appliance",
+            cut="file",
+            max_event_s=60.0,
+        )
+        for stem in ("vacuum_cleaner", "Washing-machine", "kettle", "toilet")
+    ),
+    *(
+        Source(AMBIENCE, "widelands-data", (_WL + f"{d}/*.ogg",), "real", note=kind, cut="file", max_event_s=60.0)
+        for d, kind in (
+            ("barbarians/taverns", "indoor"),
+            ("empire/taverns", "indoor"),
+            ("mill", "machine"),
+            ("sawmill", "machine"),
+            ("animals", "nature"),
+        )
+    ),
+    *(
+        Source(
+            AMBIENCE,
+            "7kaa-data",
+            (f"usr/share/games/7kaa/SOUND/{n}.WAV",),
+            "likely",
+            note="weather",
+            cut="file",
+            max_event_s=60.0,
+        )
+        for n in ("WIND", "RAIN", "THUNDER", "FIRE")
+    ),
 )
 
 # Packages installed with apt; the others are unpacked under the sources dir (apt-get download +
@@ -222,6 +424,7 @@ def preset_sources(preset: str) -> tuple[Source, ...]:
 
 # ---------------------------------------------------------------------------------- finding files
 
+
 @dataclass(frozen=True)
 class PackageRoots:
     """Where installed packages are: ``system`` ("/" normally) for apt-installed ones,
@@ -256,9 +459,11 @@ def install_command(packages: Sequence[str], sources_dir: Path) -> str:
         parts.append("apt-get install -y --no-install-recommends " + " ".join(apt))
     for p in packages:
         if p == "widelands-data":
-            parts.append(f"apt-get download widelands-data && mkdir -p {sources_dir}/widelands-data && dpkg-deb --fsys-tarfile "
-                         f"widelands-data_*.deb | tar -x -C {sources_dir}/widelands-data --wildcards "
-                         "'./usr/share/games/widelands/data/sound/*' './usr/share/doc/widelands-data/*'")
+            parts.append(
+                f"apt-get download widelands-data && mkdir -p {sources_dir}/widelands-data && dpkg-deb --fsys-tarfile "
+                f"widelands-data_*.deb | tar -x -C {sources_dir}/widelands-data --wildcards "
+                "'./usr/share/games/widelands/data/sound/*' './usr/share/doc/widelands-data/*'"
+            )
         elif p in UNPACKED:
             parts.append(f"apt-get download {p} && dpkg -x {p}_*.deb {sources_dir}/{p}")
         elif p in PIP:
@@ -311,8 +516,10 @@ def find_files(sources: Sequence[Source], roots: PackageRoots) -> list[SourceFil
     found = {s.package: roots.root(s.package) for s in sources}
     missing = sorted(p for p, r in found.items() if r is None)
     if missing:
-        raise MissingPackages(f"sound bank sources not installed: {', '.join(missing)}; install them with: "
-                              f"{install_command(missing, roots.sources_dir)} (or: make soundbank)")
+        raise MissingPackages(
+            f"sound bank sources not installed: {', '.join(missing)}; install them with: "
+            f"{install_command(missing, roots.sources_dir)} (or: make soundbank)"
+        )
     root_of = {p: r for p, r in found.items() if r is not None}
     files: list[SourceFile] = []
     seen: set[tuple[Path, str]] = set()
@@ -330,11 +537,14 @@ def find_files(sources: Sequence[Source], roots: PackageRoots) -> list[SourceFil
                         rels.add(f"{rcc.relative_to(root)}::{entry_glob}")
                     rels.update(f"{rcc.relative_to(root)}::{e}" for e in entries if fnmatch.fnmatchcase(e, entry_glob))
             else:
-                rels.update(str(p.relative_to(root)) for p in root.glob(pattern)
-                            if p.is_file() and not (s.exclude and fnmatch.fnmatchcase(str(p.relative_to(root)), s.exclude)))
+                rels.update(
+                    str(p.relative_to(root))
+                    for p in root.glob(pattern)
+                    if p.is_file() and not (s.exclude and fnmatch.fnmatchcase(str(p.relative_to(root)), s.exclude))
+                )
         chosen = sorted(rels)
         if s.max_files is not None and len(chosen) > s.max_files:
-            chosen = sorted(sorted(chosen, key=lambda r: _stable_hash(f"{s.package}/{r}"))[:s.max_files])
+            chosen = sorted(sorted(chosen, key=lambda r: _stable_hash(f"{s.package}/{r}"))[: s.max_files])
         for rel in chosen:
             if (root, rel) not in seen:  # a file two rows match belongs to the first
                 seen.add((root, rel))
@@ -343,6 +553,7 @@ def find_files(sources: Sequence[Source], roots: PackageRoots) -> list[SourceFil
 
 
 # ---------------------------------------------------------------------------------- licences
+
 
 def _glob_regex(pattern: str) -> re.Pattern:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.strip())
@@ -384,8 +595,10 @@ def licence_of(package: str, root: Path, rel: str) -> str:
         if any(p.match(key) for p in patterns):
             licence = lic
     if licence is None:
-        licence = next((lic for pkg, pattern, lic in _LICENCE_BY_HAND
-                        if pkg == package and fnmatch.fnmatchcase(key, pattern)), f"see /usr/share/doc/{package}/copyright")
+        licence = next(
+            (lic for pkg, pattern, lic in _LICENCE_BY_HAND if pkg == package and fnmatch.fnmatchcase(key, pattern)),
+            f"see /usr/share/doc/{package}/copyright",
+        )
     return licence
 
 
@@ -397,8 +610,8 @@ _FRAME = 128  # ~10 ms at 12,288 Hz
 def _level_db(wave: np.ndarray) -> np.ndarray:
     """Level (dB re full scale) of consecutive 10 ms frames of ``wave``."""
     n = len(wave) // _FRAME
-    frames = wave[:n * _FRAME].reshape(n, _FRAME).astype(np.float64)
-    return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    frames = wave[: n * _FRAME].reshape(n, _FRAME).astype(np.float64)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
 
 
 def cut_events(wave: np.ndarray, source: Source) -> list[tuple[int, int]]:
@@ -426,7 +639,7 @@ def cut_events(wave: np.ndarray, source: Source) -> list[tuple[int, int]]:
     pre, post = 1, int(0.12 * SAMPLE_RATE / _FRAME)
     spans = []
     for k, (a, b) in enumerate(runs):
-        if db[a:b + 1].max() < peak - 30:
+        if db[a : b + 1].max() < peak - 30:
             continue
         lo = max(0, a - pre) if k == 0 else max(a - pre, runs[k - 1][1] + 1)
         hi = min(len(db), b + 1 + post) if k == len(runs) - 1 else min(b + 1 + post, runs[k + 1][0] - pre)
@@ -457,7 +670,7 @@ class _Print:
 
     def __init__(self, event: np.ndarray):
         self.length = len(event)
-        spec = np.abs(np.fft.rfft(event[:4 * SAMPLE_RATE], 8192)) ** 2
+        spec = np.abs(np.fft.rfft(event[: 4 * SAMPLE_RATE], 8192)) ** 2
         bands = np.log10(np.add.reduceat(spec, np.linspace(1, len(spec) - 1, 25).astype(int)[:-1]) + 1e-12)
         bands -= bands.mean()
         self.bands = bands / (np.linalg.norm(bands) + 1e-12)
@@ -471,7 +684,7 @@ def _same_take(a: _Print, b: _Print, max_lag: int = 60) -> bool:
     those) are one take: a peak normalised cross-correlation of their first seconds within
     ``max_lag`` samples (~5 ms) of at least DUPLICATE_CORRELATION."""
     xc = np.fft.irfft(a.spectrum * np.conj(b.spectrum), _COMPARE_FFT)
-    lags = np.concatenate([xc[:max_lag + 1], xc[-max_lag:]])
+    lags = np.concatenate([xc[: max_lag + 1], xc[-max_lag:]])
     return float(np.max(np.abs(lags))) >= DUPLICATE_CORRELATION * a.norm * b.norm
 
 
@@ -504,6 +717,7 @@ class _Kept:
 
 
 # ---------------------------------------------------------------------------------- the build
+
 
 @dataclass
 class _Recording:
@@ -539,7 +753,7 @@ def _assign_splits(recordings: list[_Recording]) -> None:
     # train when there are enough others, so that one recording does not make up a split
     total = sum(len(r.events) for r in ranked)
     small = [r for r in ranked if len(r.events) <= 0.25 * total]
-    held_out = (small if len(small) >= n_test + n_val else ranked)[:n_test + n_val]
+    held_out = (small if len(small) >= n_test + n_val else ranked)[: n_test + n_val]
     for k, rec in enumerate(held_out):
         rec.split = "test" if k < n_test else "val"
 
@@ -564,8 +778,13 @@ def _write_flac(path: Path, audio: np.ndarray) -> bool:
     return True
 
 
-def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
-               progress: Callable[[int, int], None] | None = None, sources: Sequence[Source] | None = None) -> dict:
+def build_bank(
+    out_dir: str | Path,
+    roots: PackageRoots,
+    preset: str = "full",
+    progress: Callable[[int, int], None] | None = None,
+    sources: Sequence[Source] | None = None,
+) -> dict:
     """Build the bank of ``preset`` (or of ``sources``, when given) into ``out_dir`` (see the
     module doc); returns the manifest.
 
@@ -591,14 +810,19 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
             skipped.append({"package": f.source.package, "path": f.path, "reason": str(err).splitlines()[0][:200]})
         else:
             mono = samples.mean(axis=1)
-            rec = _Recording(f, int(rate), samples.shape[1], round(len(mono) / rate, 4),
-                             licence_of(f.source.package, f.root, f.rel))
+            rec = _Recording(
+                f, int(rate), samples.shape[1], round(len(mono) / rate, 4), licence_of(f.source.package, f.root, f.rel)
+            )
             wave = resample(mono, int(rate), SAMPLE_RATE)
             for start, stop in cut_events(wave, f.source):
                 audio = normalise(wave[start:stop])
-                rec.events.append({"onset_s": round(float(start) / SAMPLE_RATE, 4), "audio": audio, "hash": content_hash(audio)})
+                rec.events.append(
+                    {"onset_s": round(float(start) / SAMPLE_RATE, 4), "audio": audio, "hash": content_hash(audio)}
+                )
             if not rec.events:
-                skipped.append({"package": f.source.package, "path": f.path, "reason": "silent: no event above the noise"})
+                skipped.append(
+                    {"package": f.source.package, "path": f.path, "reason": "silent: no event above the noise"}
+                )
             else:
                 recordings.append(rec)
         if progress:
@@ -615,18 +839,38 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
     rec_rows, event_rows, written = [], [], set()
     for r in kept:
         folder = Path(AMBIENCE) if r.cls == AMBIENCE else Path("events") / r.cls
-        rec_rows.append({"id": r.id, "class": r.cls, "package": r.file.source.package, "path": r.file.path,
-                         "licence": r.licence, "real": r.file.source.real, "note": r.file.source.note,
-                         "original_rate": r.original_rate, "channels": r.channels, "duration_s": r.duration_s,
-                         "content_hash": content_hash(np.concatenate([e["audio"] for e in r.events])),
-                         "split": r.split, "events": len(r.events)})
+        rec_rows.append(
+            {
+                "id": r.id,
+                "class": r.cls,
+                "package": r.file.source.package,
+                "path": r.file.path,
+                "licence": r.licence,
+                "real": r.file.source.real,
+                "note": r.file.source.note,
+                "original_rate": r.original_rate,
+                "channels": r.channels,
+                "duration_s": r.duration_s,
+                "content_hash": content_hash(np.concatenate([e["audio"] for e in r.events])),
+                "split": r.split,
+                "events": len(r.events),
+            }
+        )
         for e in r.events:
             rel = folder / f"{e['hash']}.flac"
             _write_flac(out / rel, e["audio"])
             written.add(rel.as_posix())
-            event_rows.append({"file": rel.as_posix(), "recording": r.id, "class": r.cls, "split": r.split,
-                               "onset_s": e["onset_s"], "duration_s": round(len(e["audio"]) / SAMPLE_RATE, 4),
-                               "content_hash": e["hash"]})
+            event_rows.append(
+                {
+                    "file": rel.as_posix(),
+                    "recording": r.id,
+                    "class": r.cls,
+                    "split": r.split,
+                    "onset_s": e["onset_s"],
+                    "duration_s": round(len(e["audio"]) / SAMPLE_RATE, 4),
+                    "content_hash": e["hash"],
+                }
+            )
     for stale in [*out.glob("events/*/*.flac"), *out.glob(f"{AMBIENCE}/*.flac")]:  # left by an earlier build
         if stale.relative_to(out).as_posix() not in written:
             stale.unlink()
@@ -635,12 +879,14 @@ def build_bank(out_dir: str | Path, roots: PackageRoots, preset: str = "full",
             folder.rmdir()
 
     manifest: dict[str, Any] = {
-        "version": BANK_VERSION, "preset": preset, "sample_rate": SAMPLE_RATE,
+        "version": BANK_VERSION,
+        "preset": preset,
+        "sample_rate": SAMPLE_RATE,
         "normalisation": f"peak: every event scaled to a peak of {STORED_PEAK} and stored as 16-bit FLAC",
         "split_rule": "per source recording, ranked by a hash of package and path within each class: >= 3 recordings: "
-                      "15 % val and 15 % test (at least one each; recordings with over a quarter of the class's events "
-                      "stay in train when enough others exist); 2: one train, one test (the one with fewer events); "
-                      "1: train only",
+        "15 % val and 15 % test (at least one each; recordings with over a quarter of the class's events "
+        "stay in train when enough others exist); 2: one train, one test (the one with fewer events); "
+        "1: train only",
         "recordings": sorted(rec_rows, key=lambda r: (r["class"], r["package"], r["path"])),
         "events": sorted(event_rows, key=lambda e: (e["class"], e["recording"], e["onset_s"])),
         "duplicates": sorted(duplicates, key=lambda d: (d["class"], d["path"], d["onset_s"])),
@@ -676,8 +922,16 @@ def _remove_duplicates(recordings: list[_Recording]) -> list[dict]:
                 kept[r.cls].add(fp, r)
                 keep.append(e)
             else:
-                dropped.append({"class": r.cls, "package": r.file.source.package, "path": r.file.path,
-                                "onset_s": e["onset_s"], "duplicate_of": twin.file.path, "reason": reason})
+                dropped.append(
+                    {
+                        "class": r.cls,
+                        "package": r.file.source.package,
+                        "path": r.file.path,
+                        "onset_s": e["onset_s"],
+                        "duplicate_of": twin.file.path,
+                        "reason": reason,
+                    }
+                )
         r.events = keep
     return dropped
 
@@ -687,10 +941,13 @@ def summarise(recording_rows: Sequence[dict]) -> dict:
     out: dict[str, dict] = {}
     for cls in (*CLASSES, AMBIENCE):
         rows = [r for r in recording_rows if r["class"] == cls]
-        out[cls] = {"recordings": len(rows), "events": sum(r["events"] for r in rows),
-                    "packages": sorted({r["package"] for r in rows}),
-                    **{f"{s}_recordings": sum(r["split"] == s for r in rows) for s in SPLITS},
-                    **{f"{s}_events": sum(r["events"] for r in rows if r["split"] == s) for s in SPLITS}}
+        out[cls] = {
+            "recordings": len(rows),
+            "events": sum(r["events"] for r in rows),
+            "packages": sorted({r["package"] for r in rows}),
+            **{f"{s}_recordings": sum(r["split"] == s for r in rows) for s in SPLITS},
+            **{f"{s}_events": sum(r["events"] for r in rows if r["split"] == s) for s in SPLITS},
+        }
     return out
 
 
@@ -700,15 +957,21 @@ def _notes(summary: dict) -> dict:
         if s["recordings"] == 0:
             notes[cls] = "no real recording in this bank: procedural events only"
         elif s["recordings"] == 1:
-            notes[cls] = ("one real recording, train only: validation and test takes of this class come from "
-                          "augmented or procedural events")
+            notes[cls] = (
+                "one real recording, train only: validation and test takes of this class come from "
+                "augmented or procedural events"
+            )
         elif s["test_recordings"] == 0 or s["val_recordings"] == 0:
-            notes[cls] = f"{s['recordings']} real recordings: no " + " and no ".join(
-                k for k in ("val", "test") if s[f"{k}_recordings"] == 0) + " recording; those takes come from augmented or procedural events"
+            notes[cls] = (
+                f"{s['recordings']} real recordings: no "
+                + " and no ".join(k for k in ("val", "test") if s[f"{k}_recordings"] == 0)
+                + " recording; those takes come from augmented or procedural events"
+            )
     return notes
 
 
 # ---------------------------------------------------------------------------------- reading a bank
+
 
 @dataclass(frozen=True)
 class Take:
@@ -774,7 +1037,9 @@ class SoundBank:
             except (RuntimeError, OSError, sf.LibsndfileError) as err:
                 raise BadInput(f"sound bank file {self.root / rel} unreadable ({err}): rebuild the bank") from None
             if rate != SAMPLE_RATE:
-                raise BadInput(f"sound bank file {self.root / rel} is at {rate} Hz, not {SAMPLE_RATE}: rebuild the bank")
+                raise BadInput(
+                    f"sound bank file {self.root / rel} is at {rate} Hz, not {SAMPLE_RATE}: rebuild the bank"
+                )
             peak = float(np.max(np.abs(audio))) or 1.0
             self._cache[rel] = audio / peak
         return self._cache[rel]

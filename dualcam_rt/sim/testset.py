@@ -55,15 +55,24 @@ def random_room(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         mic = np.array([rng.uniform(margin, d - margin) for d in dims])
         if 0.5 <= np.linalg.norm(src - mic) <= 3.0:
             break
-    room = pra.ShoeBox(list(dims), fs=SAMPLE_RATE, materials=pra.Material(absorption),
-                       max_order=min(int(order), MAX_ISM_ORDER), air_absorption=False)
+    room = pra.ShoeBox(
+        list(dims),
+        fs=SAMPLE_RATE,
+        materials=pra.Material(absorption),
+        max_order=min(int(order), MAX_ISM_ORDER),
+        air_absorption=False,
+    )
     room.add_source(list(src))
     room.add_microphone(list(mic))
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float32)
-    info = {"size_m": [round(float(d), 2) for d in dims], "rt60_s": round(rt60, 3),
-            "source_m": [round(float(v), 2) for v in src], "mic_m": [round(float(v), 2) for v in mic],
-            "distance_m": round(float(np.linalg.norm(src - mic)), 2)}
+    info = {
+        "size_m": [round(float(d), 2) for d in dims],
+        "rt60_s": round(rt60, 3),
+        "source_m": [round(float(v), 2) for v in src],
+        "mic_m": [round(float(v), 2) for v in mic],
+        "distance_m": round(float(np.linalg.norm(src - mic)), 2),
+    }
     return rir, info
 
 
@@ -74,8 +83,8 @@ def _sequence(takes: list[Take], n: int, rng: np.random.Generator) -> tuple[np.n
     t = int(rng.uniform(0.0, 0.5) * SAMPLE_RATE)
     while t < n:
         take = takes[int(rng.integers(len(takes)))]
-        piece = take.audio[:n - t] * np.float32(10 ** (rng.uniform(-3, 3) / 20))
-        out[t:t + len(piece)] += piece
+        piece = take.audio[: n - t] * np.float32(10 ** (rng.uniform(-3, 3) / 20))
+        out[t : t + len(piece)] += piece
         used.append(take.row["file"])
         t += len(take.audio) + int(rng.uniform(0.15, 0.8) * SAMPLE_RATE)
     return out, used
@@ -86,7 +95,7 @@ def _ambience(takes: list[Take], n: int, rng: np.random.Generator) -> tuple[np.n
     take = takes[int(rng.integers(len(takes)))]
     reps = int(np.ceil((n + len(take.audio)) / len(take.audio)))
     start = int(rng.integers(len(take.audio)))
-    return np.tile(take.audio, reps)[start:start + n].astype(np.float32), take.row["file"]
+    return np.tile(take.audio, reps)[start : start + n].astype(np.float32), take.row["file"]
 
 
 def _rms(x: np.ndarray) -> float:
@@ -97,8 +106,14 @@ def _db(lo: float, hi: float, rng: np.random.Generator) -> float:
     return float(10 ** (rng.uniform(lo, hi) / 20))
 
 
-def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 12, seed: int = 0,
-                  empty_clips: int | None = None, split: str = "test") -> dict:
+def write_testset(
+    bank: SoundBank,
+    out_dir: str | Path,
+    clips_per_class: int = 12,
+    seed: int = 0,
+    empty_clips: int | None = None,
+    split: str = "test",
+) -> dict:
     """Write the test clips, ``labels.csv`` and ``testset.json`` into ``out_dir``; returns the
     description (also in ``testset.json``). ``empty_clips`` ambience-only and as many silence
     clips (default: ``clips_per_class`` each). ``split="val"`` takes the val-split takes instead:
@@ -154,9 +169,16 @@ def write_testset(bank: SoundBank, out_dir: str | Path, clips_per_class: int = 1
         writer.writerow(("file", "class"))
         writer.writerows(rows)
     manifest_hash = hashlib.sha256((bank.root / "manifest.json").read_bytes()).hexdigest()[:20]
-    description = {"seed": seed, "split": split, "sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS,
-                   "bank": str(bank.root), "bank_manifest_hash": manifest_hash,
-                   "classes_without_test_takes": missing, "clips": clips,
-                   "rooms": {"size_m": ROOM_RANGES_M, "rt60_s": RT60_RANGE_S, "max_ism_order": MAX_ISM_ORDER}}
+    description = {
+        "seed": seed,
+        "split": split,
+        "sample_rate": SAMPLE_RATE,
+        "clip_seconds": CLIP_SECONDS,
+        "bank": str(bank.root),
+        "bank_manifest_hash": manifest_hash,
+        "classes_without_test_takes": missing,
+        "clips": clips,
+        "rooms": {"size_m": ROOM_RANGES_M, "rt60_s": RT60_RANGE_S, "max_ism_order": MAX_ISM_ORDER},
+    }
     (out / "testset.json").write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
     return description
