@@ -9,6 +9,7 @@ import pytest
 from dualcam_rt.dsp.overlay import (LEGEND_BOX, View, band_energy, colour_layer, describe, legend_colours, level_db,
                                     localise, overlay, parse_band)
 from dualcam_rt.errors import BadInput
+from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.geometry import get_geometry
 
 
@@ -156,8 +157,10 @@ def test_export_video_colours_events_near_the_source_and_leaves_frames_between_t
     from test_sessions import write_session
 
     frames = write_session(tmp_path / "s", n=48)
-    for name, options in (("o", ["--range-db", "10", "--band", "900-6400"]), ("p", ["--no-overlay"])):
-        r = run_cli("export-video", str(tmp_path / "s"), *options, "--out", str(tmp_path / f"{name}.mp4"), timeout=600)
+    write_tiny_model(tmp_path / "models")  # --predict: the label next to the marker
+    for name, options in (("o", ["--range-db", "10", "--band", "900-6400", "--predict"]), ("p", ["--no-overlay"])):
+        r = run_cli("export-video", str(tmp_path / "s"), *options, "--out", str(tmp_path / f"{name}.mp4"), timeout=600,
+                    env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")})
         assert r.returncode == 0, r.stderr
     shown, plain = _read_video(tmp_path / "o.mp4"), _read_video(tmp_path / "p.mp4")
     assert len(shown) == len(plain) == 48

@@ -159,12 +159,15 @@ def describe(energy: np.ndarray, geometry: Geometry | None = None, view: View = 
             "source": localise(energy, geometry) if found else None, "reason": None if found else NO_SOURCE}
 
 
-LEGEND_BOX = (570, 30, 640, 205)  # x0, y0, x1, y1 on a 640x480 frame: the colour bar and its dB labels
+LEGEND_BOX = (564, 26, 640, 208)  # x0, y0, x1, y1 on a 640x480 frame: the colour bar and its dB labels
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45) -> None:
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # a dark outline reads on any video
-        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    # a dark outline reads on any video: shifted copies, as a thicker stroke would space the glyphs wider
+    x, y = org
+    for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def overlay(frame_bgr: np.ndarray, energy: np.ndarray, view: View = DEFAULT_VIEW, geometry: Geometry | None = None,
@@ -189,8 +192,8 @@ def overlay(frame_bgr: np.ndarray, energy: np.ndarray, view: View = DEFAULT_VIEW
         _text(shown, "no source", (8, 20))
     if legend:
         x0, y0, x1, y1 = LEGEND_BOX
-        bar = cv2.applyColorMap(np.linspace(255, 0, y1 - y0 - 30).astype(np.uint8)[:, None], COLORMAP)
-        shown[y0 + 14:y1 - 16, x1 - 14:x1 - 4] = np.repeat(bar, 10, axis=1)
-        _text(shown, f"{seen['peak_db']:.0f}", (x0 + 30, y0 + 12), 0.38)
-        _text(shown, f"{seen['peak_db'] - view.range_db:.0f} dB", (x0, y1 - 4), 0.38)
+        bar = cv2.applyColorMap(np.linspace(255, 0, y1 - y0 - 36).astype(np.uint8)[:, None], COLORMAP)
+        shown[y0 + 18:y1 - 18, x1 - 14:x1 - 4] = np.repeat(bar, 10, axis=1)
+        _text(shown, f"{seen['peak_db']:.0f}", (x0 + 36, y0 + 16), 0.38)
+        _text(shown, f"{seen['peak_db'] - view.range_db:.0f} dB", (x0 + 6, y1 - 6), 0.38)
     return shown
