@@ -149,3 +149,38 @@ def test_a_student_trains_on_fresh_augmentations_of_its_clips(pool, tmp_path):
                clips.select("val"), tmp_path / "run", progress=False, augmenter=aug)
     assert info["config"]["augment"] and tuple(info["augmentation"]["gain_db"]) == (-30.0, 6.0)
     assert info["augmentation"]["ambience_recordings"] == 1
+
+
+def test_background_clips_are_quiet_rooms_ambience_hum_and_noise_at_their_levels():
+    from dualcam_rt.training.augment import BACKGROUND_DB_SPL, background_waves
+
+    waves = background_waves(60, 2 * FS, np.random.default_rng(1), [crowd()])
+    levels = 10 * np.log10(np.mean(waves.astype(np.float64) ** 2, axis=1) / (20e-6) ** 2)
+    assert waves.shape == (60, 2 * FS) and waves.dtype == np.float32
+    assert levels.min() > 25 and levels.max() < max(hi for _, hi in BACKGROUND_DB_SPL.values()) + 1
+    assert np.sum(levels < 32) >= 5  # quiet rooms: capsule self-noise only (~28 dB SPL)
+
+
+def test_a_student_with_a_background_class_exports_it_for_the_gate(tmp_path):
+    import json
+    import sys
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import synthetic_clips
+
+    from dualcam_rt.inference.gate import Gate
+    from dualcam_rt.labels import CLASSES
+    from dualcam_rt.training.augment import BACKGROUND_CLASS, background_waves, with_background
+    from dualcam_rt.training.engine import TrainConfig, fit
+    from dualcam_rt.training.export import export_run
+
+    clips = replace(synthetic_clips(28), mfcc=None, frames=None)
+    rng = np.random.default_rng(0)
+    both = with_background(clips, {s: background_waves(2, clips.mic.shape[1], rng) for s in ("train", "val")})
+    assert list(np.bincount(both.label)) == [2] * 14 + [4] and set(both.scenario) == {1, 2, 3}
+    fit(TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, background=True), both.select("train"),
+        both.select("val"), tmp_path / "run", progress=False)
+    card = export_run(tmp_path / "run", tmp_path / "models", "hn")
+    assert card["classes"] == [*CLASSES, BACKGROUND_CLASS] and card["output"]["shape"] == [None, 15]
+    assert Gate.of(json.loads((tmp_path / "models" / "hn.json").read_text())).background_class == BACKGROUND_CLASS

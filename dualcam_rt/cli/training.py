@@ -32,6 +32,10 @@ _VFRAMES = typer.Option(2, help="Video frames per clip for the visual teachers")
 _FSIZE = typer.Option("160x120", help="Frame size WIDTHxHEIGHT the visual teachers see (whole frames; 640x480 on a GPU)")
 _MAXCLIPS = typer.Option(None, help="At most this many clips per session")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars or per-epoch lines")
+_AUGMENT = typer.Option(False, "--augment/--no-augment", help="Students: train on fresh microphone-and-room "
+                        "augmentations (gain -30..+6 dB, EQ tilt, high-pass, clipping, rooms, real ambience, shifts)")
+_BANK = typer.Option(None, "--bank", help="Sound bank whose ambience --augment and --background use "
+                     "(default <cache_dir>/soundbank)")
 
 
 def _torch() -> None:
@@ -82,14 +86,55 @@ def _needs(kind: str) -> tuple[bool, bool]:
     return InputKind(kind).uses_mfcc, InputKind(kind).uses_video
 
 
-def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: dict) -> dict:
+def _bank_ambience(bank: str | None, needed: bool) -> dict[str, list]:
+    """The sound bank's ambience recordings per split ({} without a bank: a warning, or an error for --bank)."""
+    from ..config import get_settings
+    from ..errors import NotFound
+    from ..sim.soundbank import SPLITS, SoundBank, default_bank_dir
+    from ..training.augment import bank_ambience
+
+    if not needed:
+        return {}
+    path = Path(bank) if bank else default_bank_dir(get_settings().cache_dir)
+    try:
+        sound_bank = SoundBank.open(path)
+    except NotFound:
+        if bank:
+            fail(f"no sound bank in {path}: build one with `dualcam-rt soundbank build --out {path}`")
+        console.print(f"[yellow]no sound bank in {path}: no real ambience in the augmentation or background; "
+                      "build one with `make soundbank`[/]")
+        return {}
+    return {s: bank_ambience(sound_bank, s) for s in SPLITS}
+
+
+def _augmenter(augment: bool, ambience: dict):
+    """The training augmentation with the bank's train ambience (None without --augment)."""
+    from ..config import get_settings
+    from ..training.augment import Augmenter
+
+    return Augmenter(ambience=ambience.get("train", []), cache_dir=get_settings().cache_dir) if augment else None
+
+
+def _with_background(clips, ambience: dict, seed: int):
+    """``clips`` plus background clips per split, as many as one action class has there."""
+    from ..labels import CLASSES
+    from ..training.augment import background_waves, with_background
+
+    rng = np.random.default_rng([seed, 12])
+    waves = {s: background_waves(max(1, int(np.sum(clips.split == s)) // len(CLASSES)), clips.mic.shape[1], rng,
+                                 ambience.get(s, [])) for s in ("train", "val", "test")}
+    return with_background(clips, waves)
+
+
+def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: dict, augmenter=None) -> dict:
     from ..training.distributed import init_distributed, is_main_process
     from ..training.engine import accuracy, fit, predict_logits
     from ..training.runs import write_run_info
 
     init_distributed(cfg.device)
     train, val = clips.select("train", scen), clips.select("val", scen)
-    info = fit(cfg, train, val, out, soft=extra.pop("_soft", None), resume=resume, progress=not quiet, extra_info=extra)
+    info = fit(cfg, train, val, out, soft=extra.pop("_soft", None), resume=resume, progress=not quiet, extra_info=extra,
+               augmenter=augmenter)
     model = info.pop("_model")
     if not is_main_process():
         return info
@@ -118,6 +163,9 @@ def train(
     weights: str = typer.Option(None, help="Local pretrained weights (state dict) for the visual teachers"),
     clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
     frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
+    augment: bool = _AUGMENT, bank: str = _BANK,
+    background: bool = typer.Option(False, "--background/--no-background", help="Students: learn a 15th class, "
+                                    "no_action, from clips of real ambience, quiet rooms, hum and noise at random levels"),
 ):
     """Train a teacher (DualCamNet, ResNet-50, Temporal ResNet-50, AVNet) or a student on hard labels."""
     _torch()
@@ -129,11 +177,16 @@ def train(
     if weights and not Path(weights).is_file():
         fail(f"weights file {weights} does not exist")
     cfg = TrainConfig(model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                      seed=seed, device=device, threads=threads, variant=variant, weights=weights)
+                      seed=seed, device=device, threads=threads, variant=variant, weights=weights, augment=augment,
+                      background=background)
     scen = _scenarios(scenarios)
     clips = _load(data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
                   *_needs(input_kind(model)))
-    _fit_and_test(cfg, clips, scen, out, resume, quiet, {"dataset": str(data), "command": _command()})
+    ambience = _bank_ambience(bank, augment or background)
+    if background:
+        clips = _with_background(clips, ambience, seed)
+    _fit_and_test(cfg, clips, scen, out, resume, quiet, {"dataset": str(data), "command": _command()},
+                  augmenter=_augmenter(augment, ambience))
 
 
 @app.command()
@@ -149,6 +202,7 @@ def distill(
     device: str = _DEVICE, threads: int = _THREADS, resume: bool = _RESUME,
     clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
     frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
+    augment: bool = _AUGMENT, bank: str = _BANK,
 ):
     """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T)."""
     _torch()
@@ -160,7 +214,7 @@ def distill(
         fail(f"the student must be one of {', '.join(model_names('student'))}, got {student!r}")
     cfg = TrainConfig(student, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, device=device, threads=threads, lam=lam,
-                      temperature=temperature, teacher=str(teacher))
+                      temperature=temperature, teacher=str(teacher), augment=augment)
     teacher_model, tinfo = load_run(teacher)
     need_mfcc, need_video = _needs(tinfo["input_kind"])
     scen = _scenarios(scenarios)
@@ -172,7 +226,8 @@ def distill(
     console.print(f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, teacher train acc {teacher_acc:.3f}",
                   highlight=False)
     _fit_and_test(cfg, clips, scen, out, resume, quiet,
-                  {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft})
+                  {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft},
+                  augmenter=_augmenter(augment, _bank_ambience(bank, augment)))
 
 
 @app.command()
@@ -203,33 +258,35 @@ def evaluate(
 ):
     """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first."""
     _torch()
-    from ..training import planner
-    from ..training.data import SPLIT_COLUMNS, read_manifest
-    from ..training.evaluation import CELLS_DIR, Evaluation, plan_cells, run_recipes
-    from ..training.models import input_kind
-    from ..training.recipe import RECIPES_DIR, load_recipes, shrink
-    from ..training.runs import write_json_atomic
-    from ..training.tables import write_tables
+    from ..training.data import SPLIT_COLUMNS, read_manifest  # no torch yet: bad options fail fast
 
     table_ids = _int_list(tables, "--tables")
-    every = load_recipes(recipes or RECIPES_DIR)
-    if unknown := [t for t in table_ids if t not in every]:
-        fail(f"--tables: no recipe for table(s) {unknown}; the recipes have {sorted(every)}")
     for name, value in (("--seeds", seeds), ("--epochs", epochs), ("--patience", patience), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             fail(f"{name} must be at least 1")
     if budget_hours is not None and budget_hours <= 0:
         fail("--budget-hours must be positive")
-    out_dir, work_dir = Path(out), Path(work)
-    plan_file = out_dir / "plan.json"
-    if any((out_dir / CELLS_DIR).glob("*/table*/*.json")) and not (resume or plan_only):
-        fail(f"{out_dir} holds finished cells: pass --resume to keep them and skip them, or choose another --out")
-    pinned = resume and epochs is None and plan_file.is_file()
-    if pinned:
-        epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
     split_list = tuple(v.strip() for v in splits.split(",") if v.strip()) if splits else None
     if split_list is not None and (not split_list or not set(split_list) <= set(SPLIT_COLUMNS)):
         fail(f"--splits must be a list of {', '.join(SPLIT_COLUMNS)}, got {splits!r}")
+    out_dir, work_dir = Path(out), Path(work)
+    plan_file = out_dir / "plan.json"
+    if any((out_dir / "cells").glob("*/table*/*.json")) and not (resume or plan_only):
+        fail(f"{out_dir} holds finished cells: pass --resume to keep them and skip them, or choose another --out")
+
+    from ..training import planner
+    from ..training.evaluation import Evaluation, plan_cells, run_recipes
+    from ..training.models import input_kind
+    from ..training.recipe import RECIPES_DIR, load_recipes, shrink
+    from ..training.runs import write_json_atomic
+    from ..training.tables import write_tables
+
+    every = load_recipes(recipes or RECIPES_DIR)
+    if unknown := [t for t in table_ids if t not in every]:
+        fail(f"--tables: no recipe for table(s) {unknown}; the recipes have {sorted(every)}")
+    pinned = resume and epochs is None and plan_file.is_file()
+    if pinned:
+        epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
     base = shrink(every, epochs=epochs, patience=patience, batch_size=batch_size, temperature=temperature, lam=lam,
                   seeds=seeds, splits=split_list)
     columns = {}

@@ -14,6 +14,12 @@ steps in the order a real recording goes through them, each with its own probabi
 5. ``gain``: -30..+6 dB (a quiet speaker across the room, a mic with its gain up).
 6. ``clip``: hard clipping 1-12 dB below the clip's peak (a saturated preamp).
 7. ``shift``: a circular time shift (the clip is looped to 5 s by the feature code anyway).
+
+The background class (``BACKGROUND_CLASS``, ``with_background``): clips in which no action
+happens, for a student to learn "nothing is happening" besides the 14 actions: real ambience
+recordings of the bank (each split's own), a quiet room (capsule self-noise), mains hum and
+broadband noise, at random levels (``BACKGROUND_DB_SPL``), plus capsule self-noise. The
+augmentation then treats them like every other training clip.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +36,17 @@ from scipy.signal import butter, fftconvolve, sosfilt
 from ..dsp.spectrogram import Recipe, student_input
 from ..errors import BadInput
 from ..geometry import SAMPLE_RATE
+from ..labels import CLASSES
+from ..sim.ambience import hum
 
 SCENARIO_RT60_S = (0.0, 0.8)  # anechoic and scenario 2; the outdoor terrace has no reverberant field
 RT60_EXCLUDED_S = (0.6, 1.0)  # pooled rooms measure outside this band around scenario 2's 0.8 s
 RT60_MAX_S = 3.0  # and below this (a cathedral is not a place anyone records from)
 POOL_VERSION = 1  # bump when the pool's recipe changes (invalidates the disk cache)
+BACKGROUND_CLASS = "no_action"
+BACKGROUND_DB_SPL = {"ambience": (40.0, 75.0), "hum": (40.0, 65.0), "noise": (30.0, 70.0)}  # rms levels
+SELF_NOISE_PA = 5e-4  # capsule self-noise, rms (~28 dB SPL), as the simulator's
+P0_PA = 20e-6
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,45 @@ def augmented_input(kind, wave: np.ndarray, augmenter: Augmenter, rng: np.random
                     recipe: Recipe = Recipe()) -> np.ndarray:
     """A student's input (``dsp.spectrogram.student_input``) of a freshly augmented version of ``wave``."""
     return student_input(kind, augmenter(wave, rng), augmenter.fs, recipe)
+
+
+def background_waves(n: int, samples: int, rng: np.random.Generator, ambience: list[np.ndarray] = (),
+                     fs: int = SAMPLE_RATE) -> np.ndarray:
+    """``n`` clips (n, samples) float32 Pa in which no action happens (see the module docstring)."""
+    kinds = (["ambience"] * 5 if len(ambience) else []) + ["quiet"] * 2 + ["hum"] * 1 + ["noise"] * 2
+    out = np.empty((n, samples), np.float32)
+    for i in range(n):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        if kind == "ambience":
+            x = np.resize(np.roll(ambience[int(rng.integers(len(ambience)))], -int(rng.integers(samples))), samples)
+        elif kind == "hum":
+            x = hum(rng, samples / fs, fs)[:samples]
+        elif kind == "noise":  # white to brown: a random spectral slope
+            x = eq_tilt(rng.standard_normal(samples).astype(np.float32), rng.uniform(-6.0, 0.0), fs)
+        else:
+            x = np.zeros(samples)
+        x = np.asarray(x, np.float64)
+        if kind != "quiet" and np.any(x):
+            x *= P0_PA * 10 ** (rng.uniform(*BACKGROUND_DB_SPL[kind]) / 20) / np.sqrt(np.mean(x**2))
+        out[i] = x + SELF_NOISE_PA * rng.standard_normal(samples)
+    return out
+
+
+def with_background(clips, waves: dict[str, np.ndarray]):
+    """``clips`` (a students' ``training.data.Clips``, no MFCC or video) plus background clips per split
+    (``{"train": (n, samples), ...}``), labelled ``len(CLASSES)`` (BACKGROUND_CLASS), spread over the
+    three scenarios so that any scenario selection keeps them."""
+    if clips.mfcc is not None or clips.frames is not None:
+        raise BadInput("background clips are for students: load the clips without MFCC volumes and video")
+    parts = [(split, w) for split, w in waves.items() if len(w)]
+    n = sum(len(w) for _, w in parts)
+    tags = np.concatenate([np.full(len(w), split) for split, w in parts]) if parts else np.zeros(0, str)
+    cat = lambda a, b: np.concatenate([a, np.asarray(b, a.dtype) if a.dtype.kind != "U" else np.asarray(b)])  # noqa: E731
+    return replace(clips, label=cat(clips.label, np.full(n, len(CLASSES))),
+                   scenario=cat(clips.scenario, np.arange(n) % 3 + 1), subject=cat(clips.subject, np.full(n, -1)),
+                   split=cat(clips.split, tags), session=cat(clips.session, [f"background-{i}" for i in range(n)]),
+                   mic=np.concatenate([clips.mic] + [w.astype(np.float32) for _, w in parts]),
+                   splits={k: cat(v, tags) for k, v in clips.splits.items()}, _features={})
 
 
 def bank_ambience(bank, split: str = "train") -> list[np.ndarray]:

@@ -33,7 +33,7 @@ from ..errors import BadInput
 from ..frame import InputKind
 from ..geometry import FPS
 from ..labels import CLASSES
-from .augment import Augmenter, augmented_input
+from .augment import BACKGROUND_CLASS, Augmenter, augmented_input
 from .data import Clips
 from .distributed import barrier, rank_world, resolve_device
 from .losses import distillation_loss, soft_labels_from_logits
@@ -65,6 +65,7 @@ class TrainConfig:
     temperature: float = 1.0
     teacher: str | None = None  # the teacher run directory a student was distilled from
     augment: bool = False  # students: a fresh microphone-and-room augmentation of every training clip (augment.py)
+    background: bool = False  # students: a 15th class, augment.BACKGROUND_CLASS, for clips where no action happens
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -79,6 +80,13 @@ class TrainConfig:
             raise BadInput(f"temperature must be positive, got {self.temperature}")
         if self.lr is None:
             self.lr = TEACHER_LR if MODELS[self.model].role == "teacher" else STUDENT_LR
+        if self.background and MODELS[self.model].role != "student":
+            raise BadInput("a background class is for students (hearnet, soundnet)")
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes the network's logits stand for."""
+        return [*CLASSES, BACKGROUND_CLASS] if self.background else list(CLASSES)
 
     def training_identity(self) -> dict:
         """The fields that decide what is learned (not where or how fast, nor the epoch cap)."""
@@ -224,7 +232,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.kind = input_kind(cfg.model)
-        self.model = build_model(cfg.model, variant=cfg.variant, weights=cfg.weights)
+        self.model = build_model(cfg.model, variant=cfg.variant, weights=cfg.weights, n_classes=len(cfg.classes))
         self.augmenter = (augmenter or Augmenter()) if cfg.augment and self.kind.one_microphone else None
         train_ds = ClipDataset(train, self.kind, train=True, soft=soft, augmenter=self.augmenter, seed=cfg.seed)
         set_input_stats(self.model, train_ds)
@@ -338,7 +346,7 @@ class Trainer:
         has_val = len(self.val_clips) > 0
         train_seconds = [h["seconds"] for h in self.history]
         return {
-            "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg), "classes": list(CLASSES),
+            "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg), "classes": self.cfg.classes,
             "clip_options": self.train_clips.options.to_dict(), "world_size": self.world, "device": str(self.device),
             "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
             "augmentation": self.augmenter.describe() if self.augmenter else None,

@@ -18,6 +18,7 @@ from ..dsp.spectrogram import feature_params, student_input
 from ..errors import BadInput
 from ..frame import InputKind
 from ..geometry import SAMPLE_RATE
+from .augment import BACKGROUND_CLASS
 from .models import ARCHITECTURES
 from .runs import load_run
 
@@ -55,6 +56,15 @@ def onnx_parity(model: torch.nn.Module, path: Path, x: np.ndarray) -> float:
     return float(np.max(np.abs(got - ref)))
 
 
+def _dataset_sounds(dataset: str | None) -> dict | None:
+    """What the training dataset's sounds were (make-dataset's manifest 'sounds': per class real and
+    procedural events, the bank's recordings), or None when unknown."""
+    try:
+        return json.loads((Path(dataset) / "manifest.json").read_text()).get("sounds") if dataset else None
+    except (OSError, ValueError):
+        return None
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None) -> dict:
     """Export a finished run to ``out_dir/<name>.onnx`` + ``<name>.json``; returns the card."""
     model, info = load_run(run_dir)
@@ -87,11 +97,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None
                      "supervision": ("distilled" if cfg["lam"] > 0 else "hard labels"), "lambda": cfg["lam"],
                      "temperature": cfg["temperature"], "teacher": info.get("teacher_model"),
                      "seconds_per_epoch": info.get("seconds_per_epoch"), "device": info.get("device"),
-                     "pretrained": "none (trained from scratch)"},
+                     "pretrained": "none (trained from scratch)", "augmentation": info.get("augmentation"),
+                     "sounds": _dataset_sounds(info.get("dataset"))},
         "metrics": {"val_accuracy": info.get("best_val_accuracy"), **info.get("test", {}),
                     "onnx_max_abs_diff": parity},
         "opset": OPSET,
         "reproduce": info.get("reproduce") or info.get("command"),
     }
+    if BACKGROUND_CLASS in info["classes"]:  # the "no action" gate's background class (inference/gate.py)
+        card["gate"] = {"background_class": BACKGROUND_CLASS}  # levels: `dualcam-rt calibrate-gate`
     (out / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

@@ -32,8 +32,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("resnet50", lambda **kw: ResNet50(len(CLASSES), weights=kw.get("weights")), InputKind.VIDEO, "teacher"),
     ModelSpec("temporal_resnet50", lambda **kw: ResNet50(len(CLASSES), temporal=True, weights=kw.get("weights")), InputKind.VIDEO, "teacher"),
     ModelSpec("avnet", lambda **kw: AVNet(len(CLASSES), weights=kw.get("weights")), InputKind.AUDIO_VISUAL, "teacher"),
-    ModelSpec("hearnet", lambda **kw: HearNet(len(CLASSES)), InputKind.SPECTROGRAM, "student"),
-    ModelSpec("soundnet", lambda **kw: OurSoundNet(len(CLASSES)), InputKind.WAVEFORM, "student"),
+    # students may learn a background class besides the actions (n_classes=15, training/augment.py)
+    ModelSpec("hearnet", lambda **kw: HearNet(kw.get("n_classes") or len(CLASSES)), InputKind.SPECTROGRAM, "student"),
+    ModelSpec("soundnet", lambda **kw: OurSoundNet(kw.get("n_classes") or len(CLASSES)), InputKind.WAVEFORM, "student"),
 )}
 ARCHITECTURES = {"dualcamnet": "DualCamNet", "resnet50": "ResNet-50", "temporal_resnet50": "Temporal ResNet-50",
                  "avnet": "AVNet", "hearnet": "HearNet", "soundnet": "OurSoundNet"}
