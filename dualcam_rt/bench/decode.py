@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def run(as_json: bool = False) -> dict:
     """Measure, print a table (or JSON), and return the figures."""
     restore = pin_to_one_cpu()
     try:
-        results = {
+        results: dict[str, Any] = {
             "sensor_bytes_per_s": SENSOR_BYTES_PER_S,
             "seconds_of_sensor_data": SECONDS,
             "pinned_to_one_cpu": restore is not None,

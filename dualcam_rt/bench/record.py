@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -64,7 +65,9 @@ def _session_x(frames: list[SensorFrame], path: Path, channels=None) -> tuple[fl
 
 def _raw_file_x(frames: list[SensorFrame], path: Path) -> float:
     jpegs = [
-        cv2.imencode(".jpg", f.video, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames[: SOURCE_S * FPS]
+        cv2.imencode(".jpg", f.video, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        for f in frames[: SOURCE_S * FPS]
+        if f.video is not None  # every simulated frame has one
     ]
     t0 = time.perf_counter()
     with open(path, "wb") as out:
@@ -100,13 +103,13 @@ def soak(seconds: float, out_dir: str | Path) -> dict:
 def run(as_json: bool = False, soak_s: float = 0.0) -> dict:
     """Measure and print the figures (a rich table, or JSON); returns them."""
     frames = _frames(SECONDS)
-    with tempfile.TemporaryDirectory(prefix="bench-record-", dir=".") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-record-", dir=".") as tmp_dir:
+        tmp = Path(tmp_dir)
         baseline = _raw_file_x(frames, tmp / "raw.bin")
         full, full_bytes = _session_x(frames, tmp / "full")
         mic0, _ = _session_x(frames, tmp / "mic0", channels=[0])
         sim, sim_drops = _sim_x(tmp / "sim", 5)
-        result = {
+        result: dict[str, Any] = {
             "sensor_mb_per_s": N_MICS * SAMPLE_RATE * 4 / 1e6,
             "seconds_per_run": SECONDS,
             "session_x_realtime": round(full, 2),

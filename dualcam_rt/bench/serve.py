@@ -60,7 +60,7 @@ class ServeProcess:
     def __init__(self, args: list[str], env: dict[str, str]):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and stall the server
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the server runs: a pipe nobody reads would stall it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dualcam_rt", "serve", *args, "--port", str(self.port)],
             env={**os.environ, **env},

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 from scipy.signal import oaconvolve
@@ -59,7 +60,7 @@ def run(as_json: bool = False) -> dict:
     """Measure, print a table (or JSON), and return the figures."""
     restore = pin_to_one_cpu()
     g = get_geometry()
-    results = {
+    results: dict[str, Any] = {
         "pinned_to_one_cpu": restore is not None,
         "stream_seconds": STREAM_S,
         "goal_x_realtime": GOAL,

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -170,7 +171,13 @@ def soak_stream(clients: int, seconds: float) -> dict:
         with server as url:
             ws_url = url.replace("http://", "ws://") + "/v1/stream"
             dropped_before = _metric(url, "dualcam_ws_dropped_messages_total", 'route="stream"')
-            tally = {"expected_hops": 0, "missing_hops": 0, "missing_samples": 0, "max_send_lag_s": 0.0, "failures": []}
+            tally: dict[str, Any] = {
+                "expected_hops": 0,
+                "missing_hops": 0,
+                "missing_samples": 0,
+                "max_send_lag_s": 0.0,
+                "failures": [],
+            }
             minutes = Minutes(time.monotonic(), seconds)
             own_before, wall_before = os.times(), time.monotonic()
 

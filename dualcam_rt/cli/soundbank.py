@@ -78,8 +78,9 @@ def build(
         )
     console.print(table)
     console.print(
-        f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, {len(manifest['events'])} events, "
-        f"{len(manifest['duplicates'])} duplicates removed, {len(manifest['skipped'])} files skipped",
+        f"wrote {out_dir / 'manifest.json'}: {len(manifest['recordings'])} recordings, "
+        f"{len(manifest['events'])} events, {len(manifest['duplicates'])} duplicates removed, "
+        f"{len(manifest['skipped'])} files skipped",
         highlight=False,
         soft_wrap=True,
     )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from firmware_io import AUDIO, STATUS, VIDEO, ProtocolError, TcpClient, TransportError, decode_audio, decode_status
 
@@ -36,14 +38,14 @@ class AudioAssembler:
     def __init__(self, block_samples: int, sample_rate: int):
         self.block_samples = block_samples
         self.max_fill = int(MAX_ZERO_FILL_S * sample_rate)
-        self.block_start: int | None = None  # device sample index of pending[:, 0]
-        self.pending: np.ndarray | None = None  # (channels, n) float32
-        self.lost: np.ndarray | None = None  # (n,) bool: zero-filled samples
+        self.block_start = 0  # device sample index of pending[:, 0]
+        self.pending: NDArray[np.float32] = np.zeros((0, 0), np.float32)  # (channels, n); 0 channels: no packet yet
+        self.lost: NDArray[np.bool_] = np.zeros(0, bool)  # (n,): zero-filled samples
         self.lost_samples = 0
 
     def add(self, first_sample: int, audio: np.ndarray) -> list[tuple[int, np.ndarray, int]]:
         """Completed blocks as (first_sample, audio (channels, block), zero-filled samples)."""
-        if self.pending is None or self.pending.shape[0] != audio.shape[0]:
+        if self.pending.shape[0] != audio.shape[0]:
             self._restart(first_sample, audio.shape[0])
         end = self.block_start + self.pending.shape[1]
         blocks = []
@@ -122,7 +124,7 @@ class DualCamDevice(Device):
             raise BadInput(f"bad port in {uri!r}") from None
         if not host:
             raise BadInput(f"{uri!r} names no host: expected dualcam://HOST:PORT")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         try:
             if "timeout" in query:
                 kwargs["timeout"] = float(query["timeout"])
@@ -172,8 +174,8 @@ class DualCamDevice(Device):
                     index += 1
         except TransportError as err:
             self._sync_stats(assembler)
-            for index, block in enumerate(blocks, index):  # the stream ended: what arrived still goes out
-                yield self._frame(index, block, videos)
+            for i, block in enumerate(blocks, index):  # the stream ended: what arrived still goes out
+                yield self._frame(i, block, videos)
             raise DeviceError(f"{self.uri}: {err}") from None
 
     def _frame(self, index: int, block: tuple[int, np.ndarray, int], videos: deque) -> SensorFrame:

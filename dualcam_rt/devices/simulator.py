@@ -17,6 +17,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -51,7 +52,7 @@ class SimulatedDualCam:
         cache_dir: str | Path | None = None,
     ):
         self.host, self.port = host, port
-        self.scene_options = dict(
+        self.scene_options: dict[str, Any] = dict(
             scenario=scenario, seed=seed, label=label, subject=subject, impulse_ticks=tuple(impulse_ticks)
         )
         self.cache_dir = cache_dir
@@ -59,18 +60,17 @@ class SimulatedDualCam:
         self.encoding = AudioEncoding(encoding)
         self.drop_every = drop_every  # fault injection: skip every Nth audio packet (0: never)
         self.jpeg_quality = jpeg_quality
-        self._scene: Scene | None = None  # pristine template, copied per connection
         self._server: socket.socket | None = None
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> int:
         """Bind, start accepting in a background thread, and return the port (useful with port=0)."""
-        self._scene = Scene(**self.scene_options, cache_dir=self.cache_dir)
-        self._server = socket.create_server((self.host, self.port))
-        self._server.settimeout(0.2)
-        self.port = self._server.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, name="dualcam-sim-accept", daemon=True)
+        scene = Scene(**self.scene_options, cache_dir=self.cache_dir)  # the pristine template, copied per client
+        server = self._server = socket.create_server((self.host, self.port))
+        server.settimeout(0.2)
+        self.port = server.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, args=(server, scene), name="dualcam-sim-accept", daemon=True)
         t.start()
         self._threads.append(t)
         return self.port
@@ -111,30 +111,30 @@ class SimulatedDualCam:
             **counters,
         }
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, server: socket.socket, scene: Scene) -> None:
         while not self._closed.is_set():
             try:
-                conn, addr = self._server.accept()
+                conn, addr = server.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
             log.info("client %s:%s connected", *addr[:2])
-            t = threading.Thread(target=self._serve_client, args=(conn,), name="dualcam-sim-client", daemon=True)
+            t = threading.Thread(target=self._serve_client, args=(conn, scene), name="dualcam-sim-client", daemon=True)
             t.start()
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
 
-    def _serve_client(self, conn: socket.socket) -> None:
+    def _serve_client(self, conn: socket.socket, scene: Scene) -> None:
         conn.settimeout(5.0)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             with conn:
-                self._stream(conn)
+                self._stream(conn, scene)
         except OSError as err:  # the client went away
             log.info("client stream ended: %s", err)
 
-    def _stream(self, conn: socket.socket) -> None:
-        scene = copy.deepcopy(self._scene)
+    def _stream(self, conn: socket.socket, template: Scene) -> None:
+        scene = copy.deepcopy(template)  # each connection starts from the pristine scene
         pacer = Pacer(self.speed)
         seq_audio = seq_video = seq_status = 0
         dropped = 0

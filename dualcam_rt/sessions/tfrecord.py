@@ -10,7 +10,8 @@ messages of ``tensorflow/core/example/{example,feature}.proto``:
     FeatureLists    { map<string, FeatureList> feature_list = 1; }
     FeatureList     { repeated Feature feature = 1; }
     Feature         { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
-    BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1; }  Int64List { repeated int64 value = 1; }
+    BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1; }
+    Int64List { repeated int64 value = 1; }
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import gzip
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import google_crc32c
 
@@ -77,12 +79,14 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise BadInput("malformed protobuf: varint too long")
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-    """(field number, wire type, value) of a message: an int for varint/fixed, bytes for length-delimited."""
+def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a message: an int for varint, bytes for fixed and length-delimited
+    (the wire type says which)."""
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:

@@ -1052,7 +1052,8 @@ class SoundBank:
 
     def ambience(self, split: str | None = None) -> list[Take]:
         """The ambience recordings in ``split`` (all when None); ``row["category"]`` says what they are
-        (traffic, crowd, children, nature, water, machine, weather (7kaa's fire included), appliance, indoor, breath)."""
+        (traffic, crowd, children, nature, water, machine, weather (7kaa's fire included), appliance, indoor,
+        breath)."""
         return [Take(self._audio(r["file"]), r) for r in self._rows(AMBIENCE, split)]
 
     def summary(self) -> dict:

@@ -3,8 +3,9 @@
 ``write_testset(bank, out_dir, clips_per_class, seed)`` takes the bank's **test-split** takes
 only (``split="val"``: the val-split takes, for calibrating thresholds) and plays them in
 pyroomacoustics shoebox rooms unlike the three scenarios of ``rooms`` (smaller: 2.5-7 x 2.5-6 x
-2.3-3.2 m, RT60 0.2-0.65 s from inverse Sabine, image sources to order 40; the scenarios are an 8 x 8 x 4 m anechoic room, a 14 x 11 x 3.6 m hall at 0.8 s and an open
-terrace), heard by one microphone 0.5-3 m from the source, as the DualCam students hear one
+2.3-3.2 m, RT60 0.2-0.65 s from inverse Sabine, image sources to order 40; the scenarios are an
+8 x 8 x 4 m anechoic room, a 14 x 11 x 3.6 m hall at 0.8 s and an open terrace), heard by one
+microphone 0.5-3 m from the source, as the DualCam students hear one
 microphone. Each clip is 5 s, mono, 16-bit WAV at 12,288 Hz:
 
 - action clips: takes of one class one after another (0.15-0.8 s apart) at a level of
