@@ -189,3 +189,10 @@ def test_export_video_rejects_a_bad_band_or_range_in_one_line(tmp_path):
         r = run_cli("export-video", str(tmp_path / "s"), *options, "--out", str(tmp_path / "o.mp4"))
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_serve_settings_default_to_the_same_view_as_the_library():
+    from dualcam_rt.config import Settings
+
+    s = Settings(_env_file=None)
+    assert View(s.view_band_hz, s.view_range_db, s.view_margin_db) == View()  # config cannot import dsp: kept equal here
