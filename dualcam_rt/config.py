@@ -3,10 +3,10 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .geometry import DEFAULT_DEAD_CHANNELS, DEFAULT_FOCUS_DISTANCE_M, Geometry, get_geometry
+from .geometry import DEFAULT_FOCUS_DISTANCE_M, Geometry, load_geometry, parse_grid
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dualcam-rt"  # steering, room impulse responses, sound bank
@@ -21,10 +21,15 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(DEFAULT_CONNECT_TIMEOUT_S, gt=0, description="How long a dualcam:// URI may stay silent before fallback")
     fallback_to_sim: bool = Field(True, description="serve: fall back from dualcam:// to sim:// when no sensor answers")
     fallback_uri: str = "sim://?scenario=1&seed=0"
-    dead_channels: tuple[int, ...] = Field(DEFAULT_DEAD_CHANNELS, description="Microphones excluded everywhere downstream")
+    dead_channels: tuple[int, ...] | None = Field(None, description="Microphones excluded everywhere downstream "
+                                                  "(default: the DualCam's 79 and 105; none for a geometry file)")
+    geometry_file: Path | None = Field(None, validation_alias=AliasChoices("DUALCAM_GEOMETRY", "geometry_file"),
+                                       description="Acoular MicGeom XML of the array (env DUALCAM_GEOMETRY; "
+                                                   "default: the DualCam)")
 
     # imaging
     focus_distance_m: float = Field(DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array")
+    grid: str = Field("36x48", pattern=r"^\d+x\d+$", description="Acoustic pixels ROWSxCOLS over the camera's view")
     beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
     view_band_hz: tuple[float, float] = Field((900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]")
     view_range_db: float = Field(10.0, gt=0, le=60, description="serve: the colour map covers this many dB below each frame's peak")
@@ -49,9 +54,10 @@ class Settings(BaseSettings):
     max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")
 
     def geometry(self) -> Geometry:
-        """The DualCam geometry these settings describe (focus distance, dead channels): built once
-        by each edge and handed down."""
-        return get_geometry(self.focus_distance_m, tuple(self.dead_channels))
+        """The array these settings describe (geometry file, dead channels, focus distance, grid), at
+        12,288 Hz in 1024-sample blocks until ``Geometry.for_device``: built once by each edge and handed down."""
+        dead = None if self.dead_channels is None else tuple(self.dead_channels)
+        return load_geometry(self.geometry_file, self.focus_distance_m, dead, parse_grid(self.grid))
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,10 @@
-"""The DualCam's geometry: microphones, camera, the acoustic grid aligned to it, and its clock.
+"""An array's geometry: microphones, camera, the acoustic grid aligned to it, and its clock.
+
+The DualCam is the default (``get_geometry``); any array Acoular describes (a MicGeom XML file:
+``<pos x= y= z=/>`` per capsule, in channel order) is read by ``load_geometry``, with its invalid
+channels (Acoular's ``invalid_channels``: indices into the file's order), a ``rows x cols`` grid
+over the camera's field of view, and the sample rate and block size of the device that feeds it
+(``Geometry.for_device``).
 
 Coordinates (metres) are the camera's: x to the right and y up as seen from behind the sensor,
 z forward into the scene; the array lies in the plane z = 0 with the camera at its centre.
@@ -14,6 +20,8 @@ at 4 kHz (far field, broadside; ``tests/test_geometry.py`` checks both).
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -51,6 +59,21 @@ def spiral_layout(n: int = N_MICS, outer: float = SPIRAL_OUTER_RADIUS_M, inner: 
     radius = np.sqrt(inner**2 + (outer**2 - inner**2) * (k + 0.5) / n)
     angle = k * math.pi * (3 - math.sqrt(5))  # golden angle
     return np.stack([radius * np.cos(angle), radius * np.sin(angle), np.zeros(n)], axis=1)
+
+
+def resolve_micgeom_file(path: str | Path) -> Path:
+    """``path`` itself, or, for a bare name such as ``minidsp_uma-16.xml`` that is not a file here, the
+    MicGeom file of that name shipped with Acoular (found without importing it); BadInput otherwise."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.parent == Path("."):
+        spec = importlib.util.find_spec("acoular")
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            shipped = Path(folder) / "xml" / path.name
+            if shipped.is_file():
+                return shipped
+    raise BadInput(f"no microphone geometry file {path} (an Acoular MicGeom XML file, e.g. minidsp_uma-16.xml)")
 
 
 def write_micgeom_xml(path: str | Path, mics: np.ndarray, name: str = "dualcam_128") -> None:
@@ -141,20 +164,77 @@ def bin_frequencies(sample_rate: int = SAMPLE_RATE, nfft: int = NFFT, n_bins: in
     return np.arange(n_bins) * (sample_rate / nfft)
 
 
+def parse_grid(text: str) -> tuple[int, int]:
+    """``"36x48"`` -> (36, 48): acoustic pixels (rows, cols) over the camera's view; BadInput otherwise."""
+    try:
+        rows, cols = (int(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        raise BadInput(f"grid must be ROWSxCOLS, e.g. 36x48, not {text!r}") from None
+    if not (2 <= rows <= 256 and 2 <= cols <= 256):
+        raise BadInput(f"grid rows and cols must be 2..256, not {text!r}")
+    return rows, cols
+
+
 @dataclass(frozen=True)
 class Geometry:
-    """Everything that ties audio samples to image pixels."""
+    """Everything that ties audio samples to image pixels.
 
-    mics: np.ndarray = field(repr=False)  # (128, 3) metres
+    ``mics`` (n, 3) metres in channel order; ``dead_channels`` the channels excluded everywhere
+    downstream; a block is ``nfft`` samples at ``sample_rate`` Hz (the device's), of which the bins
+    0 .. nfft/2 - 1 are kept (the Nyquist bin is dropped); the acoustic image is ``grid_rows`` x
+    ``grid_cols`` pixels over the camera's view, on the plane ``focus_distance_m`` away.
+    """
+
+    mics: np.ndarray = field(repr=False)  # (n_mics, 3) metres
     dead_channels: tuple[int, ...] = DEFAULT_DEAD_CHANNELS
     camera: Camera = Camera()
     focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M
     sample_rate: int = SAMPLE_RATE
     nfft: int = NFFT
+    grid_rows: int = GRID_ROWS
+    grid_cols: int = GRID_COLS
+    name: str = "dualcam_128"
+
+    def __post_init__(self):
+        bad = [c for c in self.dead_channels if not 0 <= c < len(self.mics)]
+        if bad:
+            raise BadInput(f"dead channel index out of range 0..{len(self.mics) - 1}: {bad}")
+        if len(self.dead_channels) >= len(self.mics):
+            raise BadInput(f"every one of the {len(self.mics)} microphones is marked dead")
+        if self.nfft < 16 or self.nfft % 2:
+            raise BadInput(f"a block must be an even number of samples (>= 16), not {self.nfft}")
 
     @property
     def n_mics(self) -> int:
         return len(self.mics)
+
+    @property
+    def block_samples(self) -> int:
+        """Samples per channel per block: one FFT of ``nfft`` (a block is never zero-padded)."""
+        return self.nfft
+
+    @property
+    def n_bins(self) -> int:
+        return self.nfft // 2
+
+    @property
+    def fps(self) -> float:
+        """Blocks (acoustic images) per second."""
+        return self.sample_rate / self.nfft
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return self.grid_rows, self.grid_cols
+
+    def for_device(self, channels: int, sample_rate: int, block_samples: int) -> Geometry:
+        """This geometry at a device's sample rate and block size; BadInput when the device's channels
+        are not this array's microphones."""
+        if channels != self.n_mics:
+            raise BadInput(f"the device delivers {channels} channel(s) but the geometry {self.name} has "
+                           f"{self.n_mics} microphones: give the array's geometry (--geometry FILE.xml)")
+        if (sample_rate, block_samples) == (self.sample_rate, self.nfft):
+            return self
+        return dataclasses.replace(self, sample_rate=int(sample_rate), nfft=int(block_samples))
 
     @property
     def active(self) -> np.ndarray:
@@ -165,26 +245,36 @@ class Geometry:
 
     @property
     def grid_points(self) -> np.ndarray:
-        """Focus points (1728, 3) in metres, row-major over the 36x48 acoustic image."""
-        return self.camera.unproject(grid_pixel_centres(self.camera), self.focus_distance_m)
+        """Focus points (rows * cols, 3) in metres, row-major over the acoustic image (1728 for 36 x 48)."""
+        return self.camera.unproject(grid_pixel_centres(self.camera, self.grid_rows, self.grid_cols),
+                                     self.focus_distance_m)
 
     @property
     def frequencies(self) -> np.ndarray:
-        return bin_frequencies(self.sample_rate, self.nfft)
+        return bin_frequencies(self.sample_rate, self.nfft, self.n_bins)
+
+    @property
+    def min_mic_spacing_m(self) -> float:
+        """The smallest distance between two microphones of the layout (m)."""
+        p = self.mics
+        d = np.linalg.norm(p[:, None] - p[None], axis=-1) + np.eye(len(p)) * 1e9
+        return float(d.min())
 
     def to_dict(self) -> dict:
         return {
+            "name": self.name,
+            "n_mics": self.n_mics,
             "sample_rate": self.sample_rate,
-            "block_samples": BLOCK_SAMPLES,
-            "fps": FPS,
+            "block_samples": self.block_samples,
+            "fps": FPS if self.fps == FPS else round(self.fps, 4),
             "nfft": self.nfft,
-            "n_bins": N_BINS,
+            "n_bins": self.n_bins,
             "frequencies": self.frequencies.tolist(),
             "mics": self.mics.tolist(),
             "dead_channels": list(self.dead_channels),
-            "min_mic_spacing_m": MIN_MIC_SPACING_M,
-            "grid": {"rows": GRID_ROWS, "cols": GRID_COLS, "focus_distance_m": self.focus_distance_m,
-                     "pixel_size_px": self.camera.width / GRID_COLS,
+            "min_mic_spacing_m": round(self.min_mic_spacing_m, 4),
+            "grid": {"rows": self.grid_rows, "cols": self.grid_cols, "focus_distance_m": self.focus_distance_m,
+                     "pixel_size_px": self.camera.width / self.grid_cols,
                      "points": self.grid_points.tolist()},
             "camera": self.camera.to_dict(),
             "speed_of_sound": SPEED_OF_SOUND,
@@ -193,10 +283,26 @@ class Geometry:
 
 @lru_cache(maxsize=8)
 def get_geometry(focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
-                 dead_channels: tuple[int, ...] = DEFAULT_DEAD_CHANNELS) -> Geometry:
+                 dead_channels: tuple[int, ...] = DEFAULT_DEAD_CHANNELS,
+                 grid: tuple[int, int] = (GRID_ROWS, GRID_COLS)) -> Geometry:
     """The shipped DualCam geometry (read from its MicGeom XML data file)."""
-    mics = read_micgeom_xml(MICGEOM_FILE)
-    bad = [c for c in dead_channels if not 0 <= c < len(mics)]
-    if bad:
-        raise BadInput(f"dead channel index out of range 0..{len(mics) - 1}: {bad}")
-    return Geometry(mics=mics, dead_channels=tuple(sorted(dead_channels)), focus_distance_m=float(focus_distance_m))
+    return Geometry(mics=read_micgeom_xml(MICGEOM_FILE), dead_channels=tuple(sorted(set(dead_channels))),
+                    focus_distance_m=float(focus_distance_m), grid_rows=grid[0], grid_cols=grid[1])
+
+
+def load_geometry(path: str | Path | None = None, focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
+                  dead_channels: tuple[int, ...] | None = None,
+                  grid: tuple[int, int] = (GRID_ROWS, GRID_COLS)) -> Geometry:
+    """The geometry of the array in MicGeom file ``path`` (None: the DualCam) with its invalid channels
+    ``dead_channels`` (None: the DualCam's two dead capsules, or none for a file), at 12,288 Hz in
+    1024-sample blocks until ``for_device`` gives it the device's rate and block size."""
+    if path is None:
+        return get_geometry(focus_distance_m, DEFAULT_DEAD_CHANNELS if dead_channels is None else tuple(dead_channels),
+                            tuple(grid))
+    path = resolve_micgeom_file(path)
+    try:
+        name = ET.parse(path).getroot().get("name") or path.stem
+    except (OSError, ET.ParseError):
+        name = path.stem
+    return Geometry(mics=read_micgeom_xml(path), dead_channels=tuple(sorted(set(dead_channels or ()))),
+                    focus_distance_m=float(focus_distance_m), grid_rows=grid[0], grid_cols=grid[1], name=name)

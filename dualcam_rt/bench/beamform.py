@@ -24,7 +24,7 @@ import numpy as np
 from . import report
 from ..dsp.beamform import Beamformer, array_module, resolve_backend, steering_matrices
 from ..errors import BadInput
-from ..geometry import GRID_COLS, GRID_ROWS, N_BINS
+from ..geometry import FPS, GRID_COLS, GRID_ROWS, N_BINS, load_geometry
 from ..threads import cpu_budget, limit_threads
 
 BATCH = 32
@@ -203,10 +203,10 @@ def _runs_here(backend: str) -> bool:
 
 
 def run(as_json: bool = False, backends: list[str] | None = None, baselines: bool = True,
-        single_seconds: float = SINGLE_SECONDS) -> dict:
+        single_seconds: float = SINGLE_SECONDS, arrays: bool = True) -> dict:
     """Figures of one run: {backend: {...}} for each backend ("numpy", "numba", "cupy"; default: all that run
     here), "roofline" (this machine's CPU ceilings), "ratios" and, with ``baselines``, "numpy_dense" and
-    "acoular"."""
+    "acoular", and with ``arrays`` "arrays" (the UMA-16 and a 64-mic array at 48 kHz, ``_array_figures``)."""
     backends = backends or [b for b in ("numpy", "numba", "cupy") if _runs_here(b)]
     figures: dict = {"machine": {"cpus": os.cpu_count(), "cpu_budget": cpu_budget(),
                                  "load_avg_1m": os.getloadavg()[0]}}
@@ -214,6 +214,8 @@ def run(as_json: bool = False, backends: list[str] | None = None, baselines: boo
     with tempfile.TemporaryDirectory() as cache_dir:
         for backend in backends:
             figures[backend], bfs[backend] = _backend_figures(backend, cache_dir, single_seconds)
+        if arrays and _runs_here("numba"):
+            figures["arrays"] = _array_figures(cache_dir, figures.get("numba", {}).get("single_fps"), single_seconds)
     cpu = [b for b in backends if b != "cupy"]
     if cpu:
         bf = bfs[cpu[0]]
@@ -289,5 +291,43 @@ def _print_table(figures: dict) -> None:
                       f"needs {r['gflop_per_frame']:.2f} GFLOP/frame (dense: {r['dense_gflop_per_frame']:.2f}) at "
                       f"{r['gemm_gflop_s']:.0f} GFLOP/s -> <= {r['batched_fps_ceiling']:.0f} fps "
                       f"({r['batched_fps_ceiling_cpu']:.0f} per CPU second)")
+    for name, a in figures.get("arrays", {}).items():
+        console.print(f"{name}: {a['mics']} mics at {a['sample_rate']} Hz ({a['block_samples']}-sample blocks, "
+                      f"{a['bins']} bins), numba: {a['single_fps']:.1f} fps single ({a['x_real_time']:.1f}x real time"
+                      + (f", {a['x_dualcam_single']:.2f}x the DualCam's" if "x_dualcam_single" in a else "")
+                      + f"), {a['batched_fps']:.1f} batched, {a['single_cpu_ms_per_frame']:.1f} CPU-ms/frame, "
+                      f"steering build {a['steering_build_s']:.1f} s")
     m = figures["machine"]
     console.print(f"load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs, {m['cpu_budget']} usable by this process")
+
+
+ARRAYS = {"uma16_48k": ("minidsp_uma-16.xml", 48_000), "vogel64_48k": ("tub_vogel64.xml", 48_000)}
+
+
+def _array_figures(cache_dir: str, dualcam_single_fps: float | None, single_seconds: float) -> dict:
+    """The compiled kernel on other arrays (Acoular's MicGeom files) at 48 kHz in 1/12-s blocks (4000
+    samples, 2000 bins of 12 Hz): build time, frames/s single and batched, CPU ms per frame, and ratios
+    against real time (12 maps/s) and against the DualCam's single-frame rate of the same run."""
+    out = {}
+    for name, (file, rate) in ARRAYS.items():
+        array = load_geometry(file)
+        geometry = array.for_device(array.n_mics, rate, rate // FPS)
+        with _Clock(np) as build:
+            bf = Beamformer(geometry, backend="numba", cache_dir=cache_dir)
+        block = np.random.default_rng(2).standard_normal((BATCH, geometry.n_mics, geometry.nfft)).astype(np.float32)
+        bf.images(block[0])  # warm-up
+        n, t = 0, time.perf_counter()
+        with _Clock(np) as clock:
+            while time.perf_counter() - t < single_seconds and n < 2000:
+                bf.images(block[0])
+                n += 1
+        out_maps = bf.images(block[:8])
+        with _Clock(np) as batched:
+            bf.images(block[:8], out=out_maps)
+        single_fps = n / clock.seconds
+        out[name] = {"mics": geometry.n_mics, "sample_rate": rate, "block_samples": geometry.nfft,
+                     "bins": geometry.n_bins, "steering_build_s": build.seconds, "single_fps": single_fps,
+                     "batched_fps": 8 / batched.seconds, "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
+                     "x_real_time": single_fps / FPS,
+                     **({"x_dualcam_single": single_fps / dualcam_single_fps} if dualcam_single_fps else {})}
+    return out

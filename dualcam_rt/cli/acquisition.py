@@ -7,24 +7,28 @@ import json
 import typer
 from rich.table import Table
 
-from ..geometry import get_geometry
 from . import app, console, fail
+from .array import geometry_option, grid_option, with_array
 
 
 @app.command()
 def geometry(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON"),
     focus_distance: float = typer.Option(None, help="Grid distance in metres (default: settings, 2 m)"),
+    geometry_file: str = geometry_option(),
+    grid: str = grid_option(),
 ):
     """Microphone positions, acoustic grid, sample rate, FFT bins and camera model."""
     from ..config import get_settings
 
-    s = get_settings()
-    g = get_geometry(focus_distance or s.focus_distance_m, tuple(s.dead_channels))  # --focus-distance overrides
+    s = with_array(get_settings(), geometry_file, grid)
+    if focus_distance:  # --focus-distance overrides
+        s = s.model_copy(update={"focus_distance_m": focus_distance})
+    g = s.geometry()
     if as_json:
         print(json.dumps(g.to_dict()))
         return
-    t = Table(title="DualCam geometry", show_header=False)
+    t = Table(title=f"{g.name} geometry", show_header=False)
     d = g.to_dict()
     for k in ("sample_rate", "block_samples", "fps", "nfft", "n_bins", "dead_channels", "min_mic_spacing_m"):
         t.add_row(k, str(d[k]))
@@ -89,28 +93,67 @@ def probe(
     seconds: float = typer.Option(3.0, help="How long to read"),
     timeout: float = typer.Option(None, help="Seconds a dualcam:// device may stay silent (default: settings, 2 s)"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    geometry_file: str = geometry_option(),
+    live: bool = typer.Option(False, "--live", help="Show each channel's level live while reading (tap each "
+                                                    "capsule in turn: its row should move, and only its row)"),
 ):
-    """Connect to a device, read for a while and report blocks, channels, rates, losses.
+    """Connect to a device, read for a while and report blocks, channels, rates, losses and each channel's level.
 
-    Exits 1 (with a one-line message after the report) when the device does not answer, delivers
-    no audio, or shows CRC errors, malformed packets, dropped bytes or lost packets.
+    One row per channel: rms and peak dBFS over the probe (and, with --geometry, the microphone that
+    channel is in the geometry file), so a wrong channel order shows when each capsule is tapped in
+    turn. Exits 1 (with a one-line message after the report) when the device does not answer,
+    delivers no audio, has another number of channels than the geometry's microphones, or shows
+    CRC errors, malformed packets, dropped bytes or lost packets.
     """
     from rich.console import Console
+    from rich.live import Live
 
-    from ..devices.probe import probe_device
+    from ..devices.probe import channel_levels, probe_device
 
     if not seconds > 0 or (timeout is not None and not timeout > 0):
         fail("--seconds and --timeout must be positive")
     from ..config import get_settings
 
     settings = get_settings()
-    report = probe_device(uri, seconds, timeout or settings.connect_timeout_s, settings.cache_dir)
+    geometry = with_array(settings, geometry_file, None).geometry() if geometry_file else None
+    view = Live(Table(), console=Console(), refresh_per_second=8) if live and not as_json else None
+
+    def show(frame, device) -> None:  # the last block's levels, while reading
+        full_scale = float(device.describe().get("full_scale_pa") or 20.0)
+        view.update(_levels_table(f"{uri}: block {frame.index}", channel_levels(frame.audio, full_scale, geometry)))
+
+    if view is not None:
+        view.start()
+    try:
+        report = probe_device(uri, seconds, timeout or settings.connect_timeout_s, settings.cache_dir,
+                              geometry=geometry, on_frame=show if view is not None else None)
+    finally:
+        if view is not None:
+            view.stop()
     if as_json:
         print(json.dumps(report))
     else:
         t = Table(title=f"probe {uri}", show_header=False)
         for k, v in report.items():
-            t.add_row(k, str(v))
+            if k != "channel_levels":
+                t.add_row(k, str(v))
         Console().print(t)
+        Console().print(_levels_table(f"channel levels over {report['seconds']} s (re {report['full_scale_pa']:g} Pa "
+                                      "full scale)", report["channel_levels"]))
     if report["errors"]:
         fail("; ".join(report["errors"]), code=1)
+
+
+def _levels_table(title: str, rows: list[dict]) -> Table:
+    """Channel, its microphone (with a geometry), rms and peak dBFS and a bar of the peak (-60..0 dBFS)."""
+    t = Table(title=title)
+    with_mics = bool(rows) and "x_m" in rows[0]
+    for col in ("channel", *(("mic x, y (m)",) if with_mics else ()), "rms dBFS", "peak dBFS", ""):
+        t.add_column(col, justify="left" if col == "" else "right")
+    for row in rows:
+        peak = row["peak_dbfs"]
+        bar = "#" * max(0, round((60 + peak) / 2)) if peak is not None else ""
+        mic = (f"{row['x_m']:+.3f}, {row['y_m']:+.3f}" + (" dead" if row["dead"] else ""),) if with_mics else ()
+        t.add_row(str(row["channel"]), *mic, "-" if row["rms_dbfs"] is None else f"{row['rms_dbfs']:.1f}",
+                  "-" if peak is None else f"{peak:.1f}", bar)
+    return t

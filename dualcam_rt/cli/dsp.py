@@ -5,13 +5,17 @@ from __future__ import annotations
 import typer
 
 from . import app, console, fail
+from .array import geometry_option, grid_option, with_array
 
 
 @app.command()
 def beamform(
     input: str = typer.Argument(..., help="A session directory or an HDF5 time-data file (Acoular layout)"),
-    out: str = typer.Option(..., "--out", help="Output .npy: frames x 36 x 48 x 512 float32 power"),
+    out: str = typer.Option(..., "--out", help="Output .npy: frames x 36 x 48 x 512 float32 power (DualCam; "
+                                               "frames x rows x cols x rate/24 for an array at another rate)"),
     backend: str = typer.Option(None, help="auto (CuPy when a GPU is present)|numpy|cupy; default DUALCAM_BEAMFORM_BACKEND or auto"),
+    geometry_file: str = geometry_option(),
+    grid: str = grid_option(),
 ):
     """Acoustic images of a session or an HDF5 time-data file (frames x 36 x 48 x 512, float32 Pa^2)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,7 +23,7 @@ def beamform(
     from ..config import get_settings
     from ..pipelines.offline import beamform_recording
 
-    settings = get_settings()
+    settings = with_array(get_settings(), geometry_file, grid)
 
     columns = (TextColumn("beamforming"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:

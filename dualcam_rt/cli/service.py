@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app, console, fail
+from .array import geometry_option, grid_option, with_array
 
 
 @app.command()
@@ -16,6 +17,8 @@ def serve(
     port: int = typer.Option(None, help="Port (default: settings, 8000)"),
     models_dir: str = typer.Option(None, help="Directory of ONNX students and their cards (default: settings)"),
     no_device: bool = typer.Option(False, "--no-device", help="Open no device: serve /v1/predict and /v1/stream only"),
+    geometry_file: str = geometry_option(),
+    grid: str = grid_option(),
 ):
     """Run the HTTP/WebSocket service on a live device (dashboard at /)."""
     import uvicorn
@@ -25,7 +28,7 @@ def serve(
     from ..server.app import create_app
     from ..server.run import uvicorn_config
 
-    settings = get_settings()
+    settings = with_array(get_settings(), geometry_file, grid)
     if models_dir:
         settings = settings.model_copy(update={"models_dir": Path(models_dir)})
     if uri:

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import app, console, fail
+from .array import geometry_option, grid_option, with_array
 
 
 def _progress() -> Progress:
@@ -35,6 +36,7 @@ def record(
     subject: int = typer.Option(None, help="Subject index (default: the URI's subject, if any)"),
     channels: str = typer.Option("all", help="Device channels to store: 'all' or a list like '0' or '0,5,9'"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
+    geometry_file: str = geometry_option(),
 ):
     """Record a dataset session from a device, with a progress bar and a summary."""
     from ..config import get_settings
@@ -56,12 +58,15 @@ def record(
         chans = None if channels == "all" else [int(c) for c in channels.split(",")]
     except ValueError:
         fail(f"bad --channels {channels!r}: use 'all' or a comma-separated list of indices")
-    settings = get_settings()
+    settings = with_array(get_settings(), geometry_file, None)
     path = new_session_dir(out, name or default_session_name(label, scenario, subject))
     _sigterm_as_interrupt()
-    with open_device(uri, timeout=settings.connect_timeout_s, cache_dir=settings.cache_dir) as device:
+    geometry = settings.geometry()
+    with open_device(uri, timeout=settings.connect_timeout_s, cache_dir=settings.cache_dir, geometry=geometry) as device:
         meta = {"label": label, "scenario": scenario, "subject": subject, "device": device.describe()}
-        writer = SessionWriter(path, meta, channels=chans, geometry=settings.geometry())
+        # session.json keeps the array the device is (sim://?geometry=, --geometry), when its channels match
+        geometry = device.geometry or geometry
+        writer = SessionWriter(path, meta, channels=chans, geometry=geometry)
         total = max(1, round(seconds * 12))
         with _progress() as bar:
             task = bar.add_task(f"recording {path.name}", total=total)
@@ -113,15 +118,17 @@ def replay(
     speed: str = typer.Option("max", help="1 for real time, a factor, or max"),
     predict: bool = typer.Option(False, "--predict", help="Add the installed models' predictions"),
     model: str = typer.Option(None, help="Model to predict with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
-    localise: bool = typer.Option(True, help="Beamform each tick and localise the source (128-channel sessions)"),
+    localise: bool = typer.Option(True, help="Beamform each tick and localise the source (sessions of all the array's channels)"),
     as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
+    geometry_file: str = geometry_option(),
+    grid: str = grid_option(),
 ):
     """Push a session through the live stack and print its timeline."""
     from ..config import get_settings
     from ..inference.models import load_model_set
     from ..pipelines.replay import replay_timeline
 
-    settings = get_settings()
+    settings = with_array(get_settings(), geometry_file, grid)
     models = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model) if predict else None
     result = replay_timeline(session, settings.geometry(), models, model, speed=speed, localise=localise,
                              hop_s=settings.hop_s, mic_channel=settings.mic_channel,
@@ -204,14 +211,16 @@ def export_video(
     margin_db: float = typer.Option(None, "--margin-db", help="Show a source only this many dB above the median pixel (default: DUALCAM_VIEW_MARGIN_DB, 5)"),
     predict: bool = typer.Option(False, "--predict", help="Label the source with the installed student's latest prediction"),
     model: str = typer.Option(None, help="Model to label with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
+    geometry_file: str = geometry_option(),
+    grid: str = grid_option(),
 ):
-    """Write a session's video, with the acoustic overlay, to MP4."""
+    """Write a session's video, with the acoustic overlay, to MP4 (a session keeps the array it was recorded with)."""
     from ..config import get_settings
     from ..dsp.overlay import View, parse_band
     from ..inference.models import load_model_set
     from ..pipelines.export import export_video as run
 
-    settings = get_settings()
+    settings = with_array(get_settings(), geometry_file, grid)
     view = View(settings.view_band_hz, settings.view_range_db, settings.view_margin_db).changed(
         band_hz=parse_band(band) if band else None, range_db=range_db, margin_db=margin_db)
     student = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model).get(model) if predict else None

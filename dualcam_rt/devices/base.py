@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import BadInput
 from ..frame import SensorFrame
-from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE
+from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE, Geometry
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Device(ABC):
     kind: str = "?"  # "dualcam" | "sim" | "mic" | "replay"
     simulated: bool = False
     fallback_from: dict | None = None  # {"uri", "reason"} when open_device fell back to this device
+    geometry: Geometry | None = None  # the array this device says it is (sim://?geometry=), else None
 
     def __init__(self, uri: str, channels: int, sample_rate: int = SAMPLE_RATE,
                  block_samples: int = BLOCK_SAMPLES):
@@ -53,6 +54,11 @@ class Device(ABC):
 
     def close(self) -> None:
         """Release sockets, threads and hardware; safe to call twice."""
+
+    def geometry_for(self, geometry: Geometry) -> Geometry:
+        """The geometry to image this device's frames with: its own array when it names one, else
+        ``geometry``, at the device's sample rate and block size; BadInput when the channels do not match."""
+        return (self.geometry or geometry).for_device(self.channels, self.sample_rate, self.block_samples)
 
     def describe(self) -> dict:
         return {"uri": self.uri, "kind": self.kind, "simulated": self.simulated,

@@ -1,14 +1,24 @@
-"""``mic://default`` or ``mic://NAME``: one real microphone (sounddevice), optionally a webcam.
+"""``mic://default`` or ``mic://NAME``: a real microphone or microphone array (sounddevice), optionally a webcam.
 
 Query options: ``camera=N`` adds OpenCV camera N (frames resized to 640x480); ``rate=R`` captures
-at R Hz instead of 12,288 Hz (used when the sound card refuses 12,288 Hz, which is tried first);
-``full_scale_pa`` is the sound pressure of digital full scale (default 20 Pa, 120 dB SPL, as for
-the DualCam's MEMS capsules; a sound card's true sensitivity is rarely known).
+at R Hz; ``channels=N`` captures N channels (an array, e.g. a miniDSP UMA-16: ``channels=16&rate=48000``);
+``map=I,J,...`` takes frame channel i from device channel map[i] (a permutation of 0..N-1, for a
+driver whose order is not the geometry file's); ``full_scale_pa`` is the sound pressure of digital
+full scale (default 20 Pa, 120 dB SPL, as for the DualCam's MEMS capsules; a sound card's true
+sensitivity is rarely known).
 
-Audio comes out as SensorFrames of (1, 1024) float32 at 12,288 Hz: captured blocks are resampled
-when needed (``dsp.resample.StreamResampler``: the one polyphase filter, chunk by chunk, so block
-edges are seamless) and cut into 1024-sample blocks on the microphone's own sample clock. Video frames
-are timestamped on that clock from their capture time.
+One microphone (``channels=1``, the default) comes out as SensorFrames of (1, 1024) float32 at
+12,288 Hz, the students' rate: captured blocks are resampled when needed (``rate=R`` captures at R
+Hz, used when the card refuses 12,288 Hz, which is tried first; ``dsp.resample.StreamResampler``:
+the one polyphase filter, chunk by chunk, so block edges are seamless). An array (``channels`` > 1)
+is not resampled: it comes out at its own rate (``rate``, default the card's) in blocks of 1/12 s
+(rate / 12 samples, so the rate must be a multiple of 12 Hz: 48,000 Hz gives (16, 4000) blocks and
+FFT bins 12 Hz apart, as the DualCam's), ready for the beamformer at that rate.
+
+Channel order: frame channel i is device channel i (or map[i]) and is microphone i of the geometry,
+in the order of the MicGeom file's ``<pos>`` elements; ``dualcam-rt probe`` prints each channel's
+level so that a user can tap each capsule and see which row moves. Blocks are cut on the sound
+card's sample clock; video frames are timestamped on that clock from their capture time.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import numpy as np
 from ..dsp.resample import StreamResampler
 from ..errors import BadInput, DeviceError, NotFound
 from ..frame import SensorFrame
-from ..geometry import BLOCK_SAMPLES, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
+from ..geometry import FPS, FRAME_HEIGHT, FRAME_WIDTH, SAMPLE_RATE
 from .base import Device
 
 DEFAULT_FULL_SCALE_PA = 20.0
@@ -106,13 +116,31 @@ class MicDevice(Device):
     kind = "mic"
 
     def __init__(self, uri: str, name: str | None = None, camera: int | None = None, rate: int | None = None,
-                 full_scale_pa: float = DEFAULT_FULL_SCALE_PA):
-        super().__init__(uri, channels=1)
+                 full_scale_pa: float = DEFAULT_FULL_SCALE_PA, channels: int = 1,
+                 channel_map: list[int] | None = None):
+        if channels < 1:
+            raise BadInput(f"channels must be at least 1, not {channels}")
+        if channel_map is not None and sorted(channel_map) != list(range(channels)):
+            raise BadInput(f"map must list each of the {channels} device channels 0..{channels - 1} once, "
+                           f"not {channel_map}")
         self.sd = import_sounddevice()
         self.name = name
         self.full_scale_pa = full_scale_pa
         self.info = query_input(self.sd, name)
-        self.capture_rate = int(rate or self._supported_rate())
+        if channels > int(self.info["max_input_channels"]):
+            raise BadInput(f"input {self.info['name']!r} has {self.info['max_input_channels']} channel(s), "
+                           f"not the {channels} asked for")
+        self.channel_map = channel_map
+        if channels == 1:  # the students' microphone: resampled to the sensor rate
+            self.capture_rate = int(rate or self._supported_rate())
+            super().__init__(uri, channels=1)
+        else:  # an array: its own rate, blocks of 1/12 s
+            self.capture_rate = int(rate or self.info["default_samplerate"])
+            if self.capture_rate % FPS:
+                raise BadInput(f"an array's rate must be a multiple of {FPS} Hz (a block is 1/{FPS} s), "
+                               f"not {self.capture_rate}: e.g. rate=48000")
+            super().__init__(uri, channels=channels, sample_rate=self.capture_rate,
+                             block_samples=self.capture_rate // FPS)
         self._stream = None
         self._camera = Camera(camera) if camera is not None else None
         self._closed = False
@@ -135,30 +163,38 @@ class MicDevice(Device):
                 kwargs["rate"] = int(query["rate"])
             if query.get("full_scale_pa"):
                 kwargs["full_scale_pa"] = float(query["full_scale_pa"])
+            if query.get("channels"):
+                kwargs["channels"] = int(query["channels"])
+            if query.get("map"):
+                kwargs["channel_map"] = [int(c) for c in query["map"].split(",")]
         except ValueError:
-            raise BadInput(f"camera and rate must be integers and full_scale_pa a number in {uri!r}") from None
+            raise BadInput(f"camera, rate and channels must be integers, map a list like 0,1,2 and full_scale_pa "
+                           f"a number in {uri!r}") from None
         kwargs.update(options)
         return cls(uri, **kwargs)
 
     def frames(self) -> Iterator[SensorFrame]:
         chunks: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
 
+        order = self.channel_map or list(range(self.channels))
+
         def callback(indata, n_frames, time_info, status):
             if status.input_overflow:
                 self.stats.extra["input_overflows"] = self.stats.extra.get("input_overflows", 0) + 1
             try:
-                chunks.put_nowait(indata[:, 0].copy())
+                chunks.put_nowait(indata[:, order].T.copy())  # (channels, samples), in the geometry's order
             except queue.Full:  # the consumer is too slow: drop, and say so
                 self.stats.lost_samples += n_frames
                 self.stats.lost_packets += 1
 
-        resample = StreamResampler(self.capture_rate, SAMPLE_RATE)
-        pending = np.zeros(0, np.float32)
+        resampler = StreamResampler(self.capture_rate, SAMPLE_RATE) if self.channels == 1 else None
+        block_n = self.block_samples
+        pending = np.zeros((self.channels, 0), np.float32)
         first_sample = index = 0
         global _open_streams
         with _streams_lock:
             try:
-                stream = self.sd.InputStream(device=self.name, channels=1, samplerate=self.capture_rate,
+                stream = self.sd.InputStream(device=self.name, channels=self.channels, samplerate=self.capture_rate,
                                              dtype="float32", blocksize=0, callback=callback)
             except self.sd.PortAudioError as err:
                 raise DeviceError(f"{self.uri}: cannot open capture: {err}") from None
@@ -178,17 +214,19 @@ class MicDevice(Device):
                     if self._closed:
                         return
                     raise DeviceError(f"{self.uri}: no audio for {STALL_S:g} s") from None
-                pending = np.concatenate([pending, resample(chunk)])
-                while len(pending) >= BLOCK_SAMPLES:
-                    block, pending = pending[:BLOCK_SAMPLES], pending[BLOCK_SAMPLES:]
+                if resampler is not None:
+                    chunk = resampler(chunk[0])[None, :]
+                pending = np.concatenate([pending, chunk], axis=1)
+                while pending.shape[1] >= block_n:
+                    block, pending = pending[:, :block_n], pending[:, block_n:]
                     video, video_ts = self._video(clock_start)
                     self.stats.audio_blocks += 1
                     yield SensorFrame(index=index, first_sample=first_sample,
-                                      timestamp=first_sample / SAMPLE_RATE,
-                                      audio=(block * self.full_scale_pa)[None, :], video=video,
-                                      video_timestamp=video_ts)
+                                      timestamp=first_sample / self.sample_rate,
+                                      audio=np.ascontiguousarray(block * np.float32(self.full_scale_pa)),
+                                      video=video, video_timestamp=video_ts, sample_rate=self.sample_rate)
                     index += 1
-                    first_sample += BLOCK_SAMPLES
+                    first_sample += block_n
         finally:
             self._stop_stream()
 
@@ -215,5 +253,6 @@ class MicDevice(Device):
 
     def describe(self) -> dict:
         return {**super().describe(), "input": self.info.get("name"), "capture_rate": self.capture_rate,
-                "resampled": self.capture_rate != SAMPLE_RATE, "camera": self._camera is not None,
-                "full_scale_pa": self.full_scale_pa}
+                "resampled": self.capture_rate != self.sample_rate, "camera": self._camera is not None,
+                "full_scale_pa": self.full_scale_pa,
+                "channel_map": self.channel_map or list(range(self.channels))}  # frame channel i <- device channel

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import BadInput, DeviceError
+from ..geometry import Geometry
 from .base import Device
 
 log = logging.getLogger(__name__)
@@ -40,35 +41,41 @@ def device_class(scheme: str) -> type[Device]:
 
 
 def open_device(uri: str, fallback_uri: str | None = None, timeout: float | None = None,
-                cache_dir: str | Path | None = None, **options) -> Device:
+                cache_dir: str | Path | None = None, geometry: Geometry | None = None, **options) -> Device:
     """Open the device a URI names; ``options`` go to that kind's constructor.
 
     ``timeout`` (s) bounds how long a ``dualcam://`` device may take to answer (default
     ``config.DEFAULT_CONNECT_TIMEOUT_S``). With a ``fallback_uri`` (a ``sim://`` URI) a ``dualcam://``
     device that does not answer is replaced by that device with a warning, and its ``describe()``
     then says ``"fallback": true``. The service enables this; probe and record do not.
-    ``cache_dir`` is where a ``sim://`` device keeps its rooms' impulse responses.
+    ``cache_dir`` is where a ``sim://`` device keeps its rooms' impulse responses; ``geometry`` the
+    array a ``sim://`` device simulates unless its URI names one (``?geometry=FILE``).
     """
     scheme, location, query = parse_uri(uri)
     if fallback_uri is not None:
         parse_uri(fallback_uri)  # a bad fallback is a configuration mistake, reported before any wait
     try:
-        return device_class(scheme).from_uri(uri, location, query, **_options(scheme, options, timeout, cache_dir))
+        return device_class(scheme).from_uri(uri, location, query,
+                                             **_options(scheme, options, timeout, cache_dir, geometry))
     except DeviceError as err:
         if fallback_uri is None or scheme != "dualcam":
             raise
         log.warning("%s; falling back to the simulated sensor %s", err, fallback_uri)
         t_scheme, t_location, t_query = parse_uri(fallback_uri)
         device = device_class(t_scheme).from_uri(fallback_uri, t_location, t_query,
-                                                 **_options(t_scheme, {}, timeout, cache_dir))
+                                                 **_options(t_scheme, {}, timeout, cache_dir, geometry))
         device.fallback_from = {"uri": uri, "reason": str(err)}
         return device
 
 
-def _options(scheme: str, options: dict, timeout: float | None, cache_dir: str | Path | None) -> dict:
-    """The constructor options of one device kind: the timeout is a dualcam:// one, the cache a sim:// one."""
+def _options(scheme: str, options: dict, timeout: float | None, cache_dir: str | Path | None,
+             geometry: Geometry | None = None) -> dict:
+    """The constructor options of one device kind: the timeout is a dualcam:// one, the cache and the
+    geometry sim:// ones."""
     if scheme == "dualcam" and timeout is not None:
         options = {**options, "timeout": timeout}
     if scheme == "sim" and cache_dir is not None:
         options = {**options, "cache_dir": cache_dir}
+    if scheme == "sim" and geometry is not None:
+        options = {**options, "geometry": geometry}
     return options

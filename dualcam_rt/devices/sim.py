@@ -1,8 +1,11 @@
 """``sim://``: the simulated DualCam, in process (no socket), streaming from ``dualcam_rt.sim.Scene``.
 
-``sim://?scenario=K&seed=N&label=C&subject=S&speed=1|X|max&sounds=real|procedural|mixed``: paced
-at real time by default, ``speed=X`` runs X times faster, ``speed=max`` as fast as the scene renders;
-``sounds`` as ``Scene``'s (default: real when a sound bank is built, else procedural).
+``sim://?scenario=K&seed=N&label=C&subject=S&speed=1|X|max&sounds=real|procedural|mixed&geometry=FILE``:
+paced at real time by default, ``speed=X`` runs X times faster, ``speed=max`` as fast as the scene
+renders; ``sounds`` as ``Scene``'s (default: real when a sound bank is built, else procedural);
+``geometry`` an Acoular MicGeom XML file (or a bare name Acoular ships, e.g. ``minidsp_uma-16.xml``):
+the scene as that array hears it (default: the geometry the caller hands down, else the DualCam),
+always at the simulator's 12,288 Hz in 1024-sample blocks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..frame import SensorFrame
-from ..geometry import BLOCK_SAMPLES, FPS, N_MICS, SAMPLE_RATE
+from ..geometry import BLOCK_SAMPLES, FPS, SAMPLE_RATE, Geometry, get_geometry, load_geometry
 from ..labels import SCENARIOS, class_index
 from ..sim import Scene
 from .base import Device, Pacer, parse_speed
@@ -39,14 +42,18 @@ class SimDevice(Device):
 
     def __init__(self, uri: str = "sim://", scenario: int = 1, seed: int = 0, label: str | None = None,
                  subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = (),
-                 sounds: str | None = None, cache_dir: str | Path | None = None):
-        super().__init__(uri, channels=N_MICS)
+                 sounds: str | None = None, cache_dir: str | Path | None = None, geometry: Geometry | None = None):
+        geometry = geometry or get_geometry()
+        geometry = geometry.for_device(geometry.n_mics, SAMPLE_RATE, BLOCK_SAMPLES)  # the simulator's clock
+        super().__init__(uri, channels=geometry.n_mics)
+        self.geometry = geometry
         if scenario not in SCENARIOS:
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
         self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
                                   impulse_ticks=tuple(impulse_ticks), sounds=sounds)
         self.speed = speed
-        self.scene = Scene(**self.scene_options, cache_dir=cache_dir)  # built here: opening pays its set-up cost, not frame 0
+        # built here: opening pays its set-up cost, not frame 0
+        self.scene = Scene(**self.scene_options, cache_dir=cache_dir, geometry=geometry)
         self._closed = False
 
     @classmethod
@@ -57,6 +64,9 @@ class SimDevice(Device):
         if query.get("label"):
             class_index(query["label"])  # BadInput for an unknown class
         kwargs.update(options)
+        if query.get("geometry"):  # the URI's array wins over the one handed down (its focus and grid kept)
+            given = kwargs.get("geometry") or get_geometry()
+            kwargs["geometry"] = load_geometry(query["geometry"], given.focus_distance_m, None, given.grid_shape)
         return cls(uri, **kwargs)
 
     def frames(self) -> Iterator[SensorFrame]:
@@ -80,4 +90,4 @@ class SimDevice(Device):
     def describe(self) -> dict:
         speed = "max" if self.speed == float("inf") else self.speed
         return {**super().describe(), **{k: v for k, v in self.scene_options.items() if k != "impulse_ticks"},
-                "speed": speed, "sounds": self.scene.sounds}
+                "speed": speed, "sounds": self.scene.sounds, "geometry": self.geometry.name}

@@ -1,7 +1,9 @@
 """MFCC compression of acoustic images: 512 bins per pixel -> 12 coefficients (the paper's recipe).
 
 The one implementation used by recording, training and serving. Per pixel, from the beamformed
-power spectrum (Pa^2, 512 bins of 12 Hz):
+power spectrum (Pa^2; the DualCam's 512 bins of 12 Hz, or any array's nfft/2 bins of
+sample_rate/nfft Hz: a device's native-rate blocks are 1/12 s long, so its bins are 12 Hz apart
+too and an array at 48 kHz gives 2000 of them, of which the filters below read the same 0-6400 Hz):
 
 1. window: Tukey alpha 0.75 on the 1024-sample block before the FFT. The beamformer already
    applies exactly this window (``beamform.block_window``), so its power *is* the windowed power
@@ -25,7 +27,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..geometry import bin_frequencies
+from ..geometry import NFFT, SAMPLE_RATE
 
 N_MEL = 24
 MEL_LOW_HZ, MEL_HIGH_HZ = 0.0, 6400.0
@@ -43,10 +45,10 @@ def mel_to_hz(mel):
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=float) / 2595.0) - 1.0)
 
 
-@lru_cache(maxsize=4)
-def mel_filterbank(frequencies_hz: tuple[float, ...] | None = None) -> np.ndarray:
-    """Triangular mel filters (bins, 24) float64 with unit peak, over 0-6400 Hz."""
-    f = bin_frequencies() if frequencies_hz is None else np.asarray(frequencies_hz)
+@lru_cache(maxsize=8)
+def mel_filterbank(n_bins: int = 512, bin_hz: float = SAMPLE_RATE / NFFT) -> np.ndarray:
+    """Triangular mel filters (n_bins, 24) float64 with unit peak, over 0-6400 Hz, for bins k * bin_hz."""
+    f = np.arange(n_bins) * float(bin_hz)
     edges = mel_to_hz(np.linspace(hz_to_mel(MEL_LOW_HZ), hz_to_mel(MEL_HIGH_HZ), N_MEL + 2))
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (f[:, None] - lower) / (centre - lower)
@@ -63,12 +65,13 @@ def cepstral_matrix() -> np.ndarray:
     return dct * (1.0 + (LIFTER / 2.0) * np.sin(np.pi * n / LIFTER))
 
 
-def mfcc_volume(power, xp: ModuleType | None = None):
-    """MFCCs (..., 12) float32 of power spectra (..., 512) in Pa^2, on the array's own backend."""
+def mfcc_volume(power, xp: ModuleType | None = None, bin_hz: float = SAMPLE_RATE / NFFT):
+    """MFCCs (..., 12) float32 of power spectra (..., bins) in Pa^2 with bins ``bin_hz`` apart
+    (``Geometry.sample_rate / Geometry.nfft``; 12 Hz for every 1/12-s block), on the array's own backend."""
     if xp is None:
         xp = np if isinstance(power, np.ndarray) or np.isscalar(power) else _module_of(power)
     power = xp.asarray(power, dtype=xp.float32)
-    bank = xp.asarray(mel_filterbank(), dtype=xp.float32) / np.float32(REFERENCE_PA**2)
+    bank = xp.asarray(mel_filterbank(power.shape[-1], bin_hz), dtype=xp.float32) / np.float32(REFERENCE_PA**2)
     mel = xp.matmul(power, bank)
     logmel = xp.log(xp.maximum(mel, np.float32(LOG_FLOOR)))
     return xp.matmul(logmel, xp.asarray(cepstral_matrix(), dtype=xp.float32))

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from ..dsp.overlay import DEFAULT_VIEW, View
 from ..errors import BadInput
-from ..geometry import FPS, N_MICS, Geometry
+from ..geometry import FPS, Geometry
 from ..inference.models import Model
 from ..sessions.reader import open_session, recorded_geometry
 from .imaging import ImagingStage
@@ -46,10 +46,11 @@ def export_video(session: str | Path, out: str | Path, geometry: Geometry, overl
     with open_session(session) as s:
         if s.n_video_frames == 0:
             raise BadInput(f"session {s.id} has no video frames")
-        if overlay and s.channels != N_MICS:
-            raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {N_MICS} "
-                           "(use --no-overlay)")
-        imaging = ImagingStage(recorded_geometry(s.meta, geometry), beamform_backend, cache_dir) if overlay else None
+        recorded = recorded_geometry(s.meta, geometry)  # the array the session was recorded with
+        if overlay and s.channels != recorded.n_mics:
+            raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {recorded.n_mics} "
+                           f"of {recorded.name} (use --no-overlay, or --geometry FILE.xml for another array)")
+        imaging = ImagingStage(recorded, beamform_backend, cache_dir) if overlay else None
         predictor = StreamPredictor(student, s.sample_rate, hop_s) if student is not None and overlay else None
         column = s.column_of(mic_channel) if predictor is not None else None
         label = None

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..dsp.beamform import Beamformer
 from ..errors import BadInput, NotFound
-from ..geometry import GRID_COLS, GRID_ROWS, N_BINS, Geometry
+from ..geometry import Geometry
 from ..sessions import open_session
+from ..sessions.reader import recorded_geometry
 
 
 class TimeData:
@@ -58,6 +59,14 @@ def open_time_data(path: str | Path, stack: ExitStack, nfft: int) -> TimeData:
                     int(round(float(td.attrs["sample_freq"]))), str(path))
 
 
+def _recording_geometry(path: str | Path, geometry: Geometry) -> Geometry:
+    """A session directory's recorded array, rate and block size (``recorded_geometry``); ``geometry`` for a file."""
+    if not Path(path).is_dir():
+        return geometry
+    with open_session(path) as session:
+        return recorded_geometry(session.meta, geometry)
+
+
 def check_compatible(data: TimeData, geometry: Geometry) -> None:
     """Raise BadInput unless the recording has the geometry's channels and sample rate."""
     if data.channels != geometry.n_mics:
@@ -71,15 +80,19 @@ def check_compatible(data: TimeData, geometry: Geometry) -> None:
 def beamform_recording(path: str | Path, out: str | Path, geometry: Geometry, backend: str = "auto",
                        batch_frames: int = 64, progress: Callable[[int, int], None] | None = None,
                        cache_dir: str | Path | None = None) -> tuple[int, ...]:
-    """Shape of the (frames, 36, 48, 512) float32 .npy written to ``out`` from the recording at ``path``.
+    """Shape of the (frames, rows, cols, bins) float32 .npy written to ``out`` from the recording at
+    ``path``: (frames, 36, 48, 512) for the DualCam. A session is beamformed with the array, rate
+    and block size it recorded (``recorded_geometry``: a UMA-16 at 48 kHz gives 2000 bins); an HDF5
+    file must have ``geometry``'s channels and rate.
 
     ``progress(done, total)`` is called with frame counts before the first batch and after each.
     """
     with ExitStack() as stack:
+        geometry = _recording_geometry(path, geometry)
         data = open_time_data(path, stack, geometry.nfft)
         check_compatible(data, geometry)
         beamformer = Beamformer(geometry, backend=backend, batch_frames=batch_frames, cache_dir=cache_dir)
-        shape = (data.n_frames, GRID_ROWS, GRID_COLS, N_BINS)
+        shape = (data.n_frames, *geometry.grid_shape, geometry.n_bins)
         try:
             images = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=shape)
         except OSError as err:

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..devices.replay import ReplayDevice
-from ..geometry import N_MICS, Geometry
+from ..geometry import Geometry
 from ..inference.models import ModelSet
 from ..sessions.reader import recorded_geometry
 from .imaging import ImagingStage
@@ -36,8 +36,9 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
     with ReplayDevice(replay_uri(path, speed), str(path), speed=speed) as device:
         info = device.describe()
         imaging = None
-        if localise and device.channels == N_MICS:
-            imaging = ImagingStage(recorded_geometry(device.session.meta, geometry), beamform_backend, cache_dir)
+        recorded = recorded_geometry(device.session.meta, geometry)  # the array the session was recorded with
+        if localise and device.channels == recorded.n_mics:
+            imaging = ImagingStage(recorded, beamform_backend, cache_dir)
         predictor, col = None, device.session.column_of(mic_channel) if student is not None else None
         for frame in device.frames():
             truth = frame.truth or {}

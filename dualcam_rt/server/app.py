@@ -43,8 +43,14 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
     s = svc.settings
     uri = svc.device_uri or s.device_uri
     device = open_device(uri, fallback_uri=s.fallback_uri if s.fallback_to_sim else None,
-                         timeout=s.connect_timeout_s, cache_dir=s.cache_dir)
+                         timeout=s.connect_timeout_s, cache_dir=s.cache_dir, geometry=svc.geometry)
     svc.device_info = device.describe()
+    if s.imaging:  # the array imaged at the device's rate and block size (BadInput: another array's channels)
+        try:
+            svc.geometry = device.geometry_for(svc.geometry)
+        except Exception:
+            device.close()
+            raise
     # a fallback to sim:// has been logged as a warning by open_device; /v1/status shows it too
     model = svc.models.get() if svc.models.default else None
     svc.live = LivePipeline(device, model, publish, geometry=svc.geometry, hop_s=s.hop_s, mic_channel=s.mic_channel,

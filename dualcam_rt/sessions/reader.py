@@ -179,9 +179,16 @@ def open_session(path: str | Path) -> Session:
 
 
 def recorded_geometry(meta: dict[str, Any], geometry: Geometry) -> Geometry:
-    """``geometry`` with the dead channels and focus distance a session says it was recorded with."""
+    """``geometry`` as a session says it was recorded: its array's microphones (when they are not
+    ``geometry``'s), dead channels, focus distance, sample rate and block size (the grid is ``geometry``'s)."""
     recorded = meta.get("geometry") or {}
     changes: dict[str, Any] = {}
+    mics = recorded.get("mics")
+    if mics is not None and (len(mics) != geometry.n_mics or not np.allclose(mics, geometry.mics, atol=1e-6)):
+        changes.update(mics=np.asarray(mics, dtype=np.float64), name=recorded.get("name", "recorded"),
+                       dead_channels=())
+    if meta.get("sample_rate") and meta.get("block_samples"):
+        changes.update(sample_rate=int(meta["sample_rate"]), nfft=int(meta["block_samples"]))
     if "dead_channels" in recorded:
         changes["dead_channels"] = tuple(sorted(int(c) for c in recorded["dead_channels"]))
     if "focus_distance_m" in (recorded.get("grid") or {}):

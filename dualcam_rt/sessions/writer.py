@@ -52,7 +52,7 @@ def _is_disk_full(err: BaseException) -> bool:
 def geometry_meta(geometry: Geometry) -> dict:
     """The geometry facts a session keeps: microphones (m), dead channels, grid and camera."""
     d = geometry.to_dict()
-    return {k: d[k] for k in ("sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics",
+    return {k: d[k] for k in ("name", "sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics",
                               "dead_channels", "camera")} | {
         "grid": {k: v for k, v in d["grid"].items() if k != "points"}}
 
@@ -79,6 +79,7 @@ class SessionWriter:
             raise BadInput(f"session {self.path} already exists")
         self.channels = None if channels is None else list(channels)
         self.geometry = geometry or get_geometry()
+        self.mfcc_shape = (*self.geometry.grid_shape, MFCC_SHAPE[-1])  # (36, 48, 12) on the DualCam's grid
         self._all_channels = channels is None
         self.store_mfcc = mfcc
         self.jpeg_quality = int(jpeg_quality)
@@ -119,7 +120,10 @@ class SessionWriter:
             "ticks": 0, "seconds": 0.0, "video_frames": 0, "mfcc": self.store_mfcc,
             "software_version": __version__, "created_utc": utc_now(), "started_unix": self._started,
         })
-        self.meta.setdefault("geometry", geometry_meta(self.geometry) if n_device == self.geometry.n_mics else None)
+        if n_device == self.geometry.n_mics:  # the array at the device's own rate and block size
+            self.meta.setdefault("geometry", geometry_meta(self.geometry.for_device(n_device, frame.sample_rate,
+                                                                                    frame.samples)))
+        self.meta.setdefault("geometry", None)
         self.meta.setdefault("labels", [])
         write_json_atomic(self.path / META_FILE, self.meta)
         f = h5py.File(self.path / AUDIO_FILE, "w", libver="latest")
@@ -129,8 +133,8 @@ class SessionWriter:
         f.create_dataset("video_jpeg", (0,), "u1", maxshape=(None,), chunks=(1 << 16,))
         f.create_dataset("video_frames", (0,), VIDEO_DTYPE, maxshape=(None,), chunks=(256,))
         if self.store_mfcc:
-            f.create_dataset("mfcc", (0, *MFCC_SHAPE), "f4", maxshape=(None, *MFCC_SHAPE),
-                             chunks=(FPS, *MFCC_SHAPE))
+            f.create_dataset("mfcc", (0, *self.mfcc_shape), "f4", maxshape=(None, *self.mfcc_shape),
+                             chunks=(FPS, *self.mfcc_shape))
         f.attrs["session_id"] = self.path.name
         f.attrs["format_version"] = FORMAT_VERSION
         f.swmr_mode = True  # from here on a reader (or a crash) always sees a consistent file
@@ -146,8 +150,8 @@ class SessionWriter:
         if self._h5 is None:
             self._open(frame)
         if self.store_mfcc:
-            if mfcc is None or tuple(mfcc.shape) != MFCC_SHAPE:
-                raise BadInput(f"this session stores MFCC volumes: write() needs one of shape {MFCC_SHAPE}")
+            if mfcc is None or tuple(mfcc.shape) != self.mfcc_shape:
+                raise BadInput(f"this session stores MFCC volumes: write() needs one of shape {self.mfcc_shape}")
             mfcc = np.asarray(mfcc, dtype=np.float32)
         # the device's (channels, samples) block; transposed once per second in _append
         audio = frame.audio if self._all_channels else frame.audio[self.channels]
@@ -224,7 +228,7 @@ class SessionWriter:
             mf = f["mfcc"]
             mf.resize(self.ticks + n_ticks, axis=0)
             mf[self.ticks:] = np.stack([it[3] for it in items])
-            self.bytes_written += n_ticks * 4 * int(np.prod(MFCC_SHAPE))
+            self.bytes_written += n_ticks * 4 * int(np.prod(self.mfcc_shape))
         ds = f["ticks"]  # the tick index goes last: a reader trusts ticks only as far as it reaches
         ds.resize(self.ticks + n_ticks, axis=0)
         ds[self.ticks:] = rows
