@@ -8,8 +8,8 @@ set -eu
 # FFmpeg in OpenCV).
 demo=""
 # test: a real PulseAudio server and PortAudio for the microphone and `listen` tests, Chromium (and
-# libatomic1 for Playwright's Node.js driver) for the dashboard test, the recordings the sound-bank tests build their `ci` bank from (~13 MB;
-# deploy/install-sound-sources.sh ci lists the same).
+# libatomic1 for Playwright's Node.js driver) for the dashboard test, the recordings the
+# sound-bank tests build their `ci` bank from (~13 MB; deploy/install-sound-sources.sh ci).
 test="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins chromium libatomic1
  sound-theme-freedesktop yaru-theme-sound sound-icons lmms-common"
 
