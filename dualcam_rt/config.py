@@ -18,22 +18,40 @@ class Settings(BaseSettings):
 
     # acquisition
     device_uri: str = Field("dualcam://127.0.0.1:7700", description="Device the service opens")
-    connect_timeout_s: float = Field(DEFAULT_CONNECT_TIMEOUT_S, gt=0, description="How long a dualcam:// URI may stay silent before fallback")
+    connect_timeout_s: float = Field(
+        DEFAULT_CONNECT_TIMEOUT_S, gt=0, description="How long a dualcam:// URI may stay silent before fallback"
+    )
     fallback_to_sim: bool = Field(True, description="serve: fall back from dualcam:// to sim:// when no sensor answers")
     fallback_uri: str = "sim://?scenario=1&seed=0"
-    dead_channels: tuple[int, ...] | None = Field(None, description="Microphones excluded everywhere downstream "
-                                                  "(default: the DualCam's 79 and 105; none for a geometry file)")
-    geometry_file: Path | None = Field(None, validation_alias=AliasChoices("DUALCAM_GEOMETRY", "geometry_file"),
-                                       description="Acoular MicGeom XML of the array (env DUALCAM_GEOMETRY; "
-                                                   "default: the DualCam)")
+    dead_channels: tuple[int, ...] | None = Field(
+        None,
+        description="Microphones excluded everywhere downstream "
+        "(default: the DualCam's 79 and 105; none for a geometry file)",
+    )
+    geometry_file: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("DUALCAM_GEOMETRY", "geometry_file"),
+        description="Acoular MicGeom XML of the array (env DUALCAM_GEOMETRY; default: the DualCam)",
+    )
 
     # imaging
-    focus_distance_m: float = Field(DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array")
+    focus_distance_m: float = Field(
+        DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array"
+    )
     grid: str = Field("36x48", pattern=r"^\d+x\d+$", description="Acoustic pixels ROWSxCOLS over the camera's view")
     beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
-    view_band_hz: tuple[float, float] = Field((900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]")
-    view_range_db: float = Field(10.0, gt=0, le=60, description="serve: the colour map covers this many dB below each frame's peak")
-    view_margin_db: float = Field(5.0, ge=0, le=60, description="serve: a source is shown only when the peak stands this many dB above the median pixel")
+    view_band_hz: tuple[float, float] = Field(
+        (900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]"
+    )
+    view_range_db: float = Field(
+        10.0, gt=0, le=60, description="serve: the colour map covers this many dB below each frame's peak"
+    )
+    view_margin_db: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="serve: a source is shown only when the peak stands this many dB above the median pixel",
+    )
 
     # data and models
     models_dir: Path = REPO_MODELS_DIR
@@ -47,8 +65,13 @@ class Settings(BaseSettings):
     hop_s: float = Field(0.5, gt=0.05, le=10)
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_seconds: float = 600.0
-    ort_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session (0: the CPUs this process may use)")
-    default_model: str | None = Field(None, description="Model used when a request names none (default: first audio student by name), e.g. hearnet_int8")
+    ort_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per session (0: the CPUs this process may use)"
+    )
+    default_model: str | None = Field(
+        None,
+        description="Model used when a request names none (default: first audio student by name), e.g. hearnet_int8",
+    )
     mic_channel: int = Field(0, ge=0, description="Microphone the live student listens to")
     imaging: bool = Field(True, description="serve: beamform, localise and overlay live frames (off: predictions only)")
     max_ws_frame_bytes: int = Field(1024 * 1024, ge=1024, description="Largest WebSocket message a client may send")

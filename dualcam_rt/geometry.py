@@ -53,7 +53,9 @@ DATA_DIR = Path(__file__).parent / "data"
 MICGEOM_FILE = DATA_DIR / "dualcam_128.xml"
 
 
-def spiral_layout(n: int = N_MICS, outer: float = SPIRAL_OUTER_RADIUS_M, inner: float = SPIRAL_INNER_RADIUS_M) -> np.ndarray:
+def spiral_layout(
+    n: int = N_MICS, outer: float = SPIRAL_OUTER_RADIUS_M, inner: float = SPIRAL_INNER_RADIUS_M
+) -> np.ndarray:
     """The shipped microphone layout, (n, 3) metres, rebuilt from its formula."""
     k = np.arange(n)
     radius = np.sqrt(inner**2 + (outer**2 - inner**2) * (k + 0.5) / n)
@@ -147,15 +149,25 @@ class Camera:
         return np.stack([az, el], axis=-1)
 
     def to_dict(self) -> dict:
-        return {"width": self.width, "height": self.height, "hfov_deg": self.hfov_deg,
-                "vfov_deg": round(self.vfov_deg, 4), "fx": self.fx, "fy": self.fy, "cx": self.cx,
-                "cy": self.cy, "fps": FPS, "position_m": [0.0, 0.0, 0.0]}
+        return {
+            "width": self.width,
+            "height": self.height,
+            "hfov_deg": self.hfov_deg,
+            "vfov_deg": round(self.vfov_deg, 4),
+            "fx": self.fx,
+            "fy": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "fps": FPS,
+            "position_m": [0.0, 0.0, 0.0],
+        }
 
 
 def grid_pixel_centres(camera: Camera = Camera(), rows: int = GRID_ROWS, cols: int = GRID_COLS) -> np.ndarray:
     """Video-pixel centres (rows*cols, 2) of the acoustic pixels, row-major; one spans 13.33 px."""
-    v, u = np.meshgrid((np.arange(rows) + 0.5) * camera.height / rows,
-                       (np.arange(cols) + 0.5) * camera.width / cols, indexing="ij")
+    v, u = np.meshgrid(
+        (np.arange(rows) + 0.5) * camera.height / rows, (np.arange(cols) + 0.5) * camera.width / cols, indexing="ij"
+    )
     return np.stack([u.ravel(), v.ravel()], axis=1)
 
 
@@ -230,8 +242,10 @@ class Geometry:
         """This geometry at a device's sample rate and block size; BadInput when the device's channels
         are not this array's microphones."""
         if channels != self.n_mics:
-            raise BadInput(f"the device delivers {channels} channel(s) but the geometry {self.name} has "
-                           f"{self.n_mics} microphones: give the array's geometry (--geometry FILE.xml)")
+            raise BadInput(
+                f"the device delivers {channels} channel(s) but the geometry {self.name} has "
+                f"{self.n_mics} microphones: give the array's geometry (--geometry FILE.xml)"
+            )
         if (sample_rate, block_samples) == (self.sample_rate, self.nfft):
             return self
         return dataclasses.replace(self, sample_rate=int(sample_rate), nfft=int(block_samples))
@@ -246,8 +260,9 @@ class Geometry:
     @property
     def grid_points(self) -> np.ndarray:
         """Focus points (rows * cols, 3) in metres, row-major over the acoustic image (1728 for 36 x 48)."""
-        return self.camera.unproject(grid_pixel_centres(self.camera, self.grid_rows, self.grid_cols),
-                                     self.focus_distance_m)
+        return self.camera.unproject(
+            grid_pixel_centres(self.camera, self.grid_rows, self.grid_cols), self.focus_distance_m
+        )
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -273,36 +288,57 @@ class Geometry:
             "mics": self.mics.tolist(),
             "dead_channels": list(self.dead_channels),
             "min_mic_spacing_m": round(self.min_mic_spacing_m, 4),
-            "grid": {"rows": self.grid_rows, "cols": self.grid_cols, "focus_distance_m": self.focus_distance_m,
-                     "pixel_size_px": self.camera.width / self.grid_cols,
-                     "points": self.grid_points.tolist()},
+            "grid": {
+                "rows": self.grid_rows,
+                "cols": self.grid_cols,
+                "focus_distance_m": self.focus_distance_m,
+                "pixel_size_px": self.camera.width / self.grid_cols,
+                "points": self.grid_points.tolist(),
+            },
             "camera": self.camera.to_dict(),
             "speed_of_sound": SPEED_OF_SOUND,
         }
 
 
 @lru_cache(maxsize=8)
-def get_geometry(focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
-                 dead_channels: tuple[int, ...] = DEFAULT_DEAD_CHANNELS,
-                 grid: tuple[int, int] = (GRID_ROWS, GRID_COLS)) -> Geometry:
+def get_geometry(
+    focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
+    dead_channels: tuple[int, ...] = DEFAULT_DEAD_CHANNELS,
+    grid: tuple[int, int] = (GRID_ROWS, GRID_COLS),
+) -> Geometry:
     """The shipped DualCam geometry (read from its MicGeom XML data file)."""
-    return Geometry(mics=read_micgeom_xml(MICGEOM_FILE), dead_channels=tuple(sorted(set(dead_channels))),
-                    focus_distance_m=float(focus_distance_m), grid_rows=grid[0], grid_cols=grid[1])
+    return Geometry(
+        mics=read_micgeom_xml(MICGEOM_FILE),
+        dead_channels=tuple(sorted(set(dead_channels))),
+        focus_distance_m=float(focus_distance_m),
+        grid_rows=grid[0],
+        grid_cols=grid[1],
+    )
 
 
-def load_geometry(path: str | Path | None = None, focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
-                  dead_channels: tuple[int, ...] | None = None,
-                  grid: tuple[int, int] = (GRID_ROWS, GRID_COLS)) -> Geometry:
+def load_geometry(
+    path: str | Path | None = None,
+    focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
+    dead_channels: tuple[int, ...] | None = None,
+    grid: tuple[int, int] = (GRID_ROWS, GRID_COLS),
+) -> Geometry:
     """The geometry of the array in MicGeom file ``path`` (None: the DualCam) with its invalid channels
     ``dead_channels`` (None: the DualCam's two dead capsules, or none for a file), at 12,288 Hz in
     1024-sample blocks until ``for_device`` gives it the device's rate and block size."""
     if path is None:
-        return get_geometry(focus_distance_m, DEFAULT_DEAD_CHANNELS if dead_channels is None else tuple(dead_channels),
-                            tuple(grid))
+        return get_geometry(
+            focus_distance_m, DEFAULT_DEAD_CHANNELS if dead_channels is None else tuple(dead_channels), tuple(grid)
+        )
     path = resolve_micgeom_file(path)
     try:
         name = ET.parse(path).getroot().get("name") or path.stem
     except (OSError, ET.ParseError):
         name = path.stem
-    return Geometry(mics=read_micgeom_xml(path), dead_channels=tuple(sorted(set(dead_channels or ()))),
-                    focus_distance_m=float(focus_distance_m), grid_rows=grid[0], grid_cols=grid[1], name=name)
+    return Geometry(
+        mics=read_micgeom_xml(path),
+        dead_channels=tuple(sorted(set(dead_channels or ()))),
+        focus_distance_m=float(focus_distance_m),
+        grid_rows=grid[0],
+        grid_cols=grid[1],
+        name=name,
+    )

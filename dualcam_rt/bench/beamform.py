@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import report
 from ..dsp.beamform import Beamformer, array_module, resolve_backend, steering_matrices
 from ..errors import BadInput
 from ..geometry import FPS, GRID_COLS, GRID_ROWS, N_BINS, load_geometry
 from ..threads import cpu_budget, limit_threads
+from . import report
 
 BATCH = 32
 SINGLE_SECONDS = 4.0  # time budget of the single-frame loop per backend
@@ -98,13 +98,17 @@ def _backend_figures(backend: str, cache_dir: str, single_seconds: float = SINGL
     with _Clock(xp) as batched:
         for _ in range(reps):
             bf.images(batch, to_numpy=False, out=out)
-    figures = {"steering_build_s": build.seconds, "steering_build_cpu_s": build.cpu_seconds,
-               "steering_cached_s": cached.seconds, "single_fps": n / clock.seconds,
-               "batched_fps": reps * BATCH / batched.seconds,
-               # CPU time per frame (all threads): a shared machine inflates wall time far more than this
-               "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
-               "batched_cpu_ms_per_frame": batched.cpu_seconds / (reps * BATCH) * 1e3,
-               "timer": "cuda events" if xp is not np else "perf_counter"}
+    figures = {
+        "steering_build_s": build.seconds,
+        "steering_build_cpu_s": build.cpu_seconds,
+        "steering_cached_s": cached.seconds,
+        "single_fps": n / clock.seconds,
+        "batched_fps": reps * BATCH / batched.seconds,
+        # CPU time per frame (all threads): a shared machine inflates wall time far more than this
+        "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
+        "batched_cpu_ms_per_frame": batched.cpu_seconds / (reps * BATCH) * 1e3,
+        "timer": "cuda events" if xp is not np else "perf_counter",
+    }
     if xp is np:  # the same batch on every thread the budget allows (one thread when pinned to one CPU)
         one_thread, bf.threads = bf.threads, None
         with limit_threads(None) as threads, _Clock(xp) as every:
@@ -126,7 +130,7 @@ def _dense_baseline(bf: Beamformer, blocks: np.ndarray) -> dict:
     maps(spec[:, :, :1])
     t = time.perf_counter()
     for i in range(2):
-        maps(spec[:, :, i:i + 1])
+        maps(spec[:, :, i : i + 1])
     single_fps = 2 / (time.perf_counter() - t)
     t = time.perf_counter()
     maps(spec)
@@ -158,15 +162,21 @@ def _roofline(bf: Beamformer) -> dict:
         flops += n_bins * (qr * qc * n_mics * 8 + 2 * 2 * (GRID_COLS * qc * qr + GRID_ROWS * qr * GRID_COLS))
     dense_flops = N_BINS * GRID_ROWS * GRID_COLS * n_mics * 8
     stream_bytes = GRID_ROWS * GRID_COLS * N_BINS * (8 + 8 + 4)  # complex written and read, float32 written
-    return {"core_steering_gb": cores.nbytes / 1e9, "dense_steering_gb": dense_flops / 1e9,
-            "core_grids": [[band.rows.shape[1], band.cols.shape[1]] for band in bf.bands],
-            "gflop_per_frame": flops / 1e9, "dense_gflop_per_frame": dense_flops / 1e9,
-            "stream_gb_s": bandwidth / 1e9, "gemm_gflop_s": gemm_flops / 1e9,
-            "stream_gb_per_cpu_s": bandwidth_cpu / 1e9, "gemm_gflop_per_cpu_s": gemm_flops_cpu / 1e9,
-            "single_fps_ceiling": bandwidth / cores.nbytes,
-            "batched_fps_ceiling": min(gemm_flops / flops, bandwidth / stream_bytes),
-            "single_fps_ceiling_cpu": bandwidth_cpu / cores.nbytes,
-            "batched_fps_ceiling_cpu": min(gemm_flops_cpu / flops, bandwidth_cpu / stream_bytes)}
+    return {
+        "core_steering_gb": cores.nbytes / 1e9,
+        "dense_steering_gb": dense_flops / 1e9,
+        "core_grids": [[band.rows.shape[1], band.cols.shape[1]] for band in bf.bands],
+        "gflop_per_frame": flops / 1e9,
+        "dense_gflop_per_frame": dense_flops / 1e9,
+        "stream_gb_s": bandwidth / 1e9,
+        "gemm_gflop_s": gemm_flops / 1e9,
+        "stream_gb_per_cpu_s": bandwidth_cpu / 1e9,
+        "gemm_gflop_per_cpu_s": gemm_flops_cpu / 1e9,
+        "single_fps_ceiling": bandwidth / cores.nbytes,
+        "batched_fps_ceiling": min(gemm_flops / flops, bandwidth / stream_bytes),
+        "single_fps_ceiling_cpu": bandwidth_cpu / cores.nbytes,
+        "batched_fps_ceiling_cpu": min(gemm_flops_cpu / flops, bandwidth_cpu / stream_bytes),
+    }
 
 
 def _best(step, tries: int = 3) -> tuple[float, float]:
@@ -186,10 +196,18 @@ def _acoular_seconds_per_map(bf: Beamformer) -> float | None:
     spectra = bf.spectra(_blocks(1)[0])[0].astype(np.complex128)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "map.npz"
-        np.savez(data, mics=geometry.mics.T, dead=np.array(geometry.dead_channels), grid=geometry.grid_points.T,
-                 freqs=geometry.frequencies, c=343.0, csm=spectra[:, :, None] * spectra[:, None, :].conj())
-        done = subprocess.run([sys.executable, "-c", _ACOULAR_SCRIPT, str(data)], capture_output=True, text=True,
-                              cwd=tmp, timeout=600)
+        np.savez(
+            data,
+            mics=geometry.mics.T,
+            dead=np.array(geometry.dead_channels),
+            grid=geometry.grid_points.T,
+            freqs=geometry.frequencies,
+            c=343.0,
+            csm=spectra[:, :, None] * spectra[:, None, :].conj(),
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", _ACOULAR_SCRIPT, str(data)], capture_output=True, text=True, cwd=tmp, timeout=600
+        )
     if done.returncode != 0:
         return None
     return float(done.stdout.strip().splitlines()[-1])
@@ -202,14 +220,18 @@ def _runs_here(backend: str) -> bool:
         return False
 
 
-def run(as_json: bool = False, backends: list[str] | None = None, baselines: bool = True,
-        single_seconds: float = SINGLE_SECONDS, arrays: bool = True) -> dict:
+def run(
+    as_json: bool = False,
+    backends: list[str] | None = None,
+    baselines: bool = True,
+    single_seconds: float = SINGLE_SECONDS,
+    arrays: bool = True,
+) -> dict:
     """Figures of one run: {backend: {...}} for each backend ("numpy", "numba", "cupy"; default: all that run
     here), "roofline" (this machine's CPU ceilings), "ratios" and, with ``baselines``, "numpy_dense" and
     "acoular", and with ``arrays`` "arrays" (the UMA-16 and a 64-mic array at 48 kHz, ``_array_figures``)."""
     backends = backends or [b for b in ("numpy", "numba", "cupy") if _runs_here(b)]
-    figures: dict = {"machine": {"cpus": os.cpu_count(), "cpu_budget": cpu_budget(),
-                                 "load_avg_1m": os.getloadavg()[0]}}
+    figures: dict = {"machine": {"cpus": os.cpu_count(), "cpu_budget": cpu_budget(), "load_avg_1m": os.getloadavg()[0]}}
     bfs = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         for backend in backends:
@@ -258,19 +280,32 @@ def _print_table(figures: dict) -> None:
     from rich.table import Table
 
     table = Table(title="beamforming: 128 mics -> 36 x 48 x 512 power map per 1024-sample block")
-    for column in ("backend", "build / cached (s)", "single fps", "batched fps (1 thread / all)",
-                   "single / ceiling (wall, CPU)", "batched / ceiling (wall, CPU)", "x dense (single / batched)",
-                   "x Acoular (single / batched)"):
+    for column in (
+        "backend",
+        "build / cached (s)",
+        "single fps",
+        "batched fps (1 thread / all)",
+        "single / ceiling (wall, CPU)",
+        "batched / ceiling (wall, CPU)",
+        "x dense (single / batched)",
+        "x Acoular (single / batched)",
+    ):
         table.add_column(column, justify="right")
     for name, r in figures["ratios"].items():
         f = figures[name]
         every = f" / {f['batched_fps_all_threads']:.1f} ({f['all_threads']})" if "all_threads" in f else ""
         pct = lambda key: f"{r[key]:.0%}, {r[key + '_cpu']:.0%}" if key in r else "n/a"  # noqa: E731
         pair = lambda a, b, fmt: f"{r[a]:{fmt}} / {r[b]:{fmt}}" if a in r else "n/a"  # noqa: E731
-        table.add_row(name, f"{f['steering_build_s']:.2f} / {f['steering_cached_s']:.2f}", f"{f['single_fps']:.1f}",
-                      f"{f['batched_fps']:.1f}{every}", pct("single_of_ceiling"), pct("batched_of_ceiling"),
-                      pair("x_dense_single", "x_dense_batched", ".1f"),
-                      pair("x_acoular_single", "x_acoular_batched", ",.0f"))
+        table.add_row(
+            name,
+            f"{f['steering_build_s']:.2f} / {f['steering_cached_s']:.2f}",
+            f"{f['single_fps']:.1f}",
+            f"{f['batched_fps']:.1f}{every}",
+            pct("single_of_ceiling"),
+            pct("batched_of_ceiling"),
+            pair("x_dense_single", "x_dense_batched", ".1f"),
+            pair("x_acoular_single", "x_acoular_batched", ",.0f"),
+        )
     if "numpy_dense" in figures:
         d = figures["numpy_dense"]
         table.add_row("numpy_dense", "", f"{d['single_fps']:.1f}", f"{d['batched_fps']:.1f}", "", "", "1", "")
@@ -280,23 +315,29 @@ def _print_table(figures: dict) -> None:
         console.print(f"Acoular BeamformerBase: {figures['acoular']['seconds_per_map']:.2f} s per 512-bin map")
     for name, f in figures.items():
         if isinstance(f, dict) and "single_cpu_ms_per_frame" in f:
-            console.print(f"{name}: CPU time per frame (less sensitive to other processes) "
-                          f"{f['single_cpu_ms_per_frame']:.2f} ms single, {f['batched_cpu_ms_per_frame']:.2f} ms "
-                          f"batched; steering build {f['steering_build_cpu_s']:.2f} s CPU ({f['timer']})")
+            console.print(
+                f"{name}: CPU time per frame (less sensitive to other processes) "
+                f"{f['single_cpu_ms_per_frame']:.2f} ms single, {f['batched_cpu_ms_per_frame']:.2f} ms "
+                f"batched; steering build {f['steering_build_cpu_s']:.2f} s CPU ({f['timer']})"
+            )
     if "roofline" in figures:
         r = figures["roofline"]
-        console.print(f"roofline: single-frame reads {r['core_steering_gb']:.2f} GB of core steering (dense: "
-                      f"{r['dense_steering_gb']:.2f}) at {r['stream_gb_s']:.1f} GB/s -> <= "
-                      f"{r['single_fps_ceiling']:.0f} fps ({r['single_fps_ceiling_cpu']:.0f} per CPU second); batched "
-                      f"needs {r['gflop_per_frame']:.2f} GFLOP/frame (dense: {r['dense_gflop_per_frame']:.2f}) at "
-                      f"{r['gemm_gflop_s']:.0f} GFLOP/s -> <= {r['batched_fps_ceiling']:.0f} fps "
-                      f"({r['batched_fps_ceiling_cpu']:.0f} per CPU second)")
+        console.print(
+            f"roofline: single-frame reads {r['core_steering_gb']:.2f} GB of core steering (dense: "
+            f"{r['dense_steering_gb']:.2f}) at {r['stream_gb_s']:.1f} GB/s -> <= "
+            f"{r['single_fps_ceiling']:.0f} fps ({r['single_fps_ceiling_cpu']:.0f} per CPU second); batched "
+            f"needs {r['gflop_per_frame']:.2f} GFLOP/frame (dense: {r['dense_gflop_per_frame']:.2f}) at "
+            f"{r['gemm_gflop_s']:.0f} GFLOP/s -> <= {r['batched_fps_ceiling']:.0f} fps "
+            f"({r['batched_fps_ceiling_cpu']:.0f} per CPU second)"
+        )
     for name, a in figures.get("arrays", {}).items():
-        console.print(f"{name}: {a['mics']} mics at {a['sample_rate']} Hz ({a['block_samples']}-sample blocks, "
-                      f"{a['bins']} bins), numba: {a['single_fps']:.1f} fps single ({a['x_real_time']:.1f}x real time"
-                      + (f", {a['x_dualcam_single']:.2f}x the DualCam's" if "x_dualcam_single" in a else "")
-                      + f"), {a['batched_fps']:.1f} batched, {a['single_cpu_ms_per_frame']:.1f} CPU-ms/frame, "
-                      f"steering build {a['steering_build_s']:.1f} s")
+        console.print(
+            f"{name}: {a['mics']} mics at {a['sample_rate']} Hz ({a['block_samples']}-sample blocks, "
+            f"{a['bins']} bins), numba: {a['single_fps']:.1f} fps single ({a['x_real_time']:.1f}x real time"
+            + (f", {a['x_dualcam_single']:.2f}x the DualCam's" if "x_dualcam_single" in a else "")
+            + f"), {a['batched_fps']:.1f} batched, {a['single_cpu_ms_per_frame']:.1f} CPU-ms/frame, "
+            f"steering build {a['steering_build_s']:.1f} s"
+        )
     m = figures["machine"]
     console.print(f"load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs, {m['cpu_budget']} usable by this process")
 
@@ -325,9 +366,16 @@ def _array_figures(cache_dir: str, dualcam_single_fps: float | None, single_seco
         with _Clock(np) as batched:
             bf.images(block[:8], out=out_maps)
         single_fps = n / clock.seconds
-        out[name] = {"mics": geometry.n_mics, "sample_rate": rate, "block_samples": geometry.nfft,
-                     "bins": geometry.n_bins, "steering_build_s": build.seconds, "single_fps": single_fps,
-                     "batched_fps": 8 / batched.seconds, "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
-                     "x_real_time": single_fps / FPS,
-                     **({"x_dualcam_single": single_fps / dualcam_single_fps} if dualcam_single_fps else {})}
+        out[name] = {
+            "mics": geometry.n_mics,
+            "sample_rate": rate,
+            "block_samples": geometry.nfft,
+            "bins": geometry.n_bins,
+            "steering_build_s": build.seconds,
+            "single_fps": single_fps,
+            "batched_fps": 8 / batched.seconds,
+            "single_cpu_ms_per_frame": clock.cpu_seconds / n * 1e3,
+            "x_real_time": single_fps / FPS,
+            **({"x_dualcam_single": single_fps / dualcam_single_fps} if dualcam_single_fps else {}),
+        }
     return out

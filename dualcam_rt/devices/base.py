@@ -40,8 +40,7 @@ class Device(ABC):
     fallback_from: dict | None = None  # {"uri", "reason"} when open_device fell back to this device
     geometry: Geometry | None = None  # the array this device says it is (sim://?geometry=), else None
 
-    def __init__(self, uri: str, channels: int, sample_rate: int = SAMPLE_RATE,
-                 block_samples: int = BLOCK_SAMPLES):
+    def __init__(self, uri: str, channels: int, sample_rate: int = SAMPLE_RATE, block_samples: int = BLOCK_SAMPLES):
         self.uri = uri
         self.channels = channels
         self.sample_rate = sample_rate
@@ -61,10 +60,16 @@ class Device(ABC):
         return (self.geometry or geometry).for_device(self.channels, self.sample_rate, self.block_samples)
 
     def describe(self) -> dict:
-        return {"uri": self.uri, "kind": self.kind, "simulated": self.simulated,
-                "channels": self.channels, "sample_rate": self.sample_rate,
-                "block_samples": self.block_samples, "fallback": self.fallback_from is not None,
-                **({"fallback_from": self.fallback_from} if self.fallback_from else {})}
+        return {
+            "uri": self.uri,
+            "kind": self.kind,
+            "simulated": self.simulated,
+            "channels": self.channels,
+            "sample_rate": self.sample_rate,
+            "block_samples": self.block_samples,
+            "fallback": self.fallback_from is not None,
+            **({"fallback_from": self.fallback_from} if self.fallback_from else {}),
+        }
 
     def __enter__(self):
         return self

@@ -28,8 +28,7 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in DEVICE_KINDS:
-        raise BadInput(f"unknown device URI {uri!r}: expected one of "
-                       + ", ".join(f"{s}://" for s in DEVICE_KINDS))
+        raise BadInput(f"unknown device URI {uri!r}: expected one of " + ", ".join(f"{s}://" for s in DEVICE_KINDS))
     location = unquote(parts.netloc + parts.path)
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     return scheme, location, query
@@ -40,8 +39,14 @@ def device_class(scheme: str) -> type[Device]:
     return getattr(importlib.import_module(module), cls)
 
 
-def open_device(uri: str, fallback_uri: str | None = None, timeout: float | None = None,
-                cache_dir: str | Path | None = None, geometry: Geometry | None = None, **options) -> Device:
+def open_device(
+    uri: str,
+    fallback_uri: str | None = None,
+    timeout: float | None = None,
+    cache_dir: str | Path | None = None,
+    geometry: Geometry | None = None,
+    **options,
+) -> Device:
     """Open the device a URI names; ``options`` go to that kind's constructor.
 
     ``timeout`` (s) bounds how long a ``dualcam://`` device may take to answer (default
@@ -55,21 +60,24 @@ def open_device(uri: str, fallback_uri: str | None = None, timeout: float | None
     if fallback_uri is not None:
         parse_uri(fallback_uri)  # a bad fallback is a configuration mistake, reported before any wait
     try:
-        return device_class(scheme).from_uri(uri, location, query,
-                                             **_options(scheme, options, timeout, cache_dir, geometry))
+        return device_class(scheme).from_uri(
+            uri, location, query, **_options(scheme, options, timeout, cache_dir, geometry)
+        )
     except DeviceError as err:
         if fallback_uri is None or scheme != "dualcam":
             raise
         log.warning("%s; falling back to the simulated sensor %s", err, fallback_uri)
         t_scheme, t_location, t_query = parse_uri(fallback_uri)
-        device = device_class(t_scheme).from_uri(fallback_uri, t_location, t_query,
-                                                 **_options(t_scheme, {}, timeout, cache_dir, geometry))
+        device = device_class(t_scheme).from_uri(
+            fallback_uri, t_location, t_query, **_options(t_scheme, {}, timeout, cache_dir, geometry)
+        )
         device.fallback_from = {"uri": uri, "reason": str(err)}
         return device
 
 
-def _options(scheme: str, options: dict, timeout: float | None, cache_dir: str | Path | None,
-             geometry: Geometry | None = None) -> dict:
+def _options(
+    scheme: str, options: dict, timeout: float | None, cache_dir: str | Path | None, geometry: Geometry | None = None
+) -> dict:
     """The constructor options of one device kind: the timeout is a dualcam:// one, the cache and the
     geometry sim:// ones."""
     if scheme == "dualcam" and timeout is not None:

@@ -40,17 +40,33 @@ class SimDevice(Device):
     kind = "sim"
     simulated = True
 
-    def __init__(self, uri: str = "sim://", scenario: int = 1, seed: int = 0, label: str | None = None,
-                 subject: int | None = None, speed: float = 1.0, impulse_ticks: Sequence[int] = (),
-                 sounds: str | None = None, cache_dir: str | Path | None = None, geometry: Geometry | None = None):
+    def __init__(
+        self,
+        uri: str = "sim://",
+        scenario: int = 1,
+        seed: int = 0,
+        label: str | None = None,
+        subject: int | None = None,
+        speed: float = 1.0,
+        impulse_ticks: Sequence[int] = (),
+        sounds: str | None = None,
+        cache_dir: str | Path | None = None,
+        geometry: Geometry | None = None,
+    ):
         geometry = geometry or get_geometry()
         geometry = geometry.for_device(geometry.n_mics, SAMPLE_RATE, BLOCK_SAMPLES)  # the simulator's clock
         super().__init__(uri, channels=geometry.n_mics)
         self.geometry = geometry
         if scenario not in SCENARIOS:
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
-        self.scene_options = dict(scenario=scenario, seed=seed, label=label, subject=subject,
-                                  impulse_ticks=tuple(impulse_ticks), sounds=sounds)
+        self.scene_options = dict(
+            scenario=scenario,
+            seed=seed,
+            label=label,
+            subject=subject,
+            impulse_ticks=tuple(impulse_ticks),
+            sounds=sounds,
+        )
         self.speed = speed
         # built here: opening pays its set-up cost, not frame 0
         self.scene = Scene(**self.scene_options, cache_dir=cache_dir, geometry=geometry)
@@ -58,9 +74,14 @@ class SimDevice(Device):
 
     @classmethod
     def from_uri(cls, uri: str, location: str, query: dict, **options) -> SimDevice:
-        kwargs = dict(scenario=int_option(query, "scenario", 1), seed=int_option(query, "seed", 0),
-                      label=query.get("label") or None, subject=int_option(query, "subject", None),
-                      speed=parse_speed(query.get("speed")), sounds=query.get("sounds") or None)
+        kwargs = dict(
+            scenario=int_option(query, "scenario", 1),
+            seed=int_option(query, "seed", 0),
+            label=query.get("label") or None,
+            subject=int_option(query, "subject", None),
+            speed=parse_speed(query.get("speed")),
+            sounds=query.get("sounds") or None,
+        )
         if query.get("label"):
             class_index(query["label"])  # BadInput for an unknown class
         kwargs.update(options)
@@ -80,14 +101,25 @@ class SimDevice(Device):
             first = tick * BLOCK_SAMPLES
             self.stats.audio_blocks += 1
             self.stats.video_frames += 1
-            yield SensorFrame(index=tick, first_sample=first, timestamp=first / SAMPLE_RATE, audio=st.audio,
-                              video=st.video, video_timestamp=(first + VIDEO_OFFSET_SAMPLES) / SAMPLE_RATE,
-                              truth=st.truth)
+            yield SensorFrame(
+                index=tick,
+                first_sample=first,
+                timestamp=first / SAMPLE_RATE,
+                audio=st.audio,
+                video=st.video,
+                video_timestamp=(first + VIDEO_OFFSET_SAMPLES) / SAMPLE_RATE,
+                truth=st.truth,
+            )
 
     def close(self) -> None:
         self._closed = True
 
     def describe(self) -> dict:
         speed = "max" if self.speed == float("inf") else self.speed
-        return {**super().describe(), **{k: v for k, v in self.scene_options.items() if k != "impulse_ticks"},
-                "speed": speed, "sounds": self.scene.sounds, "geometry": self.geometry.name}
+        return {
+            **super().describe(),
+            **{k: v for k, v in self.scene_options.items() if k != "impulse_ticks"},
+            "speed": speed,
+            "sounds": self.scene.sounds,
+            "geometry": self.geometry.name,
+        }

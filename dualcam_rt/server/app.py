@@ -34,16 +34,23 @@ from .metrics import Metrics
 from .service import Service
 
 log = logging.getLogger("dualcam_rt.server")
-DESCRIPTION = ("Real-time action recognition from a DualCam acoustic-optical camera. The WebSocket "
-               "routes `/v1/stream` and `/v1/live` are described in docs/api.md.")
+DESCRIPTION = (
+    "Real-time action recognition from a DualCam acoustic-optical camera. The WebSocket "
+    "routes `/v1/stream` and `/v1/live` are described in docs/api.md."
+)
 
 
 def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -> None:
     """Open the service's device (falling back to sim:// when allowed) and start the live pipeline."""
     s = svc.settings
     uri = svc.device_uri or s.device_uri
-    device = open_device(uri, fallback_uri=s.fallback_uri if s.fallback_to_sim else None,
-                         timeout=s.connect_timeout_s, cache_dir=s.cache_dir, geometry=svc.geometry)
+    device = open_device(
+        uri,
+        fallback_uri=s.fallback_uri if s.fallback_to_sim else None,
+        timeout=s.connect_timeout_s,
+        cache_dir=s.cache_dir,
+        geometry=svc.geometry,
+    )
     svc.device_info = device.describe()
     if s.imaging:  # the array imaged at the device's rate and block size (BadInput: another array's channels)
         try:
@@ -53,9 +60,18 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
             raise
     # a fallback to sim:// has been logged as a warning by open_device; /v1/status shows it too
     model = svc.models.get() if svc.models.default else None
-    svc.live = LivePipeline(device, model, publish, geometry=svc.geometry, hop_s=s.hop_s, mic_channel=s.mic_channel,
-                            imaging=s.imaging, beamform_backend=s.beamform_backend, cache_dir=s.cache_dir,
-                            view=View(s.view_band_hz, s.view_range_db, s.view_margin_db))
+    svc.live = LivePipeline(
+        device,
+        model,
+        publish,
+        geometry=svc.geometry,
+        hop_s=s.hop_s,
+        mic_channel=s.mic_channel,
+        imaging=s.imaging,
+        beamform_backend=s.beamform_backend,
+        cache_dir=s.cache_dir,
+        view=View(s.view_band_hz, s.view_range_db, s.view_margin_db),
+    )
     svc.live.start()
 
 
@@ -98,8 +114,10 @@ def openapi_with_limits(app: FastAPI, max_upload_bytes: int) -> dict[str, Any]:
         body = schema["paths"]["/v1/predict"]["post"]["requestBody"]
         body["description"] += f" This service's limit: {max_upload_bytes} bytes."
         for media_type in routes.AUDIO_MEDIA_TYPES:
-            body["content"][media_type]["schema"] = {**body["content"][media_type]["schema"],
-                                                     "maxLength": max_upload_bytes}
+            body["content"][media_type]["schema"] = {
+                **body["content"][media_type]["schema"],
+                "maxLength": max_upload_bytes,
+            }
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -108,10 +126,10 @@ def create_app(settings: Settings | None = None, device_uri: str | None = None, 
     """The service app. ``live=False`` serves uploads and streams only (no device is opened)."""
     settings = settings or get_settings()
     metrics = Metrics()
-    svc = Service(settings, device_uri, settings.geometry(), metrics, LiveHub(metrics),
-                  Recorder(settings.sessions_dir))
-    app = FastAPI(title="dualcam-rt", version=__version__, description=DESCRIPTION,
-                  lifespan=partial(lifespan, svc=svc, live=live))
+    svc = Service(settings, device_uri, settings.geometry(), metrics, LiveHub(metrics), Recorder(settings.sessions_dir))
+    app = FastAPI(
+        title="dualcam-rt", version=__version__, description=DESCRIPTION, lifespan=partial(lifespan, svc=svc, live=live)
+    )
     app.state.svc = svc
     for router in (routes.router, recordings.router, ws.router):
         app.include_router(router)

@@ -98,8 +98,10 @@ class Session:
         try:
             return self.channel_map.index(channel)
         except ValueError:
-            raise BadInput(f"session {self.id} did not store device channel {channel}; "
-                           f"it has {self.channel_map[:8]}{'...' if len(self.channel_map) > 8 else ''}") from None
+            raise BadInput(
+                f"session {self.id} did not store device channel {channel}; "
+                f"it has {self.channel_map[:8]}{'...' if len(self.channel_map) > 8 else ''}"
+            ) from None
 
     def mic(self, channel: int = 0) -> np.ndarray:
         """Samples (n_ticks * block_samples,) float32 Pa of one device channel."""
@@ -110,7 +112,7 @@ class Session:
         """Stored channels (channels, samples) float32 Pa of ticks [start_tick, stop_tick)."""
         stop = self.n_ticks if stop_tick is None else min(stop_tick, self.n_ticks)
         b = self.block_samples
-        return np.ascontiguousarray(self.h5["time_data"][start_tick * b: stop * b].T)
+        return np.ascontiguousarray(self.h5["time_data"][start_tick * b : stop * b].T)
 
     def mfcc(self) -> np.ndarray:
         """Precomputed MFCC acoustic images (n_ticks, 36, 48, 12) float32; NotFound if not stored."""
@@ -123,7 +125,7 @@ class Session:
         if not 0 <= i < self.n_video_frames:
             raise BadInput(f"video frame {i} out of range 0..{self.n_video_frames - 1}")
         row = self._video[i]
-        return self.h5["video_jpeg"][row["offset"]: row["offset"] + row["length"]].tobytes()
+        return self.h5["video_jpeg"][row["offset"] : row["offset"] + row["length"]].tobytes()
 
     def video_frame(self, i: int) -> np.ndarray:
         """Video frame ``i`` decoded: (480, 640, 3) uint8 BGR."""
@@ -151,17 +153,27 @@ class Session:
                 vts = float(self._video[tick_of_video[t]]["timestamp"])
             truth = None
             if not np.isnan(row["source_u"]) or label:
-                truth = {"tick": int(row["index"]), "label": label, "subject": self.meta.get("subject"),
-                         "scenario": self.meta.get("scenario")}
+                truth = {
+                    "tick": int(row["index"]),
+                    "label": label,
+                    "subject": self.meta.get("subject"),
+                    "scenario": self.meta.get("scenario"),
+                }
                 if not np.isnan(row["source_u"]):
                     truth["source_px"] = [float(row["source_u"]), float(row["source_v"])]
                 if has_activity and row["source_active"] >= 0:
                     truth["active"] = bool(row["source_active"])
-            yield SensorFrame(index=int(row["index"]), first_sample=int(row["first_sample"]),
-                              timestamp=float(row["timestamp"]),
-                              audio=np.ascontiguousarray(td[t * b:(t + 1) * b].T),
-                              video=video, video_timestamp=vts, sample_rate=self.sample_rate,
-                              lost_samples=int(row["lost_samples"]), truth=truth)
+            yield SensorFrame(
+                index=int(row["index"]),
+                first_sample=int(row["first_sample"]),
+                timestamp=float(row["timestamp"]),
+                audio=np.ascontiguousarray(td[t * b : (t + 1) * b].T),
+                video=video,
+                video_timestamp=vts,
+                sample_rate=self.sample_rate,
+                lost_samples=int(row["lost_samples"]),
+                truth=truth,
+            )
 
     def close(self) -> None:
         self.h5.close()
@@ -185,8 +197,7 @@ def recorded_geometry(meta: dict[str, Any], geometry: Geometry) -> Geometry:
     changes: dict[str, Any] = {}
     mics = recorded.get("mics")
     if mics is not None and (len(mics) != geometry.n_mics or not np.allclose(mics, geometry.mics, atol=1e-6)):
-        changes.update(mics=np.asarray(mics, dtype=np.float64), name=recorded.get("name", "recorded"),
-                       dead_channels=())
+        changes.update(mics=np.asarray(mics, dtype=np.float64), name=recorded.get("name", "recorded"), dead_channels=())
     if meta.get("sample_rate") and meta.get("block_samples"):
         changes.update(sample_rate=int(meta["sample_rate"]), nfft=int(meta["block_samples"]))
     if "dead_channels" in recorded:

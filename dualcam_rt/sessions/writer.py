@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -27,12 +27,21 @@ from ..errors import BadInput, DualcamError
 from ..frame import SensorFrame
 from ..geometry import FPS, Geometry, get_geometry
 from ..labels import class_index
-from .format import (AUDIO_FILE, FORMAT_VERSION, META_FILE, MFCC_SHAPE, TICK_DTYPE, VIDEO_DTYPE,
-                     check_name, file_checksum, write_json_atomic)
+from .format import (
+    AUDIO_FILE,
+    FORMAT_VERSION,
+    META_FILE,
+    MFCC_SHAPE,
+    TICK_DTYPE,
+    VIDEO_DTYPE,
+    check_name,
+    file_checksum,
+    write_json_atomic,
+)
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # Free space a flush must leave for HDF5's metadata and the final session.json: HDF5 can crash
@@ -52,9 +61,10 @@ def _is_disk_full(err: BaseException) -> bool:
 def geometry_meta(geometry: Geometry) -> dict:
     """The geometry facts a session keeps: microphones (m), dead channels, grid and camera."""
     d = geometry.to_dict()
-    return {k: d[k] for k in ("name", "sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics",
-                              "dead_channels", "camera")} | {
-        "grid": {k: v for k, v in d["grid"].items() if k != "points"}}
+    return {
+        k: d[k]
+        for k in ("name", "sample_rate", "block_samples", "fps", "nfft", "n_bins", "mics", "dead_channels", "camera")
+    } | {"grid": {k: v for k, v in d["grid"].items() if k != "points"}}
 
 
 class SessionWriter:
@@ -68,9 +78,17 @@ class SessionWriter:
     ``session.json`` for 128-channel devices (default: the shipped DualCam's).
     """
 
-    def __init__(self, path: str | Path, meta: dict | None = None, *, channels: list[int] | None = None,
-                 mfcc: bool = False, jpeg_quality: int = 90, flush_every: int = FPS,
-                 geometry: Geometry | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        meta: dict | None = None,
+        *,
+        channels: list[int] | None = None,
+        mfcc: bool = False,
+        jpeg_quality: int = 90,
+        flush_every: int = FPS,
+        geometry: Geometry | None = None,
+    ):
         self.path = Path(path)
         check_name(self.path.name)
         if not self.path.parent.is_dir():
@@ -100,8 +118,10 @@ class SessionWriter:
         self.path.mkdir()
         self._started = time.time()
         # says "recording" from the first instant, so a kill before any audio still leaves a session
-        write_json_atomic(self.path / META_FILE, {"id": self.path.name, "format_version": FORMAT_VERSION,
-                                                  "status": "recording", "ticks": 0, **self.meta})
+        write_json_atomic(
+            self.path / META_FILE,
+            {"id": self.path.name, "format_version": FORMAT_VERSION, "status": "recording", "ticks": 0, **self.meta},
+        )
 
     # -- the file is created on the first frame, when the channel count is known
     def _open(self, frame: SensorFrame) -> None:
@@ -112,17 +132,31 @@ class SessionWriter:
         if bad:
             raise BadInput(f"channels {bad} out of range: the device has {n_device}")
         n = len(self.channels)
-        self.meta.update({
-            "id": self.path.name, "format_version": FORMAT_VERSION, "status": "recording",
-            "class_index": class_index(self.meta["label"]) if self.meta.get("label") else None,
-            "sample_rate": int(frame.sample_rate), "block_samples": int(frame.samples), "fps": FPS,
-            "channels": n, "channel_map": self.channels, "device_channels": n_device,
-            "ticks": 0, "seconds": 0.0, "video_frames": 0, "mfcc": self.store_mfcc,
-            "software_version": __version__, "created_utc": utc_now(), "started_unix": self._started,
-        })
+        self.meta.update(
+            {
+                "id": self.path.name,
+                "format_version": FORMAT_VERSION,
+                "status": "recording",
+                "class_index": class_index(self.meta["label"]) if self.meta.get("label") else None,
+                "sample_rate": int(frame.sample_rate),
+                "block_samples": int(frame.samples),
+                "fps": FPS,
+                "channels": n,
+                "channel_map": self.channels,
+                "device_channels": n_device,
+                "ticks": 0,
+                "seconds": 0.0,
+                "video_frames": 0,
+                "mfcc": self.store_mfcc,
+                "software_version": __version__,
+                "created_utc": utc_now(),
+                "started_unix": self._started,
+            }
+        )
         if n_device == self.geometry.n_mics:  # the array at the device's own rate and block size
-            self.meta.setdefault("geometry", geometry_meta(self.geometry.for_device(n_device, frame.sample_rate,
-                                                                                    frame.samples)))
+            self.meta.setdefault(
+                "geometry", geometry_meta(self.geometry.for_device(n_device, frame.sample_rate, frame.samples))
+            )
         self.meta.setdefault("geometry", None)
         self.meta.setdefault("labels", [])
         write_json_atomic(self.path / META_FILE, self.meta)
@@ -133,8 +167,9 @@ class SessionWriter:
         f.create_dataset("video_jpeg", (0,), "u1", maxshape=(None,), chunks=(1 << 16,))
         f.create_dataset("video_frames", (0,), VIDEO_DTYPE, maxshape=(None,), chunks=(256,))
         if self.store_mfcc:
-            f.create_dataset("mfcc", (0, *self.mfcc_shape), "f4", maxshape=(None, *self.mfcc_shape),
-                             chunks=(FPS, *self.mfcc_shape))
+            f.create_dataset(
+                "mfcc", (0, *self.mfcc_shape), "f4", maxshape=(None, *self.mfcc_shape), chunks=(FPS, *self.mfcc_shape)
+            )
         f.attrs["session_id"] = self.path.name
         f.attrs["format_version"] = FORMAT_VERSION
         f.swmr_mode = True  # from here on a reader (or a crash) always sees a consistent file
@@ -176,8 +211,10 @@ class SessionWriter:
         if free_bytes(self.path) < 2 * needed + DISK_RESERVE_BYTES:
             self._buffer = []
             self.close({"stopped": "disk full"})
-            raise DualcamError(f"disk full while recording {self.path}: stopped and kept the first "
-                               f"{self.seconds:.1f} s ({self.ticks} ticks), which are complete and readable")
+            raise DualcamError(
+                f"disk full while recording {self.path}: stopped and kept the first "
+                f"{self.seconds:.1f} s ({self.ticks} ticks), which are complete and readable"
+            )
         try:
             self._append(self._buffer)
             self._h5.flush()
@@ -191,7 +228,9 @@ class SessionWriter:
         n_ticks = len(items)
         b = items[0][1].shape[1]
         # (ticks, channels, samples) -> (ticks * samples, channels): time_data's layout, one copy
-        audio = np.stack([it[1] for it in items]).transpose(0, 2, 1).reshape(n_ticks * b, -1).astype(np.float32, copy=False)
+        audio = (
+            np.stack([it[1] for it in items]).transpose(0, 2, 1).reshape(n_ticks * b, -1).astype(np.float32, copy=False)
+        )
         rows = np.zeros(n_ticks, TICK_DTYPE)
         vrows = []
         jpegs = []
@@ -205,11 +244,27 @@ class SessionWriter:
                 jpeg = jpeg.result()
                 video_row = self.video_frames + len(vrows)
                 vts = frame.timestamp if frame.video_timestamp is None else frame.video_timestamp
-                vrows.append((tick, vts, self._video_bytes + sum(len(j) for j in jpegs), len(jpeg),
-                              google_crc32c.value(jpeg.tobytes())))
+                vrows.append(
+                    (
+                        tick,
+                        vts,
+                        self._video_bytes + sum(len(j) for j in jpegs),
+                        len(jpeg),
+                        google_crc32c.value(jpeg.tobytes()),
+                    )
+                )
                 jpegs.append(jpeg)
-            rows[i] = (frame.index, frame.first_sample, frame.timestamp, frame.lost_samples, video_row,
-                       google_crc32c.value(audio[i * b:(i + 1) * b].tobytes()), truth_px[0], truth_px[1], active)
+            rows[i] = (
+                frame.index,
+                frame.first_sample,
+                frame.timestamp,
+                frame.lost_samples,
+                video_row,
+                google_crc32c.value(audio[i * b : (i + 1) * b].tobytes()),
+                truth_px[0],
+                truth_px[1],
+                active,
+            )
         td = f["time_data"]
         start = td.shape[0]
         td.resize(start + len(audio), axis=0)
@@ -218,20 +273,20 @@ class SessionWriter:
             data = np.concatenate(jpegs)
             vj = f["video_jpeg"]
             vj.resize(self._video_bytes + len(data), axis=0)
-            vj[self._video_bytes:] = data
+            vj[self._video_bytes :] = data
             vf = f["video_frames"]
             vf.resize(self.video_frames + len(vrows), axis=0)
-            vf[self.video_frames:] = np.array(vrows, VIDEO_DTYPE)
+            vf[self.video_frames :] = np.array(vrows, VIDEO_DTYPE)
             self._video_bytes += len(data)
             self.bytes_written += len(data)
         if self.store_mfcc:
             mf = f["mfcc"]
             mf.resize(self.ticks + n_ticks, axis=0)
-            mf[self.ticks:] = np.stack([it[3] for it in items])
+            mf[self.ticks :] = np.stack([it[3] for it in items])
             self.bytes_written += n_ticks * 4 * int(np.prod(self.mfcc_shape))
         ds = f["ticks"]  # the tick index goes last: a reader trusts ticks only as far as it reaches
         ds.resize(self.ticks + n_ticks, axis=0)
-        ds[self.ticks:] = rows
+        ds[self.ticks :] = rows
         self.ticks += n_ticks
         self.video_frames += len(vrows)
         self.bytes_written += audio.nbytes + rows.nbytes
@@ -247,8 +302,10 @@ class SessionWriter:
         except Exception:  # noqa: BLE001  (the file is already in trouble; keep the first error)
             pass
         what = "disk full" if _is_disk_full(err) else f"write failed ({err})"
-        raise DualcamError(f"{what} while recording {self.path}: kept the first {self.ticks / FPS:.1f} s "
-                           f"({self.ticks} ticks); run 'dualcam-rt verify {self.path} --repair'") from err
+        raise DualcamError(
+            f"{what} while recording {self.path}: kept the first {self.ticks / FPS:.1f} s "
+            f"({self.ticks} ticks); run 'dualcam-rt verify {self.path} --repair'"
+        ) from err
 
     @property
     def seconds(self) -> float:
@@ -262,8 +319,16 @@ class SessionWriter:
         self._closed = True
         self._encoder.shutdown()
         if self._h5 is None:  # no frame ever arrived: keep an empty, honest session.json
-            self.meta.update({"id": self.path.name, "format_version": FORMAT_VERSION, "status": "empty",
-                              "ticks": 0, "seconds": 0.0, "created_utc": utc_now()})
+            self.meta.update(
+                {
+                    "id": self.path.name,
+                    "format_version": FORMAT_VERSION,
+                    "status": "empty",
+                    "ticks": 0,
+                    "seconds": 0.0,
+                    "created_utc": utc_now(),
+                }
+            )
             write_json_atomic(self.path / META_FILE, self.meta)
             return self.meta
         self._h5.close()
@@ -273,15 +338,24 @@ class SessionWriter:
         if self.meta.get("label") and not self.meta.get("labels"):
             self.meta["labels"] = [{"label": self.meta["label"], "start_s": 0.0, "end_s": seconds}]
         audio = self.path / AUDIO_FILE
-        self.meta.update({"status": "complete", "ticks": self.ticks, "seconds": seconds,
-                          "video_frames": self.video_frames, "lost_samples": self.lost_samples,
-                          "ended_utc": utc_now(),
-                          "checksums": {AUDIO_FILE: file_checksum(audio)}})
+        self.meta.update(
+            {
+                "status": "complete",
+                "ticks": self.ticks,
+                "seconds": seconds,
+                "video_frames": self.video_frames,
+                "lost_samples": self.lost_samples,
+                "ended_utc": utc_now(),
+                "checksums": {AUDIO_FILE: file_checksum(audio)},
+            }
+        )
         try:
             write_json_atomic(self.path / META_FILE, self.meta)
         except OSError as err:
-            raise DualcamError(f"could not write {self.path / META_FILE} ({err}); the audio is complete: "
-                               f"run 'dualcam-rt verify {self.path} --repair'") from err
+            raise DualcamError(
+                f"could not write {self.path / META_FILE} ({err}); the audio is complete: "
+                f"run 'dualcam-rt verify {self.path} --repair'"
+            ) from err
         return self.meta
 
     def __enter__(self):
@@ -289,4 +363,3 @@ class SessionWriter:
 
     def __exit__(self, *exc):
         self.close()
-
