@@ -20,13 +20,13 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the train extra; always installed by `make test`
 
-from conftest import CLI, free_port, run_cli
+from conftest import CLI, free_port, run_cli  # noqa: E402
 
-from dualcam_rt.training.data import ClipOptions, Clips, load_clips
-from dualcam_rt.training.engine import TrainConfig, fit
-from dualcam_rt.training.losses import distillation_loss, soft_labels_from_logits
-from dualcam_rt.training.models import build_model
-from dualcam_rt.training.runs import load_run
+from dualcam_rt.training.data import ClipOptions, Clips, load_clips  # noqa: E402
+from dualcam_rt.training.engine import TrainConfig, fit  # noqa: E402
+from dualcam_rt.training.losses import distillation_loss, soft_labels_from_logits  # noqa: E402
+from dualcam_rt.training.models import build_model  # noqa: E402
+from dualcam_rt.training.runs import load_run  # noqa: E402
 
 CLASSES_USED = ("clapping", "whistling")
 FAST = ["--epochs", "2", "--batch-size", "8", "--mfcc-seconds", "1", "--video-frames", "1", "--frame-size", "32x24",
@@ -171,7 +171,8 @@ def test_a_killed_run_resumes_where_its_checkpoint_left_off(tmp_path):
     cfg = {"batch_size": 8, "threads": 1, "seed": 1}
     full = fit(TrainConfig("hearnet", epochs=3, **cfg), clips.select("train"), clips.select("val"), tmp_path / "a",
                progress=False)
-    fit(TrainConfig("hearnet", epochs=1, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b", progress=False)
+    fit(TrainConfig("hearnet", epochs=1, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b",
+        progress=False)
     resumed = fit(TrainConfig("hearnet", epochs=3, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b",
                   resume=True, progress=False)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
@@ -347,10 +348,13 @@ def test_the_papers_recipes_run_through_the_engine_and_fill_every_table(dataset,
     every = load_recipes()
     assert set(every) == {1, 2, 3, 4} and every[3].paired == (("D", "G"), ("R", "G"))
     assert every[1].splits == ("subject_split", "chunk_split") and every[3].column("D").lam == 0.5
-    recipes = shrink(every, epochs=1, batch_size=8, seeds=1, splits=("subject_split",), columns={1: ("D", "R"), 4: ("HearNet",)})
-    recipes = {t: replace(r, train_sets={k: v for k, v in r.train_sets.items() if k in ("All scenarios", "Scenarios 1+2")})
+    recipes = shrink(every, epochs=1, batch_size=8, seeds=1, splits=("subject_split",),
+                     columns={1: ("D", "R"), 4: ("HearNet",)})
+    keep = ("All scenarios", "Scenarios 1+2")
+    recipes = {t: replace(r, train_sets={k: v for k, v in r.train_sets.items() if k in keep})
                for t, r in recipes.items()}
-    clips = load_clips(dataset, ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24), split_column="subject_split"))
+    options = ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24), split_column="subject_split")
+    clips = load_clips(dataset, options)
     ev = Evaluation(clips, tmp_path / "out", tmp_path / "work", {"dataset": str(dataset)}, threads=1)
     done = run_recipes(recipes, ev)
     assert done == {"made": 2 + 3 + 3 + 1, "skipped": 0}
@@ -394,7 +398,8 @@ def test_paired_comparison_over_seeds_matches_a_hand_computation(tmp_path):
 
 
 def _cells(out: Path) -> dict[str, tuple[float, str]]:
-    return {p.relative_to(out).as_posix(): (p.stat().st_mtime_ns, p.read_text()) for p in (out / "cells").rglob("*.json")}
+    files = (out / "cells").rglob("*.json")
+    return {p.relative_to(out).as_posix(): (p.stat().st_mtime_ns, p.read_text()) for p in files}
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ _RESUME = typer.Option(False, "--resume", help="Continue the run in --out from i
 _CLIP = typer.Option(5.0, help="Clip length, seconds (students take 5 s)")
 _MFCC_S = typer.Option(5, help="Seconds of MFCC volumes per clip the acoustic teacher sees")
 _VFRAMES = typer.Option(2, help="Video frames per clip for the visual teachers")
-_FSIZE = typer.Option("160x120", help="Frame size WIDTHxHEIGHT the visual teachers see (whole frames; 640x480 on a GPU)")
+_FSIZE = typer.Option("160x120", help="Frame size WIDTHxHEIGHT of the visual teachers (whole frames; 640x480 on GPU)")
 _MAXCLIPS = typer.Option(None, help="At most this many clips per session")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars or per-epoch lines")
 _AUGMENT = typer.Option(False, "--augment/--no-augment", help="Students: train on fresh microphone-and-room "
@@ -42,7 +42,8 @@ def _torch() -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        fail("the training module needs torch: install the train extra: pip install -e .\\[train]")  # "\\[" keeps rich from reading [train] as markup
+        # "\\[" keeps rich from reading [train] as markup
+        fail("the training module needs torch: install the train extra: pip install -e .\\[train]")
 
 
 def _scenarios(text: str) -> tuple[int, ...]:
@@ -142,11 +143,13 @@ def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: 
     logits = predict_logits(model, test, info["input_kind"], device=info["device"])
     mine = np.isin(test.scenario, scen)
     info["test"] = {"test_accuracy": accuracy(logits[mine], test.label[mine]),
-                    **{f"test_accuracy_scenario_{k}": accuracy(logits[test.scenario == k], test.label[test.scenario == k])
+                    **{f"test_accuracy_scenario_{k}": accuracy(logits[test.scenario == k],
+                                                               test.label[test.scenario == k])
                        for k in (1, 2, 3)}}
     write_run_info(out, info)
-    console.print(f"{cfg.model}: best val acc {info['best_val_accuracy']}, test acc {info['test']['test_accuracy']:.3f} "
-                  f"(epoch {info['best_epoch']} of {info['epochs_run']}, {info['seconds_per_epoch']:.1f} s/epoch) -> {out}",
+    console.print(f"{cfg.model}: best val acc {info['best_val_accuracy']}, "
+                  f"test acc {info['test']['test_accuracy']:.3f} (epoch {info['best_epoch']} of "
+                  f"{info['epochs_run']}, {info['seconds_per_epoch']:.1f} s/epoch) -> {out}",
                   highlight=False)
     return info
 
@@ -165,7 +168,8 @@ def train(
     frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
     augment: bool = _AUGMENT, bank: str = _BANK,
     background: bool = typer.Option(False, "--background/--no-background", help="Students: learn a 15th class, "
-                                    "no_action, from clips of real ambience, quiet rooms, hum and noise at random levels"),
+                                    "no_action, from clips of real ambience, quiet rooms, hum and noise at random "
+                                    "levels"),
 ):
     """Train a teacher (DualCamNet, ResNet-50, Temporal ResNet-50, AVNet) or a student on hard labels."""
     _torch()
@@ -223,7 +227,8 @@ def distill(
     train_clips = clips.select("train", scen)
     soft = soft_labels(teacher_model, train_clips, tinfo["input_kind"], temperature)
     teacher_acc = float(np.mean(soft.argmax(1) == train_clips.label)) if len(train_clips) else float("nan")
-    console.print(f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, teacher train acc {teacher_acc:.3f}",
+    console.print(f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, "
+                  f"teacher train acc {teacher_acc:.3f}",
                   highlight=False)
     _fit_and_test(cfg, clips, scen, out, resume, quiet,
                   {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft},
@@ -233,11 +238,11 @@ def distill(
 @app.command()
 def evaluate(
     data: str = typer.Option(..., help="Dataset directory (with manifest.json), all three scenarios"),
-    out: str = typer.Option("docs/results", help="Results: cells/ (one JSON per finished cell), <split>/table<N>.md|csv|png"),
-    recipes: str = typer.Option(None, help="Directory of table<N>.toml recipes (default: the paper's, dualcam_rt/training/recipes)"),
+    out: str = typer.Option("docs/results", help="Results: cells/ (a JSON per cell), <split>/table<N>.md|csv|png"),
+    recipes: str = typer.Option(None, help="Directory of table<N>.toml recipes (default: the paper's)"),
     tables: str = typer.Option("1,2,3,4", help="Which of the recipes' tables: a list of 1, 2, 3, 4"),
     seeds: int = typer.Option(None, help="Seeds per cell (default: the recipe's, 3)"),
-    splits: str = typer.Option(None, help="Split columns, e.g. subject_split,chunk_split (default: the recipe's, both)"),
+    splits: str = typer.Option(None, help="Split columns, e.g. subject_split,chunk_split (default: the recipe's)"),
     teachers: str = typer.Option(None, help="Table 1 columns, e.g. D,R (default: all of the recipe's)"),
     transfer_students: str = typer.Option(None, help="Table 4 rows: hearnet, soundnet (default: both)"),
     epochs: int = typer.Option(None, help="Epoch cap of every run (default: the recipe's, 100)"),
@@ -246,7 +251,7 @@ def evaluate(
     lam: float = typer.Option(None, "--lambda", help="Distillation imitation weight λ (default: the recipe's, 0.5)"),
     temperature: float = typer.Option(None, help="Distillation temperature T (default: the recipe's, 1)"),
     max_train_clips: int = typer.Option(None, help="Subsample every training set to this many clips (default: none)"),
-    budget_hours: float = typer.Option(None, help="Cut the setting (epoch cap, cells, splits, seeds) to fit H hours here"),
+    budget_hours: float = typer.Option(None, help="Cut the setting (epoch cap, cells, splits, seeds) to fit H hours"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Print the budget plan and exit without training"),
     timings: str = typer.Option(None, help="Per-clip timings JSON of an earlier plan (default: measure now)"),
     measure_batches: int = typer.Option(2, help="Batches (of up to 16 clips) timed per model for the plan"),
@@ -261,7 +266,8 @@ def evaluate(
     from ..training.data import SPLIT_COLUMNS, read_manifest  # no torch yet: bad options fail fast
 
     table_ids = _int_list(tables, "--tables")
-    for name, value in (("--seeds", seeds), ("--epochs", epochs), ("--patience", patience), ("--batch-size", batch_size)):
+    counts = {"--seeds": seeds, "--epochs": epochs, "--patience": patience, "--batch-size": batch_size}
+    for name, value in counts.items():
         if value is not None and value < 1:
             fail(f"{name} must be at least 1")
     if budget_hours is not None and budget_hours <= 0:
@@ -293,11 +299,12 @@ def evaluate(
     if teachers:
         columns[1] = tuple(t.strip().upper() for t in teachers.split(",") if t.strip())
         known = [c.name for c in every[1].columns] if 1 in every else []
-        if unknown := [t for t in columns[1] if t not in known]:
-            fail(f"--teachers: unknown Table 1 columns {unknown}; the recipe has {', '.join(known)}")
+        if bad := [t for t in columns[1] if t not in known]:
+            fail(f"--teachers: unknown Table 1 columns {bad}; the recipe has {', '.join(known)}")
     if transfer_students:
         wanted = {t.strip().lower() for t in transfer_students.split(",") if t.strip()}
-        columns[4] = tuple(c.name for c in every[4].columns if c.model in wanted or c.name.lower() in wanted) if 4 in every else ()
+        rows = every[4].columns if 4 in every else ()
+        columns[4] = tuple(c.name for c in rows if c.model in wanted or c.name.lower() in wanted)
     chosen = shrink(base, tables=table_ids, columns=columns)
     if not chosen:
         fail("nothing to run: the tables and columns asked for leave no cell")
@@ -323,8 +330,9 @@ def evaluate(
         except (OSError, ValueError, KeyError) as err:
             fail(f"--timings {timings}: {err}")
     else:
-        console.print(f"measuring {measure_batches} batches of {', '.join(models)} on this machine ...", highlight=False)
-        measured = planner.measure(models, clips, next(iter(chosen.values())).batch_size, measure_batches, device, threads)
+        console.print(f"measuring {measure_batches} batches of {', '.join(models)} here ...", highlight=False)
+        batch = next(iter(chosen.values())).batch_size
+        measured = planner.measure(models, clips, batch, measure_batches, device, threads)
     if budget_hours is not None:
         setting, estimate = planner.choose(chosen, base, ev, measured, budget_hours, epochs, pinned)
     else:
@@ -335,7 +343,8 @@ def evaluate(
                                                             if budget_hours is not None else ""), highlight=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = {"command": _command(), "epoch_cap": max(r.epochs for r in cut.values()), "setting": asdict(setting),
-            "describe": setting.describe(chosen), "budget_hours": budget_hours, "expected_hours_at_most": estimate.hours,
+            "describe": setting.describe(chosen), "budget_hours": budget_hours,
+            "expected_hours_at_most": estimate.hours,
             "runs": estimate.runs, "cells": estimate.cells, "by_model": estimate.by_model, "threads": threads}
     write_json_atomic(out_dir / "timings.json", {"seconds_per_clip": measured, "threads": threads, "device": device})
     if plan_only:
@@ -358,10 +367,10 @@ def evaluate(
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
-    except ValueError:
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not all(p.isdigit() for p in parts):
         fail(f"{name} must be a list like 1,2,3,4, got {text!r}")
+    return tuple(sorted({int(p) for p in parts}))
 
 
 def _print_plan(measured: dict, estimate, threads: int | None) -> None:
@@ -417,5 +426,6 @@ def quantize(
 
     measured = quantize_student(data, model, out, threads)
     console.print(f"int8 test accuracy {measured['test_accuracy']:.3f} (fp32 {measured['test_accuracy_fp32']:.3f}), "
-                  f"{measured['ms_per_item_int8'][1]} vs {measured['ms_per_item_fp32'][1]} ms per item", highlight=False)
+                  f"{measured['ms_per_item_int8'][1]} vs {measured['ms_per_item_fp32'][1]} ms per item",
+                  highlight=False)
     print(json.dumps(measured, indent=2))

@@ -71,7 +71,7 @@ class Clips:
     def take(self, mask_or_index) -> Clips:
         """The clips selected by a boolean mask or an index array."""
         idx = np.flatnonzero(mask_or_index) if np.asarray(mask_or_index).dtype == bool else np.asarray(mask_or_index)
-        pick = lambda a: None if a is None else a[idx]
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
         feats = {k: v[idx] for k, v in self._features.items()}
         return replace(self, label=self.label[idx], scenario=self.scenario[idx], subject=self.subject[idx],
                        split=self.split[idx], session=self.session[idx], mic=self.mic[idx],
@@ -135,10 +135,12 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
     manifest = read_manifest(root)
     clip_ticks = round(opt.clip_seconds * FPS)
     rows: dict[str, list] = {k: [] for k in ("label", "scenario", "subject", "session", "mic", "mfcc", "frames")}
-    columns = [c for c in SPLIT_COLUMNS if all((c if c != "chunk_split" else "seconds") in e for e in manifest["sessions"])]
+    needs = {c: c for c in SPLIT_COLUMNS} | {"chunk_split": "seconds"}  # chunk_split is computed from the lengths
+    columns = [c for c in SPLIT_COLUMNS if all(needs[c] in e for e in manifest["sessions"])]
     chunks = _chunks_by_session(manifest) if "chunk_split" in columns else {}
     if opt.split_column not in columns:
-        raise BadInput(f"{root / 'manifest.json'} has no {opt.split_column!r} column (remake the dataset with make-dataset)")
+        raise BadInput(f"{root / 'manifest.json'} has no {opt.split_column!r} column "
+                       "(remake the dataset with make-dataset)")
     splits: dict[str, list] = {c: [] for c in columns}
     for entry in manifest["sessions"]:
         with open_session(root / entry["path"]) as s:

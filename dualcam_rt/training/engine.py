@@ -78,8 +78,14 @@ class TrainConfig:
             raise BadInput(f"lambda must be in [0, 1], got {self.lam}")
         if self.temperature <= 0:
             raise BadInput(f"temperature must be positive, got {self.temperature}")
-        if self.lr is None:
-            self.lr = TEACHER_LR if MODELS[self.model].role == "teacher" else STUDENT_LR
+        self.lr = self.learning_rate  # run.json records the rate used
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or when it is None the paper's for this model's role."""
+        if self.lr is not None:
+            return self.lr
+        return TEACHER_LR if MODELS[self.model].role == "teacher" else STUDENT_LR
         if self.background and MODELS[self.model].role != "student":
             raise BadInput("a background class is for students (hearnet, soundnet)")
 
@@ -112,6 +118,7 @@ class ClipDataset(Dataset):
         return len(self.clips)
 
     def _mfcc(self, i: int) -> torch.Tensor:
+        assert self.clips.mfcc is not None  # checked in __init__
         vol = torch.from_numpy(self.clips.mfcc[i].astype(np.float32))
         if self.train:  # a random 1-s window, as the teacher trains on 1-s records
             start = int(torch.randint(0, vol.shape[0] - FPS + 1, ()))
@@ -119,6 +126,8 @@ class ClipDataset(Dataset):
         return vol
 
     def _frames(self, i: int) -> torch.Tensor:
+        if self.clips.frames is None:
+            raise BadInput("this model needs video frames, and none were loaded")
         return torch.from_numpy(self.clips.frames[i]).permute(0, 3, 1, 2).float() / 255.0
 
     def inputs(self, i: int) -> tuple[torch.Tensor, ...]:
@@ -173,12 +182,13 @@ def soft_labels(teacher: nn.Module, clips: Clips, kind: InputKind, temperature: 
 
 def set_input_stats(model: nn.Module, ds: ClipDataset) -> None:
     """Fix in-graph input normalisation from (up to STATS_CLIPS) training inputs."""
-    if not hasattr(model, "set_input_stats") or len(ds) == 0:
+    fix_stats = getattr(model, "set_input_stats", None)
+    if fix_stats is None or len(ds) == 0:
         return
     idx = np.linspace(0, len(ds) - 1, min(len(ds), STATS_CLIPS)).astype(int)
     batch = [ds.inputs(int(i)) for i in idx]
     with torch.no_grad():
-        model.set_input_stats(*[torch.stack([b[k] for b in batch]) for k in range(len(batch[0]))])
+        fix_stats(*[torch.stack([b[k] for b in batch]) for k in range(len(batch[0]))])
 
 
 @dataclass
@@ -237,17 +247,20 @@ class Trainer:
         train_ds = ClipDataset(train, self.kind, train=True, soft=soft, augmenter=self.augmenter, seed=cfg.seed)
         set_input_stats(self.model, train_ds)
         self.model.to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.stopper = EarlyStopping(cfg.patience)
-        self.epoch, self.history = 0, []  # epochs finished, one EpochStats dict per epoch
+        self.epoch = 0  # epochs finished
+        self.history: list[dict] = []  # one EpochStats dict per epoch
         self.net = nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
-        self.sampler = (DistributedSampler(train_ds, self.world, self.rank, shuffle=True, seed=cfg.seed)
-                        if self.world > 1 else None)
+        self.sampler: DistributedSampler | None = None
+        if self.world > 1:
+            self.sampler = DistributedSampler(train_ds, self.world, self.rank, shuffle=True, seed=cfg.seed)
         self.shuffle = torch.Generator()
         self.loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=self.sampler is None,
                                  sampler=self.sampler, generator=self.shuffle if self.sampler is None else None)
         self.show = progress and self.rank == 0
-        self.bar: Progress | None = None
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.fields[info]}"), console=console, transient=True, disable=not self.show)
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -257,7 +270,8 @@ class Trainer:
             self.sampler.set_epoch(epoch)
         self.shuffle.manual_seed(self.cfg.seed * 1000 + epoch)  # the same order whether resumed or not
         self.net.train()
-        task = self.bar.add_task(f"{self.cfg.model} epoch {epoch + 1}/{self.cfg.epochs}", total=len(self.loader), info="")
+        task = self.bar.add_task(f"{self.cfg.model} epoch {epoch + 1}/{self.cfg.epochs}", total=len(self.loader),
+                                 info="")
         loss_sum, correct, seen = 0.0, 0, 0
         for inputs, labels, soft in self.loader:
             labels, soft = labels.to(self.device), soft.to(self.device)
@@ -319,9 +333,7 @@ class Trainer:
         if resume:
             self.restore()
         has_val = len(self.val_clips) > 0
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.fields[info]}"), console=console, transient=True, disable=not self.show) as bar:
-            self.bar = bar
+        with self.bar:
             while self.epoch < self.cfg.epochs and not (has_val and self.stopper.should_stop):
                 t0 = time.perf_counter()
                 loss, train_acc = self.train_epoch(self.epoch)
@@ -346,7 +358,8 @@ class Trainer:
         has_val = len(self.val_clips) > 0
         train_seconds = [h["seconds"] for h in self.history]
         return {
-            "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg), "classes": self.cfg.classes,
+            "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg),
+            "classes": self.cfg.classes,
             "clip_options": self.train_clips.options.to_dict(), "world_size": self.world, "device": str(self.device),
             "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
             "augmentation": self.augmenter.describe() if self.augmenter else None,

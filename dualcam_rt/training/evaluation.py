@@ -64,7 +64,8 @@ class Cell:
     split: str
 
     def path(self, out: Path) -> Path:
-        return out / CELLS_DIR / self.split / f"table{self.table}" / f"{slug(self.train_set)}_{self.column}_seed{self.seed}.json"
+        name = f"{slug(self.train_set)}_{self.column}_seed{self.seed}.json"
+        return out / CELLS_DIR / self.split / f"table{self.table}" / name
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return self.model if self.teacher is None else f"{self.model}_from_{self.teacher.model}_lam{self.lam:g}_T{self.temperature:g}"
+        if self.teacher is None:
+            return self.model
+        return f"{self.model}_from_{self.teacher.model}_lam{self.lam:g}_T{self.temperature:g}"
 
     def run_dir(self, work: Path) -> Path:
         return work / self.split / f"seed{self.seed}" / slug(self.train_set) / self.name
@@ -134,7 +137,8 @@ def plan_cells(recipes: dict[int, Recipe], teachers: dict[int, Recipe] | None = 
                         if t == TEACHER_TABLE:
                             run = RunSpec(c.model, train_set, scen, seed, split, r.epochs, r.patience, r.batch_size)
                         else:
-                            teacher = teacher_run(teachers, c.teacher, train_set, scen, seed, split) if c.teacher else None
+                            teacher = (teacher_run(teachers, c.teacher, train_set, scen, seed, split)
+                                       if c.teacher else None)
                             run = RunSpec(c.model, train_set, scen, seed, split, r.epochs, r.patience, r.batch_size,
                                           c.lam if teacher else 0.0, r.temperature, teacher)
                         out.append(Planned(Cell(t, c.name, train_set, seed, split), run, r, c))
@@ -190,6 +194,8 @@ class Evaluation:
                 return model, info
         soft = None
         if run.teacher is not None:
+            if soft_from is None:
+                raise BadInput(f"{run.name} is distilled: its teacher's model is needed")
             soft = soft_labels(soft_from, train, input_kind(run.teacher.model), run.temperature)
         t0 = time.perf_counter()
         info = fit(run.config(self.device, self.threads), train, val, out, soft=soft, resume=self.resume,
@@ -206,7 +212,8 @@ class Evaluation:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {
             **asdict(p.cell), "model": p.run.model, "train_scenarios": list(p.run.scenarios),
-            "teacher": p.column.teacher, "held_out_scenario": p.recipe.held_out_scenario, "results": results, "settings": self.cell_settings(p),
+            "teacher": p.column.teacher, "held_out_scenario": p.recipe.held_out_scenario, "results": results,
+            "settings": self.cell_settings(p),
             "run": {k: info.get(k) for k in ("train_clips", "val_clips", "epochs_run", "best_epoch",
                                              "best_val_accuracy", "early_stopped", "seconds_per_epoch", "device")},
             "seconds_per_epoch_per_clip": (info["seconds_per_epoch"] / max(info["train_clips"], 1)
@@ -231,7 +238,7 @@ def run_recipes(recipes: dict[int, Recipe], ev: Evaluation, teachers: dict[int, 
     skipped = len(planned) - len(todo)
     if skipped:
         console.print(f"resume: skipping {skipped} finished cell(s) of {len(planned)}", highlight=False)
-    models: dict[RunSpec, torch.nn.Module] = {}  # the runs of the current split/seed/train set
+    models: dict[RunSpec, tuple[torch.nn.Module, dict]] = {}  # the runs of the current split/seed/train set
 
     def model_of(run: RunSpec) -> tuple[torch.nn.Module, dict]:
         if run not in models:
@@ -304,10 +311,12 @@ def domain_split(clips: Clips) -> dict[str, Clips]:
 
 def transfer_results(model, p: Planned, ev: Evaluation) -> dict:
     """{layer: {"kNN": acc, "SVM": acc, "k": k}} on the held-out scenario (see the module docstring)."""
-    parts = domain_split(ev.clips.select(scenarios=(p.recipe.held_out_scenario,)))
+    held = p.recipe.held_out_scenario
+    if held is None:
+        raise BadInput(f"{p.recipe.source}: the transfer protocol needs held_out_scenario")
+    parts = domain_split(ev.clips.select(scenarios=(held,)))
     if min(len(x) for x in parts.values()) == 0:
-        raise BadInput(f"Table {p.cell.table} needs at least three clips of some class in scenario "
-                       f"{p.recipe.held_out_scenario}")
+        raise BadInput(f"Table {p.cell.table} needs at least three clips of some class in scenario {held}")
     kind = input_kind(p.run.model)
     feats = {s: layer_features(model, x, kind, p.column.layers) for s, x in parts.items()}
     out = {}

@@ -65,7 +65,7 @@ def measure(models: list[str], clips: Clips, batch_size: int = 32, batches: int 
         model = build_model(name)
         set_input_stats(model, ds)
         model.to(dev).train()
-        opt = torch.optim.Adam(model.parameters(), lr=TrainConfig(name).lr)
+        opt = torch.optim.Adam(model.parameters(), lr=TrainConfig(name).learning_rate)
         batch = [torch.stack([ds.inputs(i)[k] for i in range(n)]).to(dev) for k in range(len(ds.inputs(0)))]
         labels = torch.as_tensor(sample.label).to(dev)
         timed = []
@@ -143,7 +143,8 @@ def estimate(recipes: dict[int, Recipe], ev: Evaluation, timings: dict[str, dict
             counts[key] = (len(train), len(val), len(test))
         n_train, n_val, n_test = counts[key]
         t = timings[run.model]
-        seconds = run.epochs * (n_train * t["train_s_per_clip"] + n_val * t["eval_s_per_clip"]) + n_test * t["eval_s_per_clip"]
+        epoch = n_train * t["train_s_per_clip"] + n_val * t["eval_s_per_clip"]
+        seconds = run.epochs * epoch + n_test * t["eval_s_per_clip"]
         if run.teacher is not None:
             seconds += n_train * timings[run.teacher.model]["eval_s_per_clip"]
         m = by_model.setdefault(run.model, {"runs": 0, "hours": 0.0, "train_clips": 0})

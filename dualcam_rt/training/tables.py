@@ -34,8 +34,9 @@ def rows_of(cells: list[dict]) -> list[dict]:
         if any(isinstance(v, dict) for v in c["results"].values()):  # the transfer protocol: per layer
             for layer, scores in c["results"].items():
                 for col, v in scores.items():
-                    rows.append({**base, "train_set": f"{c['column']}/{layer}", "test_set": f"Scenario {c.get('held_out_scenario')}",
-                                 "column": col, "accuracy": float(v)})
+                    rows.append({**base, "train_set": f"{c['column']}/{layer}",
+                                 "test_set": f"Scenario {c.get('held_out_scenario')}", "column": col,
+                                 "accuracy": float(v)})
         else:
             for test_set, v in c["results"].items():
                 rows.append({**base, "train_set": c["train_set"], "test_set": test_set, "column": c["column"],
@@ -54,7 +55,7 @@ def mean_std(values) -> tuple[float, float, int]:
 def paired(rows: list[dict], a: str, b: str) -> dict[tuple[str, str], dict]:
     """Per (train set, test set): the differences a - b of the seeds both columns finished, with
     their mean, std (ddof 1), n and how many seeds a was better (> b)."""
-    by = {}
+    by: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
     for r in rows:
         by.setdefault((r["train_set"], r["test_set"]), {}).setdefault(r["column"], {})[r["seed"]] = r["accuracy"]
     out = {}
@@ -79,7 +80,10 @@ def _in_recipe_order(recipe: Recipe | None, keys: list, cols: list) -> tuple[lis
             return (names.index(col) if c else len(names), c.layers.index(layer) if c and layer in c.layers else 99)
         return sorted(keys, key=row), cols
     sets = list(recipe.train_sets) + ["Scenario 1", "Scenario 2", "Scenario 3", "All scenarios"]
-    keys = sorted(keys, key=lambda k: (sets.index(k[0]) if k[0] in sets else 99, sets.index(k[1]) if k[1] in sets else 99))
+    def at(name: str) -> int:
+        return sets.index(name) if name in sets else len(sets)
+
+    keys = sorted(keys, key=lambda k: (at(k[0]), at(k[1])))
     return keys, sorted(cols, key=lambda c: names.index(c) if c in names else 99)
 
 
@@ -114,8 +118,9 @@ def _write_table(out: Path, table: int, recipe: Recipe | None, rows: list[dict],
     out.mkdir(parents=True, exist_ok=True)
     keys, cols = _in_recipe_order(recipe, list(dict.fromkeys((r["train_set"], r["test_set"]) for r in rows)),
                                   list(dict.fromkeys(r["column"] for r in rows)))
-    stats = {(k, c): mean_std([r["accuracy"] for r in rows if (r["train_set"], r["test_set"]) == k and r["column"] == c])
-             for k in keys for c in cols}
+    values = {(k, c): [r["accuracy"] for r in rows if (r["train_set"], r["test_set"]) == k and r["column"] == c]
+              for k in keys for c in cols}
+    stats = {kc: mean_std(v) for kc, v in values.items()}
     pairs = {f"{a} − {b}": paired(rows, a, b) for a, b in (recipe.paired if recipe else ())}
     first = ("Features", "Test set") if table == 4 else ("Train set", "Test set")
     seeds = sorted({r["seed"] for r in rows})
@@ -124,7 +129,8 @@ def _write_table(out: Path, table: int, recipe: Recipe | None, rows: list[dict],
           f"Seeds finished: {', '.join(map(str, seeds))}. Mean ± std (ddof 1) over seeds."
           + (" Paired columns: mean ± std of the per-seed difference (seeds where the first is better / seeds)."
              if pairs else ""), "",
-          "| " + " | ".join([*first, *cols, *pairs]) + " |", "| " + " | ".join(["---"] * (2 + len(cols) + len(pairs))) + " |"]
+          "| " + " | ".join([*first, *cols, *pairs]) + " |",
+          "| " + " | ".join(["---"] * (2 + len(cols) + len(pairs))) + " |"]
     for key in keys:
         cells = [_fmt(*stats[key, c][:2], k=c == "k") for c in cols] + [_fmt_diff(p.get(key)) for p in pairs.values()]
         md.append("| " + " | ".join([*key, *cells]) + " |")
@@ -140,8 +146,8 @@ def _write_table(out: Path, table: int, recipe: Recipe | None, rows: list[dict],
             for c in cols:
                 m, s, n = stats[key, c]
                 if n:
-                    vals = [r["accuracy"] for r in rows if (r["train_set"], r["test_set"]) == key and r["column"] == c]
-                    w.writerow([*key, c, f"{m:.4f}", "" if np.isnan(s) else f"{s:.4f}", n, " ".join(f"{v:.4f}" for v in vals)])
+                    w.writerow([*key, c, f"{m:.4f}", "" if np.isnan(s) else f"{s:.4f}", n,
+                                " ".join(f"{v:.4f}" for v in values[key, c])])
     written = [path_md, path_csv]
     if pairs:
         path_pairs = out / f"table{table}_paired.csv"
