@@ -13,7 +13,9 @@ def init_plain(model: nn.Module, logits: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    assert isinstance(logits.weight, torch.Tensor)
     nn.init.normal_(logits.weight, std=0.01)
 
 

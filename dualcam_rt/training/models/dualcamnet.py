@@ -25,6 +25,8 @@ ROWS, COLS, N_MFCC = 36, 48, 12
 
 class DualCamNet(nn.Module):
     feature_dim = 1024
+    in_mean: torch.Tensor  # buffers: per-coefficient standardisation (set_input_stats)
+    in_std: torch.Tensor
 
     def __init__(self, n_classes: int = 14, variant: str = "code", dropout: float = 0.5):
         super().__init__()

@@ -26,6 +26,8 @@ LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")
 
 class HearNet(nn.Module):
     layers = LAYERS
+    in_min: torch.Tensor  # buffers: per-bin mean and std (set_input_stats)
+    in_range: torch.Tensor
 
     def __init__(self, n_classes: int = 14, dropout: float = 0.5):
         super().__init__()

@@ -59,6 +59,8 @@ class TemporalConv(nn.Module):
 
 class ResNet50(nn.Module):
     feature_dim = 2048
+    mean: torch.Tensor  # buffers: the RGB normalisation
+    std: torch.Tensor
 
     def __init__(self, n_classes: int = 14, temporal: bool = False, weights: str | Path | None = None):
         super().__init__()
