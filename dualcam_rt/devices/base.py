@@ -51,7 +51,7 @@ class Device(ABC):
     def frames(self) -> Iterator[SensorFrame]:
         """Yield frames until the source ends (replay) or ``close()`` is called."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a device that holds nothing keeps this one)
         """Release sockets, threads and hardware; safe to call twice."""
 
     def geometry_for(self, geometry: Geometry) -> Geometry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import BadInput, DeviceError
@@ -34,7 +35,13 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
     return scheme, location, query
 
 
-def device_class(scheme: str) -> type[Device]:
+class DeviceKind(Protocol):
+    """A device class as the registry uses it: each kind builds itself from its parsed URI."""
+
+    def from_uri(self, uri: str, location: str, query: dict, **options: Any) -> Device: ...
+
+
+def device_class(scheme: str) -> DeviceKind:
     module, cls = DEVICE_KINDS[scheme].split(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import BadInput
 from ..frame import SensorFrame
@@ -39,6 +40,7 @@ def int_option(query: dict, key: str, default: int | None) -> int | None:
 class SimDevice(Device):
     kind = "sim"
     simulated = True
+    geometry: Geometry  # always the array it simulates
 
     def __init__(
         self,
@@ -59,7 +61,7 @@ class SimDevice(Device):
         self.geometry = geometry
         if scenario not in SCENARIOS:
             raise BadInput(f"scenario must be 1, 2 or 3, not {scenario}")
-        self.scene_options = dict(
+        self.scene_options: dict[str, Any] = dict(
             scenario=scenario,
             seed=seed,
             label=label,
@@ -74,7 +76,7 @@ class SimDevice(Device):
 
     @classmethod
     def from_uri(cls, uri: str, location: str, query: dict, **options) -> SimDevice:
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             scenario=int_option(query, "scenario", 1),
             seed=int_option(query, "seed", 0),
             label=query.get("label") or None,

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import BadInput, NotFound
 from ..frame import SensorFrame
 from ..geometry import BLOCK_SAMPLES, SAMPLE_RATE, Geometry
-from .format import AUDIO_FILE, META_FILE, session_dir
+from .format import AUDIO_FILE, META_FILE, VIDEO_DTYPE, session_dir
 
 
 def open_h5(path: Path) -> h5py.File:
@@ -59,7 +59,7 @@ class Session:
             counts.append(len(self.h5["mfcc"]))
         self.n_ticks = min(counts)
         self._ticks = self.h5["ticks"][: self.n_ticks]
-        vf = self.h5["video_frames"][:] if "video_frames" in self.h5 else np.zeros(0)
+        vf = self.h5["video_frames"][:] if "video_frames" in self.h5 else np.zeros(0, VIDEO_DTYPE)
         n_bytes = len(self.h5["video_jpeg"]) if "video_jpeg" in self.h5 else 0
         keep = (vf["tick"] < self.n_ticks) & (vf["offset"] + vf["length"] <= n_bytes) if len(vf) else []
         self._video = vf[keep] if len(vf) else vf

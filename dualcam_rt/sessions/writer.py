@@ -216,15 +216,14 @@ class SessionWriter:
                 f"{self.seconds:.1f} s ({self.ticks} ticks), which are complete and readable"
             )
         try:
-            self._append(self._buffer)
+            self._append(self._h5, self._buffer)
             self._h5.flush()
             os.fsync(self._fd)
         except OSError as err:
             self._fail(err)
         self._buffer = []
 
-    def _append(self, items: list[tuple]) -> None:
-        f = self._h5
+    def _append(self, f: h5py.File, items: list[tuple]) -> None:
         n_ticks = len(items)
         b = items[0][1].shape[1]
         # (ticks, channels, samples) -> (ticks * samples, channels): time_data's layout, one copy
@@ -232,8 +231,8 @@ class SessionWriter:
             np.stack([it[1] for it in items]).transpose(0, 2, 1).reshape(n_ticks * b, -1).astype(np.float32, copy=False)
         )
         rows = np.zeros(n_ticks, TICK_DTYPE)
-        vrows = []
-        jpegs = []
+        vrows: list[tuple] = []
+        jpegs: list[np.ndarray] = []
         for i, (frame, _, jpeg, _) in enumerate(items):
             tick = self.ticks + i
             truth = frame.truth or {}
@@ -297,7 +296,8 @@ class SessionWriter:
         self._buffer = []
         self._encoder.shutdown(cancel_futures=True)
         try:
-            self._h5.close()
+            if self._h5 is not None:
+                self._h5.close()
             os.close(self._fd)
         except Exception:  # noqa: BLE001  (the file is already in trouble; keep the first error)
             pass
