@@ -9,7 +9,9 @@ one ``bench serve`` uses); this process holds the clients. Figures, per minute o
   Every hop must come back as a prediction: dropped audio = hops without one, plus samples the
   server's ``end`` reply does not count (must be 0). Latency: last chunk of a hop sent → its
   prediction received (p50, p99). An overloaded server stops reading rather than drop audio: the
-  clients then fall behind real time (``max_send_lag_s``) and the latency grows minute by minute.
+  clients then fall behind real time (``max_send_lag_s``) and the latency grows minute by minute;
+  the clients keep websockets' default keepalive (a ping every 20 s, closed when unanswered for
+  20 s), so a server that lags that far behind its reading loses them: failed clients, per minute.
 - live: ``sim://`` at real time with imaging and overlay frames requested by one ``/v1/live``
   client. Dropped audio = gaps in the predictions' hop grid plus the device's lost samples (must be
   0); latency: block arrival in the service → prediction received; frames, imaged frames.
@@ -124,6 +126,7 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, minutes: 
     sent_at: dict[float, float] = {}
     received: set[float] = set()
     end: dict = {}
+    receiver = None
     try:
         await asyncio.sleep(offset_s)
         async with websockets.connect(ws_url, open_timeout=60, max_size=None) as ws:
@@ -156,6 +159,11 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, minutes: 
             await asyncio.wait_for(receiver, DRAIN_S)
     except Exception as err:  # noqa: BLE001  (a refused or dropped client is a failure of the run, counted)
         tally["failures"].append(f"{type(err).__name__}: {err}"[:200])
+        minutes.counts[minutes.minute()]["failed_clients"] += 1
+    finally:
+        if receiver is not None:  # its own error, if any, is the one counted above
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
     expected = {round(k * HOP_S, 4) for k in range(1, int(chunks * CHUNK_S / HOP_S) + 1)}
     tally["expected_hops"] += len(expected)
     tally["missing_hops"] += len(expected - received)
@@ -332,7 +340,7 @@ def _print(r: dict) -> None:
             f"{r['cpu_count']} CPUs, load average {r['load_average_1min_start']} -> "
             f"{r['load_average_1min_end']}"
         )
-        extra = ["frames", "imaged_frames"] if part == "live" else []
+        extra = ["frames", "imaged_frames"] if part == "live" else ["failed_clients"]
         for col in ["minute", "RSS MiB", "predictions", "p50 ms", "p99 ms", *extra]:
             t.add_column(col, justify="right")
         for row in s["minutes"]:
