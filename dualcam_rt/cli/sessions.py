@@ -156,7 +156,7 @@ def replay(
 @app.command("make-dataset")
 def make_dataset(
     out: str = typer.Option(..., "--out", help="Directory for the dataset (created; must be empty if it exists)"),
-    preset: str = typer.Option("ci", help="ci|small|paper"),
+    preset: str = typer.Option("ci", help="ci|short|small|paper"),
     workers: int = typer.Option(2, help="Processes to use"),
     raw: bool = typer.Option(None, "--raw/--no-raw", help="Store all 128 raw channels (default: the preset's)"),
     seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
