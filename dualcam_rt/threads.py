@@ -49,9 +49,16 @@ def apply_cpu_budget(threads: int | None = None) -> int:
     """Hold BLAS (every loaded library, via threadpoolctl) and numba to ``threads`` (None: ``cpu_budget()``),
     never more than ``cpu_budget()``, for the rest of the process; returns the count applied.
 
-    Call it once where a process starts (the CLI, the server); libraries loaded later keep their own defaults.
+    Call it once where a process starts (the CLI, the server); libraries loaded later take the same count
+    from the environment (``OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS``, set for the whole budget unless
+    already set).
     """
     n = _bounded(threads)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        # libraries loaded later read these (the whole budget only: child processes inherit them);
+        # numba's pool is sized at import and set_num_threads below holds only the calling thread
+        if threads is None:
+            os.environ.setdefault(var, str(n))
     _blas_pools.cache_clear()  # BLAS libraries loaded since the last look count too
     _blas_pools().limit(limits=n, user_api="blas")
     try:

@@ -30,6 +30,9 @@ def test_bad_options_name_what_is_wrong(args, message):
 def test_the_cli_turns_a_bad_option_into_one_line_and_exit_2():
     r = run_cli("bench", "serve", "--clients", "3", timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines() == ["error: unknown option --clients for this benchmark (it takes: none)"]
+    assert r.stderr.strip().splitlines() == ["error: unknown option --clients for this benchmark (it takes: --mode)"]
+    r = run_cli("bench", "serve", "--mode", "fast", timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --mode must be one of standard, realistic, both, got 'fast'"]
     r = run_cli("bench", "soak", "--minutes", "0", "--live-minutes", "0", timeout=60)
     assert r.returncode == 2 and "not both 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -131,6 +131,23 @@ def test_batcher_serves_concurrent_callers_in_shared_batches(model):
     assert max(t["batch"] for _, t in results) <= 8
 
 
+@pytest.mark.parametrize("gather_s,batches", [(0.05, 1), (0.0, 2)])
+def test_batcher_waits_briefly_for_other_streams_windows(model, gather_s, batches):
+    async def late(batcher):  # another stream's window, due 10 ms after the first one
+        await asyncio.sleep(0.01)
+        return await batcher.predict(partial(model.features, tone(3000, 1.0)))
+
+    async def main():
+        batcher = Batcher(model, max_batch=8, gather_s=gather_s)
+        results = await asyncio.gather(batcher.predict(partial(model.features, tone(500, 1.0))), late(batcher))
+        await batcher.close()
+        return results, batcher
+
+    results, batcher = asyncio.run(main())
+    assert [int(p.argmax()) for p, _ in results] == [band_of(500), band_of(3000)]
+    assert batcher.items == 2 and batcher.batches == batches  # gathered into one run only with a window
+
+
 def test_batcher_computes_a_batch_s_inputs_in_parallel_threads(model):
     threads = set()
 

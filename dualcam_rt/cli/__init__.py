@@ -30,7 +30,44 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-from . import acquisition, dsp, gate, score, sessions, service, soundbank, training  # noqa: E402,F401  (register commands)
+# commands that run long enough for thread pools to matter (BLAS, numba, onnxruntime)
+LONG_RUNNING = {
+    "serve",
+    "listen",
+    "bench",
+    "record",
+    "replay",
+    "make-dataset",
+    "beamform",
+    "export-video",
+    "export-wav",
+    "import-tfrecords",
+    "simulate-device",
+    "score",
+    "calibrate-gate",
+    "soundbank",
+    "train",
+    "distill",
+    "evaluate",
+    "quantize",
+    "export",
+}
+
+
+@app.callback()
+def _start(ctx: typer.Context) -> None:
+    """Before a long-running command: hold BLAS and numba to the CPUs this process may use (onnxruntime
+    sessions size themselves from the same budget), so a CPU quota or a taskset never runs more threads
+    than CPUs."""
+    if ctx.invoked_subcommand in LONG_RUNNING:
+        import numpy  # noqa: F401  (its BLAS loaded first: the budget holds the libraries loaded so far)
+
+        from ..threads import apply_cpu_budget
+
+        apply_cpu_budget()
+
+
+from . import acquisition, dsp, gate, score, service, sessions, soundbank, training  # noqa: E402,F401  (register commands)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from ..dsp.resample import polyphase, ratio, reach
 from ..dsp.spectrogram import CLIP_SAMPLES, TARGET_RATE, input_gain, spectrogram_of
 from ..frame import InputKind
 from .models import Model
+from .stream import AppendBuffer
 
 
 class StreamFeatures:
@@ -32,11 +33,14 @@ class StreamFeatures:
         self.up, self.down = ratio(model.sample_rate, TARGET_RATE)
         self.window_samples = int(round(model.seconds * model.sample_rate))
         self.reach = reach(self.up, self.down) + 1  # input samples the lowpass spans each side, and a margin
-        self.incremental = (model.kind.one_microphone and self.window_samples % self.down == 0
-                            and CLIP_SAMPLES == self._out(self.window_samples))
-        self.x = np.zeros(0, np.float32)  # input history; x[0] is stream sample x_base
+        self.incremental = (
+            model.kind.one_microphone
+            and self.window_samples % self.down == 0
+            and self._out(self.window_samples) == CLIP_SAMPLES
+        )
+        self.x = AppendBuffer()  # input history; x[0] is stream sample x_base
         self.x_base = 0
-        self.y = np.zeros(0, np.float32)  # resampled stream; y[0] is the output of input sample y_base (on the grid)
+        self.y = AppendBuffer()  # resampled stream; y[0] is the output of input sample y_base (on the grid)
         self.y_base = 0
         self.y_end = 0  # input samples resampled so far (the last ones with a zero-padded right edge)
         self.incremental_hits = 0
@@ -48,21 +52,27 @@ class StreamFeatures:
 
     def push(self, samples: np.ndarray) -> None:
         """Append the stream's next samples (mono, at the model's rate)."""
-        self.x = np.concatenate([self.x, samples.astype(np.float32)])
+        self.x.extend(samples)
 
     def at(self, end: int, window: np.ndarray) -> np.ndarray:
         """The model input of ``window`` (the stream's samples up to ``end``)."""
         start = end - self.window_samples
-        if self.incremental and self.x_base == 0 and len(window) == end and end % self.down == 0 \
-                and 2 * self.down <= end < self.window_samples and self.down > 2 * self.reach:
+        if (
+            self.incremental
+            and self.x_base == 0
+            and len(window) == end
+            and end % self.down == 0
+            and 2 * self.down <= end < self.window_samples
+            and self.down > 2 * self.reach
+        ):
             return self._looped(end)
         if not self.incremental or start < 0 or start % self.down or len(window) != self.window_samples:
             return self.model.features(window)
         # the window's left edge sees zeros before it, not the stream: its first grid block is redone
-        edge = self._resample_until(end, self._input(start, start + self.down + self.reach))[:self._out(self.down)]
+        edge = self._resample_until(end, self._input(start, start + self.down + self.reach))[: self._out(self.down)]
         lo = self._out(start - self.y_base)
-        y = self.y[lo:lo + CLIP_SAMPLES].copy()
-        y[:len(edge)] = edge
+        y = self.y.view()[lo : lo + CLIP_SAMPLES].copy()
+        y[: len(edge)] = edge
         model_input = self._model_input(y, self._input(start, end))
         self._forget_before(start + self.window_samples // 2)
         self.incremental_hits += 1
@@ -82,16 +92,17 @@ class StreamFeatures:
         # one polyphase call: the seam with context, zeros, then the clip's last two grid blocks
         # (on the grid, zeros after them as in the plain path, where the looped clip stops at n samples)
         tail = x[np.arange(n - 2 * d, n) % end]
-        edges = self._resample_until(end, np.concatenate(
-            [x[end - 2 * d:], x[:d + self.reach], np.zeros(d - self.reach, np.float32), tail]))
-        seam = edges[self._out(d):self._out(3 * d)]  # positions end - d..end, then 0..d, of the looped clip
-        period = self.y[:self._out(end)].copy()  # y_base == 0: no history dropped yet
-        head = period[:self._out(d)].copy()  # the first block sees zeros before it in the plain path too
-        period[self._out(end - d):] = seam[:self._out(d)]
-        period[:self._out(d)] = seam[self._out(d):]
+        edges = self._resample_until(
+            end, np.concatenate([x[end - 2 * d :], x[: d + self.reach], np.zeros(d - self.reach, np.float32), tail])
+        )
+        seam = edges[self._out(d) : self._out(3 * d)]  # positions end - d..end, then 0..d, of the looped clip
+        period = self.y.view()[: self._out(end)].copy()  # y_base == 0: no history dropped yet
+        head = period[: self._out(d)].copy()  # the first block sees zeros before it in the plain path too
+        period[self._out(end - d) :] = seam[: self._out(d)]
+        period[: self._out(d)] = seam[self._out(d) :]
         y = np.resize(period, CLIP_SAMPLES)
-        y[:self._out(d)] = head
-        y[self._out(n - d):] = edges[self._out(5 * d):self._out(6 * d)]
+        y[: self._out(d)] = head
+        y[self._out(n - d) :] = edges[self._out(5 * d) : self._out(6 * d)]
         self.looped_hits += 1
         return self._model_input(y, x)
 
@@ -103,7 +114,7 @@ class StreamFeatures:
         return spectrogram_of(y, recipe.magnitude) if self.model.kind == InputKind.SPECTROGRAM else y
 
     def _input(self, a: int, b: int) -> np.ndarray:
-        return self.x[a - self.x_base:b - self.x_base]
+        return self.x.view()[a - self.x_base : b - self.x_base]
 
     def _resample_until(self, end: int, edge: np.ndarray) -> np.ndarray:
         """Extend the resampled stream to ``end``; give back the outputs of ``edge`` (starting on the
@@ -111,26 +122,26 @@ class StreamFeatures:
         zeros (wider than the filter's reach, sized so the new input lands on the grid) and the new input."""
         if self.y_end == 0 or self.y_end - 2 * self.reach < self.y_base:
             first = keep = self.y_base = max(self.x_base + (-self.x_base) % self.down, 0)
-            self.y = np.zeros(0, np.float32)
+            self.y = AppendBuffer()
         else:  # the last ``reach`` outputs had a zero-padded right edge: redo them, with ``reach`` of context
             keep = self.y_end - self.reach
             first = keep - self.reach
         pad = (first - self.y_base - len(edge)) % self.down
         pad += self.down if pad < 2 * self.reach else 0
         pre = len(edge) + pad  # pre = first - y_base (mod down): the new input stays on the grid
-        both = polyphase(np.concatenate([edge, np.zeros(pad, np.float32), self._input(first, end)]),
-                         self.up, self.down)
+        both = polyphase(np.concatenate([edge, np.zeros(pad, np.float32), self._input(first, end)]), self.up, self.down)
         offset = (first - self.y_base - pre) * self.up // self.down  # y index of both[0] (exact: on the grid)
         j0, j1 = self._out(keep - self.y_base), self._out(end - self.y_base)
-        self.y = np.concatenate([self.y[:j0], both[j0 - offset:j1 - offset]])
+        self.y.cut(j0)  # in place: appends and this cut copy only the new outputs, not the whole stream
+        self.y.extend(both[j0 - offset : j1 - offset])
         self.y_end = end
-        return both[:self._out(len(edge))]
+        return both[: self._out(len(edge))]
 
     def _forget_before(self, sample: int) -> None:
         """Drop history no later window can need (keep two grid blocks of context)."""
         keep = (sample - self.window_samples // 2) // self.down * self.down - 2 * self.down
         if keep > self.y_base and keep > self.x_base:
-            self.y = self.y[self._out(keep - self.y_base):]
+            self.y.drop(self._out(keep - self.y_base))
             self.y_base = keep
-            self.x = self.x[keep - self.x_base:]
+            self.x.drop(keep - self.x_base)
             self.x_base = keep

@@ -27,6 +27,7 @@ from ..dsp.overlay import View
 from ..inference.models import ModelSet, load_models
 from ..pipelines.live import LivePipeline
 from ..pipelines.recorder import Recorder
+from ..threads import apply_cpu_budget
 from . import recordings, routes, ws
 from .errors import install_error_handlers
 from .hub import LiveHub
@@ -95,6 +96,7 @@ async def lifespan(app: FastAPI, svc: Service, live: bool) -> AsyncIterator[None
         loop.call_soon_threadsafe(svc.hub.publish, message)
 
     await asyncio.to_thread(load_service_models, svc)
+    apply_cpu_budget()  # once the models' libraries are loaded: BLAS and numba held to the usable CPUs
     if live:
         await asyncio.to_thread(open_live, svc, publish)
     try:

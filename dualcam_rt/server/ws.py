@@ -81,8 +81,10 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
     outbox = Outbox(ws, _dropped(svc, "live"))
     prefs = {"images": ws.query_params.get("images") in ("1", "true")}
     try:
-        asked = {"band_hz": parse_band(ws.query_params["band"]) if "band" in ws.query_params else None,
-                 "range_db": float(ws.query_params["range_db"]) if "range_db" in ws.query_params else None}
+        asked = {
+            "band_hz": parse_band(ws.query_params["band"]) if "band" in ws.query_params else None,
+            "range_db": float(ws.query_params["range_db"]) if "range_db" in ws.query_params else None,
+        }
         view_changes = {k: v for k, v in asked.items() if v is not None}
     except (BadInput, ValueError) as err:
         await _close(ws, svc, "live", Closed(1008, f"bad view query: {err}"))
@@ -94,11 +96,19 @@ async def live(ws: WebSocket, svc: ServiceDep) -> None:
     svc.metrics.ws_clients.labels("live").inc()
     live = svc.live
     student = live.model if live else None
-    outbox.put({"type": "hello", "device": svc.device_info or None, "model": student.name if student else None,
-                "classes": Gate.of(student.card).actions(student.classes) if student else [],
-                "hop_s": live.hop_s if live else None,
-                "images": prefs["images"], "state": live.state if live else "no device",
-                "view": live.view.describe() if live else None, "legend_colours": legend_colours()})
+    outbox.put(
+        {
+            "type": "hello",
+            "device": svc.device_info or None,
+            "model": student.name if student else None,
+            "classes": Gate.of(student.card).actions(student.classes) if student else [],
+            "hop_s": live.hop_s if live else None,
+            "images": prefs["images"],
+            "state": live.state if live else "no device",
+            "view": live.view.describe() if live else None,
+            "legend_colours": legend_colours(),
+        }
+    )
     try:
         if view_changes and live is not None:
             _change_view(svc, live, view_changes, outbox)
@@ -194,10 +204,23 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
             rate = config["sample_rate"]
             predictor = StreamPredictor(model, rate, config["hop_s"], pa_per_unit=FILE_FULL_SCALE_PA)
             outbox = Outbox(ws, _dropped(svc, "stream"))
-            outbox.put({"type": "hello", **config, "version": STREAM_VERSION, "model": model.name,
-                        "window_s": model.seconds, "classes": predictor.gate.actions(model.classes),
-                        "max_message_bytes": svc.settings.max_ws_frame_bytes})
+            outbox.put(
+                {
+                    "type": "hello",
+                    **config,
+                    "version": STREAM_VERSION,
+                    "model": model.name,
+                    "window_s": model.seconds,
+                    "classes": predictor.gate.actions(model.classes),
+                    "max_message_bytes": svc.settings.max_ws_frame_bytes,
+                }
+            )
             limit = svc.settings.max_ws_frame_bytes
+            encoding, channels = config["encoding"], config["channels"]
+            # the labelled metrics of this client, looked up once instead of at every prediction
+            predicted = svc.metrics.predictions.labels("stream", model.name)
+            skipped = svc.metrics.gate_skipped.labels("stream")
+            latency = svc.metrics.latency.labels("stream")
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
@@ -222,17 +245,25 @@ async def stream(ws: WebSocket, svc: ServiceDep) -> None:
                     raise Closed(1009, f"message of {len(payload)} bytes exceeds {limit} bytes")
                 arrived = time.perf_counter()
                 try:
-                    samples = decode_pcm(payload, config["encoding"], config["channels"])
+                    samples = decode_pcm(payload, encoding, channels)
                 except BadInput as err:
                     raise Closed(1007, str(err)) from None
                 async for p in predictor.push_batched(samples, batcher):
                     latency_s = time.perf_counter() - arrived
-                    svc.metrics.predictions.labels("stream", model.name).inc()
+                    predicted.inc()
                     if p.reason == "silence":
-                        svc.metrics.gate_skipped.labels("stream").inc()
-                    svc.metrics.latency.labels("stream").observe(latency_s)
-                    outbox.put({"type": "prediction", "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 4),
-                                "latency_ms": round(latency_s * 1e3, 3), "batch": p.timing.get("batch", 0), **p.answer()})
+                        skipped.inc()
+                    latency.observe(latency_s)
+                    outbox.put(
+                        {
+                            "type": "prediction",
+                            "t_s": round(p.t_s, 4),
+                            "window_s": round(p.window_s, 4),
+                            "latency_ms": round(latency_s * 1e3, 3),
+                            "batch": p.timing.get("batch", 0),
+                            **p.answer(),
+                        }
+                    )
     finally:
         if outbox is not None:
             outbox.stop()
