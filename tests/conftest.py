@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
 CLI = [sys.executable, "-m", "dualcam_rt"]
+
+# The suite runs on an empty cache of its own (steering, room responses, sound bank), as CI does on
+# a fresh machine: what a developer's ~/.cache/dualcam-rt holds (a built sound bank) must not change
+# what the tests see. Set before dualcam_rt is imported; subprocesses inherit it.
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="dualcam-tests-cache-")
+os.environ["DUALCAM_CACHE_DIR"] = TEST_CACHE_DIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_CACHE_DIR, ignore_errors=True)
 
 
 def free_port() -> int:
