@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .geometry import DEFAULT_FOCUS_DISTANCE_M, Geometry, load_geometry, parse_grid
+from .geometry import DEFAULT_FOCUS_DISTANCE_M, MAX_FREQUENCY_HZ, Geometry, load_geometry, parse_grid
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dualcam-rt"  # steering, room impulse responses, sound bank
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         DEFAULT_FOCUS_DISTANCE_M, gt=0.1, description="Distance of the acoustic grid plane from the array"
     )
     grid: str = Field("36x48", pattern=r"^\d+x\d+$", description="Acoustic pixels ROWSxCOLS over the camera's view")
+    max_frequency_hz: float | None = Field(
+        MAX_FREQUENCY_HZ,
+        gt=0,
+        description="Highest frequency beamformed, Hz "
+        "(None: up to Nyquist); the DualCam's bins all lie below the default",
+    )
     beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
     view_band_hz: tuple[float, float] = Field(
         (900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]"
@@ -80,7 +86,9 @@ class Settings(BaseSettings):
         """The array these settings describe (geometry file, dead channels, focus distance, grid), at
         12,288 Hz in 1024-sample blocks until ``Geometry.for_device``: built once by each edge and handed down."""
         dead = None if self.dead_channels is None else tuple(self.dead_channels)
-        return load_geometry(self.geometry_file, self.focus_distance_m, dead, parse_grid(self.grid))
+        return load_geometry(
+            self.geometry_file, self.focus_distance_m, dead, parse_grid(self.grid), self.max_frequency_hz
+        )
 
 
 @lru_cache(maxsize=1)

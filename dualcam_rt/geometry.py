@@ -43,6 +43,7 @@ FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 DEFAULT_DEAD_CHANNELS = (79, 105)  # the two dead capsules of the published array
 DEFAULT_FOCUS_DISTANCE_M = 2.0  # subjects stood at least 2 m away (paper, section 3)
 SPEED_OF_SOUND = 343.0  # m/s at 20 degrees C
+MAX_FREQUENCY_HZ = 6400.0  # the top of the MFCC filters and of the view's band: no consumer reads a bin above it
 
 ARRAY_SIDE_M = 0.45
 SPIRAL_OUTER_RADIUS_M = 0.215
@@ -193,7 +194,9 @@ class Geometry:
 
     ``mics`` (n, 3) metres in channel order; ``dead_channels`` the channels excluded everywhere
     downstream; a block is ``nfft`` samples at ``sample_rate`` Hz (the device's), of which the bins
-    0 .. nfft/2 - 1 are kept (the Nyquist bin is dropped); the acoustic image is ``grid_rows`` x
+    0 .. nfft/2 - 1 up to ``max_frequency_hz`` are kept (the Nyquist bin is dropped; the DualCam's
+    512 bins all lie below 6400 Hz, an array at 48 kHz keeps 534 of its 2000: beamforming the bins
+    no consumer reads would cost four times as much); the acoustic image is ``grid_rows`` x
     ``grid_cols`` pixels over the camera's view, on the plane ``focus_distance_m`` away.
     """
 
@@ -206,6 +209,7 @@ class Geometry:
     grid_rows: int = GRID_ROWS
     grid_cols: int = GRID_COLS
     name: str = "dualcam_128"
+    max_frequency_hz: float | None = MAX_FREQUENCY_HZ  # None: every bin up to Nyquist
 
     def __post_init__(self):
         bad = [c for c in self.dead_channels if not 0 <= c < len(self.mics)]
@@ -227,7 +231,10 @@ class Geometry:
 
     @property
     def n_bins(self) -> int:
-        return self.nfft // 2
+        """Bins kept: 0 .. nfft/2 - 1, those at or below ``max_frequency_hz``."""
+        if self.max_frequency_hz is None:
+            return self.nfft // 2
+        return max(2, min(self.nfft // 2, int(self.max_frequency_hz * self.nfft / self.sample_rate) + 1))
 
     @property
     def fps(self) -> float:
@@ -321,13 +328,20 @@ def load_geometry(
     focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M,
     dead_channels: tuple[int, ...] | None = None,
     grid: tuple[int, int] = (GRID_ROWS, GRID_COLS),
+    max_frequency_hz: float | None = MAX_FREQUENCY_HZ,
 ) -> Geometry:
     """The geometry of the array in MicGeom file ``path`` (None: the DualCam) with its invalid channels
-    ``dead_channels`` (None: the DualCam's two dead capsules, or none for a file), at 12,288 Hz in
-    1024-sample blocks until ``for_device`` gives it the device's rate and block size."""
+    ``dead_channels`` (None: the DualCam's two dead capsules, or none for a file), beamformed up to
+    ``max_frequency_hz``, at 12,288 Hz in 1024-sample blocks until ``for_device`` gives it the
+    device's rate and block size."""
     if path is None:
-        return get_geometry(
+        dualcam = get_geometry(
             focus_distance_m, DEFAULT_DEAD_CHANNELS if dead_channels is None else tuple(dead_channels), tuple(grid)
+        )
+        return (
+            dualcam
+            if max_frequency_hz == MAX_FREQUENCY_HZ
+            else dataclasses.replace(dualcam, max_frequency_hz=max_frequency_hz)
         )
     path = resolve_micgeom_file(path)
     try:
@@ -341,4 +355,5 @@ def load_geometry(
         grid_rows=grid[0],
         grid_cols=grid[1],
         name=name,
+        max_frequency_hz=max_frequency_hz,
     )

@@ -4,6 +4,7 @@ session Acoular opens, and simulated by sim://?geometry=."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -26,10 +27,12 @@ from dualcam_rt.geometry import MICGEOM_FILE, SPEED_OF_SOUND, get_geometry, load
 
 UMA16 = "minidsp_uma-16.xml"  # shipped with Acoular: found by its bare name
 RATE, BLOCK = 48_000, 4_000  # the UMA-16 at 48 kHz: blocks of 1/12 s, bins 12 Hz apart
+BINS = 534  # those up to 6400 Hz (0 .. 6396 Hz), of the block's 2000
 # PulseAudio remixes by channel name: a 16-channel null sink and file laid out as PortAudio's ALSA
 # plugin names 16 capture channels pass every channel through unmixed, in order
-PULSE_16_MAP = ("front-left,front-right,rear-left,rear-right,front-center,lfe,side-left,side-right,"
-                + ",".join(f"aux{i}" for i in range(8)))
+PULSE_16_MAP = "front-left,front-right,rear-left,rear-right,front-center,lfe,side-left,side-right," + ",".join(
+    f"aux{i}" for i in range(8)
+)
 TONES_HZ = 300.0 + 150.0 * np.arange(16)  # channel c plays TONES_HZ[c]
 AMPLITUDES = 0.4 * 10 ** (-np.arange(16) / 20)  # channel c is c dB below channel 0
 
@@ -61,10 +64,12 @@ def point_source_blocks(geometry, positions_m, lo_hz=1500.0, hi_hz=6000.0, seed=
 
 # --- geometry ---------------------------------------------------------------------------------
 
+
 def test_the_uma16_file_gives_16_microphones_at_the_devices_rate_and_block(uma16):
     assert uma16.name == "minidsp_uma16" and uma16.n_mics == 16 and uma16.dead_channels == ()
-    assert (uma16.sample_rate, uma16.block_samples, uma16.n_bins, uma16.fps) == (48_000, 4_000, 2_000, 12.0)
-    assert uma16.frequencies[1] == 12.0 and uma16.grid_points.shape == (36 * 48, 3)
+    assert (uma16.sample_rate, uma16.block_samples, uma16.n_bins, uma16.fps) == (48_000, 4_000, BINS, 12.0)
+    assert uma16.frequencies[1] == 12.0 and uma16.frequencies[-1] == 6396.0 and uma16.grid_points.shape == (1728, 3)
+    assert dataclasses.replace(uma16, max_frequency_hz=None).n_bins == 2000  # every bin below Nyquist
     assert uma16.min_mic_spacing_m == pytest.approx(0.042)
     with pytest.raises(BadInput, match="16 microphones"):
         uma16.for_device(128, 12_288, 1024)  # a DualCam's frames with the UMA-16's file
@@ -95,22 +100,29 @@ def test_a_geometry_that_cannot_be_read_is_one_line_exit_2(tmp_path):
 
 # --- beamforming ------------------------------------------------------------------------------
 
+
 def test_uma16_maps_equal_acoulars_classic_beamformer_in_every_bin(uma16, beamformer):
     acoular = pytest.importorskip("acoular", reason="acoular is in the dev extra")  # always installed by make test
     acoular.config.global_caching = "none"
     assert beamformer.backend == "numba"
-    block = point_source_blocks(uma16, uma16.camera.unproject(np.array([[420.0, 130.0]]), 2.5), lo_hz=100,
-                                noise=0.02, seed=3)[0]
+    block = point_source_blocks(
+        uma16, uma16.camera.unproject(np.array([[420.0, 130.0]]), 2.5), lo_hz=100, noise=0.02, seed=3
+    )[0]
     ours = beamformer.images(block)
-    assert ours.shape == (36, 48, 2000)
-    spectra = beamformer.spectra(block)[0].astype(np.complex128)  # (2000, 16)
+    assert ours.shape == (36, 48, BINS)
+    spectra = beamformer.spectra(block)[0].astype(np.complex128)  # (534, 16)
     csm = spectra[:, :, None] * spectra[:, None, :].conj()
     mics = acoular.MicGeom(file=str(resolve_micgeom_file(UMA16)))
-    steer = acoular.SteeringVector(grid=acoular.ImportGrid(pos=uma16.grid_points.T.copy()), mics=mics,
-                                   steer_type="classic", env=acoular.Environment(c=SPEED_OF_SOUND))
+    steer = acoular.SteeringVector(
+        grid=acoular.ImportGrid(pos=uma16.grid_points.T.copy()),
+        mics=mics,
+        steer_type="classic",
+        env=acoular.Environment(c=SPEED_OF_SOUND),
+    )
     reference_bf = acoular.BeamformerBase(
-        freq_data=acoular.PowerSpectraImport(csm=csm, frequencies=uma16.frequencies), steer=steer, r_diag=False)
-    reference = np.asarray(reference_bf.result[:]).reshape(2000, 36, 48).transpose(1, 2, 0)
+        freq_data=acoular.PowerSpectraImport(csm=csm, frequencies=uma16.frequencies), steer=steer, r_diag=False
+    )
+    reference = np.asarray(reference_bf.result[:]).reshape(BINS, 36, 48).transpose(1, 2, 0)
     error_per_bin = np.abs(ours - reference).max(axis=(0, 1)) / reference.max(axis=(0, 1))
     assert error_per_bin.max() < 1e-3, f"bin {error_per_bin.argmax()} differs by {error_per_bin.max():.2e}"
 
@@ -118,8 +130,9 @@ def test_uma16_maps_equal_acoulars_classic_beamformer_in_every_bin(uma16, beamfo
 def test_a_point_source_is_localised_by_the_uma16_within_one_acoustic_pixel(uma16, beamformer):
     cam = uma16.camera
     pixels = np.array([(u, v) for v in (80.0, 240.0, 400.0) for u in (90.0, 330.0, 560.0)])
-    energies = band_energy(beamformer.images(point_source_blocks(uma16, cam.unproject(pixels, uma16.focus_distance_m))),
-                           lo_hz=1500)
+    energies = band_energy(
+        beamformer.images(point_source_blocks(uma16, cam.unproject(pixels, uma16.focus_distance_m))), lo_hz=1500
+    )
     cell_px = cam.width / uma16.grid_cols
     for (u, v), energy in zip(pixels, energies):
         found = localise(energy, uma16)
@@ -131,8 +144,9 @@ def test_any_grid_and_a_64_mic_array_give_the_numpy_reference_maps(tmp_path):
     vogel = load_geometry("tub_vogel64.xml", grid=(15, 20), dead_channels=(5, 40))
     reference = Beamformer(vogel, backend="numpy", cache_dir=tmp_path)
     compiled = Beamformer(vogel, backend="numba", cache_dir=tmp_path)  # the same steering, from the cache
-    blocks = point_source_blocks(vogel, vogel.camera.unproject(np.array([[200.0, 300.0], [500.0, 90.0]]), 2.0),
-                                 lo_hz=300, noise=0.05)
+    blocks = point_source_blocks(
+        vogel, vogel.camera.unproject(np.array([[200.0, 300.0], [500.0, 90.0]]), 2.0), lo_hz=300, noise=0.05
+    )
     expected = reference.images(blocks)
     assert expected.shape == (2, 15, 20, 512)
     for ours in (compiled.images(blocks), np.stack([compiled.images(b) for b in blocks])):
@@ -144,14 +158,17 @@ def test_any_grid_and_a_64_mic_array_give_the_numpy_reference_maps(tmp_path):
 
 
 def test_mfcc_volumes_at_48_khz_equal_those_at_the_sensor_rate_for_the_same_sound():
-    # the same band-limited power at 12 Hz bins: 2000 bins at 48 kHz, 512 at 12,288 Hz
+    # the same band-limited power at 12 Hz bins: every bin at 48 kHz (2000), the 534 kept, 512 at 12,288 Hz
     rng = np.random.default_rng(1)
     power = np.zeros((4, 6, 2000), np.float32)
     power[..., 10:500] = rng.random((4, 6, 490)) * 1e-3
-    np.testing.assert_allclose(mfcc_volume(power), mfcc_volume(power[..., :512]), rtol=1e-5, atol=1e-5)
+    sensor = mfcc_volume(power[..., :512])
+    for bins in (2000, BINS):
+        np.testing.assert_allclose(mfcc_volume(power[..., :bins]), sensor, rtol=1e-5, atol=1e-5)
 
 
 # --- simulated array --------------------------------------------------------------------------
+
 
 def test_sim_uri_with_a_geometry_is_the_scene_heard_by_that_array():
     with open_device(f"sim://?geometry={UMA16}&speed=max&seed=3&sounds=procedural") as device:
@@ -164,13 +181,20 @@ def test_sim_uri_with_a_geometry_is_the_scene_heard_by_that_array():
 
 # --- 16 channels through a real audio server --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pulse16(pulse_sink, tmp_path_factory):
     """A 16-channel, 48 kHz null sink on the suite's PulseAudio server and a 16-channel file of one tone
     per channel (channel c: TONES_HZ[c] at AMPLITUDES[c] of full scale); yields (sink, file)."""
     sink = f"dualcam_a16_{uuid.uuid4().hex[:8]}"
-    loaded = _pactl("load-module", "module-null-sink", f"sink_name={sink}", "channels=16", f"rate={RATE}",
-                    f"channel_map={PULSE_16_MAP}")
+    loaded = _pactl(
+        "load-module",
+        "module-null-sink",
+        f"sink_name={sink}",
+        "channels=16",
+        f"rate={RATE}",
+        f"channel_map={PULSE_16_MAP}",
+    )
     assert loaded.returncode == 0, loaded.stderr
     deadline = time.monotonic() + 10
     while f"{sink}.monitor" not in _pactl("list", "short", "sources").stdout:
@@ -178,8 +202,12 @@ def pulse16(pulse_sink, tmp_path_factory):
         time.sleep(0.1)
     t = np.arange(RATE * 20) / RATE
     tones = tmp_path_factory.mktemp("a16") / "tones16.wav"
-    sf.write(tones, (AMPLITUDES[None, :] * np.sin(2 * np.pi * TONES_HZ[None, :] * t[:, None])).astype(np.float32),
-             RATE, subtype="FLOAT")
+    sf.write(
+        tones,
+        (AMPLITUDES[None, :] * np.sin(2 * np.pi * TONES_HZ[None, :] * t[:, None])).astype(np.float32),
+        RATE,
+        subtype="FLOAT",
+    )
     yield sink, tones
     _pactl("unload-module", loaded.stdout.strip())
 
@@ -238,8 +266,16 @@ def test_probe_prints_each_channels_level_so_a_wrong_order_shows(pulse16):
     sink, tones = pulse16
     player = play(sink, tones)
     try:
-        out = run_cli("probe", f"mic://pulse?channels=16&rate={RATE}", "--seconds", "2", "--json", "--geometry", UMA16,
-                      env={"PULSE_SOURCE": f"{sink}.monitor"})
+        out = run_cli(
+            "probe",
+            f"mic://pulse?channels=16&rate={RATE}",
+            "--seconds",
+            "2",
+            "--json",
+            "--geometry",
+            UMA16,
+            env={"PULSE_SOURCE": f"{sink}.monitor"},
+        )
     finally:
         player.kill()
         player.wait()
@@ -251,8 +287,15 @@ def test_probe_prints_each_channels_level_so_a_wrong_order_shows(pulse16):
     assert [(r["x_m"], r["y_m"]) for r in rows] == [(round(x, 4), round(y, 4)) for x, y, _ in uma.mics]
     peaks = np.array([r["peak_dbfs"] for r in rows])
     np.testing.assert_allclose(peaks, 20 * np.log10(AMPLITUDES), atol=1.0)  # channel c is c dB down
-    wrong = run_cli("probe", f"mic://pulse?channels=16&rate={RATE}", "--seconds", "0.5",
-                    "--geometry", str(MICGEOM_FILE), env={"PULSE_SOURCE": f"{sink}.monitor"})
+    wrong = run_cli(
+        "probe",
+        f"mic://pulse?channels=16&rate={RATE}",
+        "--seconds",
+        "0.5",
+        "--geometry",
+        str(MICGEOM_FILE),
+        env={"PULSE_SOURCE": f"{sink}.monitor"},
+    )
     assert wrong.returncode == 1 and "128 microphones" in wrong.stderr  # a UMA-16's channels, the DualCam's file
 
 
@@ -261,8 +304,20 @@ def test_a_session_recorded_from_16_channels_opens_in_acoular(pulse16, tmp_path)
     sink, tones = pulse16
     player = play(sink, tones)
     try:
-        out = run_cli("record", f"mic://pulse?channels=16&rate={RATE}", "--seconds", "2", "--out", str(tmp_path),
-                      "--name", "uma16", "--geometry", UMA16, "--json", env={"PULSE_SOURCE": f"{sink}.monitor"})
+        out = run_cli(
+            "record",
+            f"mic://pulse?channels=16&rate={RATE}",
+            "--seconds",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "uma16",
+            "--geometry",
+            UMA16,
+            "--json",
+            env={"PULSE_SOURCE": f"{sink}.monitor"},
+        )
     finally:
         player.kill()
         player.wait()
@@ -270,7 +325,7 @@ def test_a_session_recorded_from_16_channels_opens_in_acoular(pulse16, tmp_path)
     meta = json.loads((tmp_path / "uma16" / "session.json").read_text())
     assert (meta["channels"], meta["sample_rate"], meta["block_samples"]) == (16, RATE, BLOCK)
     assert meta["geometry"]["name"] == "minidsp_uma16" and len(meta["geometry"]["mics"]) == 16
-    assert meta["geometry"]["n_bins"] == 2000
+    assert meta["geometry"]["n_bins"] == BINS
     ts = acoular.TimeSamples(file=str(tmp_path / "uma16" / "audio.h5"))
     assert (ts.num_channels, ts.sample_freq) == (16, RATE) and ts.num_samples >= 20 * BLOCK
     data = ts.data[-RATE:]  # (samples, channels), Acoular's layout
@@ -278,8 +333,17 @@ def test_a_session_recorded_from_16_channels_opens_in_acoular(pulse16, tmp_path)
 
 
 def test_a_uma16_session_replays_and_exports_with_the_array_it_recorded(tmp_path):
-    out = run_cli("record", f"sim://?geometry={UMA16}&speed=max&seed=5&sounds=procedural&label=clapping",
-                  "--seconds", "2", "--out", str(tmp_path), "--name", "sim16", "--json")
+    out = run_cli(
+        "record",
+        f"sim://?geometry={UMA16}&speed=max&seed=5&sounds=procedural&label=clapping",
+        "--seconds",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "sim16",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     session = tmp_path / "sim16"
     assert json.loads((session / "session.json").read_text())["geometry"]["name"] == "minidsp_uma16"
