@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="Highest frequency beamformed, Hz "
         "(None: up to Nyquist); the DualCam's bins all lie below the default",
     )
+    camera_hfov_deg: float = Field(
+        60.0,
+        gt=10,
+        lt=170,
+        description="The camera's horizontal field of view, degrees (the grid spans it); the DualCam's is 60",
+    )
     beamform_backend: str = Field("auto", pattern="^(auto|numba|numpy|cupy)$")
     view_band_hz: tuple[float, float] = Field(
         (900.0, 6400.0), description="serve: the band (Hz) acoustic images sum, e.g. [900, 6400]"
@@ -87,7 +93,12 @@ class Settings(BaseSettings):
         12,288 Hz in 1024-sample blocks until ``Geometry.for_device``: built once by each edge and handed down."""
         dead = None if self.dead_channels is None else tuple(self.dead_channels)
         return load_geometry(
-            self.geometry_file, self.focus_distance_m, dead, parse_grid(self.grid), self.max_frequency_hz
+            self.geometry_file,
+            self.focus_distance_m,
+            dead,
+            parse_grid(self.grid),
+            self.max_frequency_hz,
+            self.camera_hfov_deg,
         )
 
 

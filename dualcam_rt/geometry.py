@@ -329,20 +329,20 @@ def load_geometry(
     dead_channels: tuple[int, ...] | None = None,
     grid: tuple[int, int] = (GRID_ROWS, GRID_COLS),
     max_frequency_hz: float | None = MAX_FREQUENCY_HZ,
+    hfov_deg: float = Camera.hfov_deg,
 ) -> Geometry:
     """The geometry of the array in MicGeom file ``path`` (None: the DualCam) with its invalid channels
     ``dead_channels`` (None: the DualCam's two dead capsules, or none for a file), beamformed up to
-    ``max_frequency_hz``, at 12,288 Hz in 1024-sample blocks until ``for_device`` gives it the
-    device's rate and block size."""
+    ``max_frequency_hz``, seen by a camera of ``hfov_deg`` horizontal field of view at the array's
+    centre, at 12,288 Hz in 1024-sample blocks until ``for_device`` gives it the device's rate and
+    block size."""
     if path is None:
         dualcam = get_geometry(
             focus_distance_m, DEFAULT_DEAD_CHANNELS if dead_channels is None else tuple(dead_channels), tuple(grid)
         )
-        return (
-            dualcam
-            if max_frequency_hz == MAX_FREQUENCY_HZ
-            else dataclasses.replace(dualcam, max_frequency_hz=max_frequency_hz)
-        )
+        if (max_frequency_hz, hfov_deg) == (MAX_FREQUENCY_HZ, Camera.hfov_deg):
+            return dualcam
+        return dataclasses.replace(dualcam, max_frequency_hz=max_frequency_hz, camera=Camera(hfov_deg=hfov_deg))
     path = resolve_micgeom_file(path)
     try:
         name = ET.parse(path).getroot().get("name") or path.stem
@@ -356,4 +356,5 @@ def load_geometry(
         grid_cols=grid[1],
         name=name,
         max_frequency_hz=max_frequency_hz,
+        camera=Camera(hfov_deg=hfov_deg),
     )

@@ -12,10 +12,13 @@ import subprocess
 import time
 import uuid
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import _pactl, run_cli
+from conftest import _pactl, free_port, run_cli
+from test_server_live import wait_until_imaging
 
 from dualcam_rt.config import Settings
 from dualcam_rt.devices import open_device
@@ -24,6 +27,9 @@ from dualcam_rt.dsp.mfcc import mfcc_volume
 from dualcam_rt.dsp.overlay import band_energy, localise
 from dualcam_rt.errors import BadInput
 from dualcam_rt.geometry import MICGEOM_FILE, SPEED_OF_SOUND, get_geometry, load_geometry, resolve_micgeom_file
+from dualcam_rt.inference.tiny import write_tiny_model
+from dualcam_rt.server.app import create_app
+from dualcam_rt.server.run import BackgroundServer
 
 UMA16 = "minidsp_uma-16.xml"  # shipped with Acoular: found by its bare name
 RATE, BLOCK = 48_000, 4_000  # the UMA-16 at 48 kHz: blocks of 1/12 s, bins 12 Hz apart
@@ -79,10 +85,14 @@ def test_geometry_settings_grid_and_invalid_channels(monkeypatch):
     monkeypatch.setenv("DUALCAM_GEOMETRY", UMA16)
     monkeypatch.setenv("DUALCAM_GRID", "24x32")
     monkeypatch.setenv("DUALCAM_DEAD_CHANNELS", "[3]")
+    monkeypatch.setenv("DUALCAM_CAMERA_HFOV_DEG", "78")
     g = Settings().geometry()
+    assert g.camera.hfov_deg == 78 and g.camera.fx < load_geometry(UMA16).camera.fx  # a wider view: the grid spans it
     assert (g.n_mics, g.grid_shape, g.dead_channels, g.grid_points.shape) == (16, (24, 32), (3,), (768, 3))
     assert int(g.active.sum()) == 15
-    default = Settings(_env_file=None, geometry_file=None, grid="36x48", dead_channels=None).geometry()
+    default = Settings(
+        _env_file=None, geometry_file=None, grid="36x48", dead_channels=None, camera_hfov_deg=60
+    ).geometry()
     assert default.n_mics == 128 and default.dead_channels == (79, 105)  # the DualCam, unchanged
     assert np.array_equal(default.mics, get_geometry().mics)
     with pytest.raises(BadInput, match="out of range"):
@@ -177,6 +187,18 @@ def test_sim_uri_with_a_geometry_is_the_scene_heard_by_that_array():
     assert device.describe()["geometry"] == "minidsp_uma16" and device.channels == 16
     assert all(f.audio.shape == (16, 1024) for f in frames) and geometry.n_mics == 16
     assert np.abs(frames[-1].audio).max() > 0
+
+
+def test_serve_with_a_geometry_images_the_simulated_uma16(tmp_path):
+    write_tiny_model(tmp_path)
+    settings = Settings(models_dir=tmp_path, geometry_file=UMA16, hop_s=0.5)  # as DUALCAM_GEOMETRY does
+    app = create_app(settings, "sim://?scenario=1&seed=1&label=clapping")  # simulates the service's array
+    with BackgroundServer(app, free_port()) as url:
+        wait_until_imaging(url)
+        status = httpx.get(f"{url}/v1/status").json()
+    assert status["device"]["channels"] == 16 and status["device"]["geometry"] == "minidsp_uma16"
+    assert status["live"]["imaged_frames"] > 0 and status["live"]["state"] == "streaming"
+    assert app.state.svc.geometry.n_mics == 16
 
 
 # --- 16 channels through a real audio server --------------------------------------------------
@@ -347,6 +369,8 @@ def test_a_uma16_session_replays_and_exports_with_the_array_it_recorded(tmp_path
     assert out.returncode == 0, out.stderr
     session = tmp_path / "sim16"
     assert json.loads((session / "session.json").read_text())["geometry"]["name"] == "minidsp_uma16"
+    with open_device(f"replay://{session}") as device:  # a replayed session names the array it recorded
+        assert device.geometry_for(get_geometry()).name == "minidsp_uma16"
     replayed = run_cli("replay", str(session), "--json")  # no --geometry: the session says which array
     assert replayed.returncode == 0, replayed.stderr
     timeline = json.loads(replayed.stdout)
@@ -354,8 +378,6 @@ def test_a_uma16_session_replays_and_exports_with_the_array_it_recorded(tmp_path
     video = tmp_path / "sim16.mp4"
     exported = run_cli("export-video", str(session), "--out", str(video))
     assert exported.returncode == 0, exported.stderr
-    import cv2
-
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     capture.release()

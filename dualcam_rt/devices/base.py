@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -57,7 +58,14 @@ class Device(ABC):
     def geometry_for(self, geometry: Geometry) -> Geometry:
         """The geometry to image this device's frames with: its own array when it names one, else
         ``geometry``, at the device's sample rate and block size; BadInput when the channels do not match."""
-        return (self.geometry or geometry).for_device(self.channels, self.sample_rate, self.block_samples)
+        if self.geometry is not None:  # its microphones, the caller's grid and band
+            geometry = dataclasses.replace(
+                self.geometry,
+                grid_rows=geometry.grid_rows,
+                grid_cols=geometry.grid_cols,
+                max_frequency_hz=geometry.max_frequency_hz,
+            )
+        return geometry.for_device(self.channels, self.sample_rate, self.block_samples)
 
     def describe(self) -> dict:
         return {

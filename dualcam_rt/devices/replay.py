@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 from ..errors import BadInput
 from ..frame import SensorFrame
-from ..sessions.reader import open_session
+from ..geometry import get_geometry
+from ..sessions.reader import open_session, recorded_geometry
 from .base import Device, Pacer, parse_speed
 
 
@@ -27,6 +28,8 @@ class ReplayDevice(Device):
             sample_rate=self.session.sample_rate,
             block_samples=self.session.block_samples,
         )
+        if (self.session.meta.get("geometry") or {}).get("mics"):  # the array the session was recorded with
+            self.geometry = recorded_geometry(self.session.meta, get_geometry())
         self._closed = False
 
     @classmethod

@@ -53,7 +53,10 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
         geometry=svc.geometry,
     )
     svc.device_info = device.describe()
-    if s.imaging:  # the array imaged at the device's rate and block size (BadInput: another array's channels)
+    imaging = s.imaging and device.channels > 1
+    if s.imaging and not imaging:
+        log.warning("%s has one microphone: no acoustic image, predictions only", uri)
+    if imaging:  # the array imaged at the device's rate and block size (BadInput: another array's channels)
         try:
             svc.geometry = device.geometry_for(svc.geometry)
         except Exception:
@@ -68,7 +71,7 @@ def open_live(svc: Service, publish: Callable[[dict[str, Any] | bytes], None]) -
         geometry=svc.geometry,
         hop_s=s.hop_s,
         mic_channel=s.mic_channel,
-        imaging=s.imaging,
+        imaging=imaging,
         beamform_backend=s.beamform_backend,
         cache_dir=s.cache_dir,
         view=View(s.view_band_hz, s.view_range_db, s.view_margin_db),
