@@ -99,6 +99,12 @@ def test_geometry_settings_grid_and_invalid_channels(monkeypatch):
         load_geometry(UMA16, dead_channels=(16,))
 
 
+def test_serving_an_array_with_another_arrays_geometry_is_one_line_exit_2():
+    out = run_cli("serve", f"mic://pulse?channels=16&rate={RATE}", "--port", "1")  # the DualCam's 128 mics
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "16 channels" in out.stderr and "128 microphones" in out.stderr
+
+
 def test_a_geometry_that_cannot_be_read_is_one_line_exit_2(tmp_path):
     for args in (["--geometry", "no-such-array.xml"], ["--geometry", UMA16, "--grid", "36by48"]):
         out = run_cli("geometry", *args)

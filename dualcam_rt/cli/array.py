@@ -11,10 +11,15 @@ from pathlib import Path
 import typer
 
 from ..config import Settings
+from ..devices import parse_uri
+from ..errors import BadInput
+from ..geometry import Geometry
 
-GEOMETRY_HELP = ("Acoular MicGeom XML of the microphone array, channel i = the file's i-th <pos> (default: "
-                 "DUALCAM_GEOMETRY, else the DualCam); a bare name Acoular ships, e.g. minidsp_uma-16.xml, "
-                 "is found in Acoular's xml folder")
+GEOMETRY_HELP = (
+    "Acoular MicGeom XML of the microphone array, channel i = the file's i-th <pos> (default: "
+    "DUALCAM_GEOMETRY, else the DualCam); a bare name Acoular ships, e.g. minidsp_uma-16.xml, "
+    "is found in Acoular's xml folder"
+)
 GRID_HELP = "Acoustic pixels ROWSxCOLS over the camera's view (default: DUALCAM_GRID, 36x48)"
 
 
@@ -37,3 +42,17 @@ def with_array(settings: Settings, geometry: str | None, grid: str | None) -> Se
     settings = settings.model_copy(update=updates) if updates else settings
     settings.geometry()  # read the file and check the grid now
     return settings
+
+
+def check_array_uri(uri: str, geometry: Geometry) -> None:
+    """BadInput (exit 2, before anything starts) when a ``mic://`` URI asks for an array of another
+    number of channels than ``geometry``'s microphones (one channel: predictions only, never imaged)."""
+    scheme, _, query = parse_uri(uri)
+    if scheme != "mic" or not query.get("channels", "").isdigit():
+        return
+    channels = int(query["channels"])
+    if channels > 1 and channels != geometry.n_mics:
+        raise BadInput(
+            f"{uri} captures {channels} channels but the geometry {geometry.name} has {geometry.n_mics} "
+            "microphones: give the array's geometry (--geometry FILE.xml or DUALCAM_GEOMETRY)"
+        )

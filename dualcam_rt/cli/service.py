@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app, console, fail
-from .array import geometry_option, grid_option, with_array
+from .array import check_array_uri, geometry_option, grid_option, with_array
 
 
 @app.command()
@@ -33,6 +33,8 @@ def serve(
         settings = settings.model_copy(update={"models_dir": Path(models_dir)})
     if uri:
         parse_uri(uri)  # a bad URI is the caller's mistake: exit 2 before starting anything
+        if settings.imaging and not no_device:
+            check_array_uri(uri, settings.geometry())
     host, port = host or settings.host, port or settings.port
     if not 1 <= port <= 65535:
         fail(f"port must be in 1..65535, not {port}")
@@ -59,7 +61,16 @@ def listen(
     settings = get_settings()
     if hop is not None and not 0.05 <= hop <= 10:
         fail(f"--hop must be in 0.05..10 s, not {hop}")
-    models = load_model_set(Path(models_dir) if models_dir else settings.models_dir, settings.ort_threads,
-                            settings.default_model)
-    run_listen(uri, models, settings.geometry(), model_name=model, hop_s=hop or settings.hop_s, seconds=seconds,
-               as_json=as_json, mic_channel=settings.mic_channel)
+    models = load_model_set(
+        Path(models_dir) if models_dir else settings.models_dir, settings.ort_threads, settings.default_model
+    )
+    run_listen(
+        uri,
+        models,
+        settings.geometry(),
+        model_name=model,
+        hop_s=hop or settings.hop_s,
+        seconds=seconds,
+        as_json=as_json,
+        mic_channel=settings.mic_channel,
+    )
