@@ -356,8 +356,9 @@ def test_a_session_recorded_from_16_channels_opens_in_acoular(pulse16, tmp_path)
     assert meta["geometry"]["n_bins"] == BINS
     ts = acoular.TimeSamples(file=str(tmp_path / "uma16" / "audio.h5"))
     assert (ts.num_channels, ts.sample_freq) == (16, RATE) and ts.num_samples >= 20 * BLOCK
-    data = ts.data[-RATE:]  # (samples, channels), Acoular's layout
-    assert_each_channel_carries_its_own_tone(np.asarray(data).T, RATE)
+    data = np.asarray(ts.data[-RATE:])  # (samples, channels), Acoular's layout
+    ts._h5f.close()  # Acoular keeps its file open (it has no public close)
+    assert_each_channel_carries_its_own_tone(data.T, RATE)
 
 
 def test_a_uma16_session_replays_and_exports_with_the_array_it_recorded(tmp_path):
