@@ -33,17 +33,25 @@ class AppendBuffer:
 
     def extend(self, samples: np.ndarray) -> None:
         n = len(samples)
-        if self.end + n > len(self.block):  # room for half as much again: a move every few appends
-            kept = self.end - self.start
-            block = np.empty(kept + n + max((kept + n) // 2, 4096), np.float32)
-            block[:kept] = self.block[self.start : self.end]
-            self.block, self.start, self.end = block, 0, kept
+        if self.end + n > len(self.block):  # room for a quarter as much again: a move every few appends
+            need = len(self) + n
+            self._move(need + max(need // 4, 4096))
         self.block[self.end : self.end + n] = samples
         self.end += n
 
     def drop(self, n: int) -> None:
-        """Let go of the first ``n`` samples."""
+        """Let go of the first ``n`` samples (and of the memory, once most of the block is unused: a quiet
+        stream's buffers shrink back)."""
         self.start += min(max(n, 0), len(self))
+        if len(self.block) > 4 * max(len(self), 4096):
+            self._move(max(len(self), 4096))
+
+    def _move(self, size: int) -> None:
+        """Move the kept samples to the start of a fresh block of ``size`` samples (views keep the old one)."""
+        kept = len(self)
+        block = np.empty(size, np.float32)
+        block[:kept] = self.block[self.start : self.end]
+        self.block, self.start, self.end = block, 0, kept
 
     def cut(self, n: int) -> None:
         """Keep only the first ``n`` samples (the rest is written anew by the next ``extend``)."""
