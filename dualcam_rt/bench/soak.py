@@ -6,12 +6,13 @@ one ``bench serve`` uses); this process holds the clients. Figures, per minute o
 
 - stream: ``clients`` connections held for the whole run, each sending 0.25 s of s16le noise at
   12,288 Hz every 0.25 s (real time, hops staggered over the 0.5 s hop, as real streams are).
-  Every hop must come back as a prediction: dropped audio = hops without one, plus samples the
-  server's ``end`` reply does not count (must be 0). Latency: last chunk of a hop sent → its
-  prediction received (p50, p99). An overloaded server stops reading rather than drop audio: the
-  clients then fall behind real time (``max_send_lag_s``) and the latency grows minute by minute;
-  the clients keep websockets' default keepalive (a ping every 20 s, closed when unanswered for
-  20 s), so a server that lags that far behind its reading loses them: failed clients, per minute.
+  Every hop of a client that stays connected must come back as a prediction: dropped audio =
+  hops without one, plus samples the server's ``end`` reply does not count (must be 0); a client
+  lost on the way is a failed client, and its missing hops are counted apart. Latency: last chunk
+  of a hop sent → its prediction received (p50, p99). An overloaded server stops reading rather
+  than drop audio: the clients then fall behind real time (``max_send_lag_s``) and the latency
+  grows minute by minute; the clients keep websockets' default keepalive (a ping every 20 s, closed
+  when unanswered for 20 s), so a server that far behind loses them: failed clients, per minute.
 - live: ``sim://`` at real time with imaging and overlay frames requested by one ``/v1/live``
   client. Dropped audio = gaps in the predictions' hop grid plus the device's lost samples (must be
   0); latency: block arrival in the service → prediction received; frames, imaged frames.
@@ -166,8 +167,11 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, minutes: 
             await asyncio.gather(receiver, return_exceptions=True)
     expected = {round(k * HOP_S, 4) for k in range(1, int(chunks * CHUNK_S / HOP_S) + 1)}
     tally["expected_hops"] += len(expected)
-    tally["missing_hops"] += len(expected - received)
-    tally["missing_samples"] += chunks * chunk - end.get("samples", 0)
+    if end:  # stayed connected to the end: every hop and sample must be there (dropped audio)
+        tally["missing_hops"] += len(expected - received)
+        tally["missing_samples"] += chunks * chunk - end.get("samples", 0)
+    else:  # lost (counted in failures): what it did not get back is not audio the server dropped
+        tally["hops_of_failed_clients"] += len(expected - received)
 
 
 def soak_stream(clients: int, seconds: float) -> dict:
@@ -183,6 +187,7 @@ def soak_stream(clients: int, seconds: float) -> dict:
                 "expected_hops": 0,
                 "missing_hops": 0,
                 "missing_samples": 0,
+                "hops_of_failed_clients": 0,
                 "max_send_lag_s": 0.0,
                 "failures": [],
             }
