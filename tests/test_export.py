@@ -64,18 +64,18 @@ def test_the_shipped_hearnet_classifies_out_of_the_box():
     card = json.loads((MODELS_DIR / "hearnet.json").read_text())
     onnx_path = MODELS_DIR / card["file"]
     assert onnx_path.stat().st_size < 20 * 1024 * 1024
-    assert card["input"]["kind"] == "spectrogram" and len(card["classes"]) == 14
+    assert card["input"]["kind"] == "spectrogram" and len(card["classes"]) == 15  # 14 actions and no_action
+    assert card["gate"]["background_class"] == card["classes"][-1] == "no_action"
     assert card["reproduce"].startswith("dualcam-rt ") and card["metrics"]["onnx_max_abs_diff"] < 1e-4
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     x = example_inputs("spectrogram", batch=2)
     (logits,) = sess.run(["logits"], {"input": x})
-    assert logits.shape == (2, 14) and np.all(np.isfinite(logits))
+    assert logits.shape == (2, 15) and np.all(np.isfinite(logits))
 
 
 def test_the_shipped_hearnet_recognises_fresh_simulated_actions(tmp_path, monkeypatch):
     """Scenes with a seed the dataset never used: the shipped student must name most of them."""
     from dualcam_rt.dsp.spectrogram import Recipe, hearnet_input
-    from dualcam_rt.labels import CLASSES
     from dualcam_rt.sim import Scene
 
     monkeypatch.setenv("DUALCAM_CACHE_DIR", str(tmp_path))
@@ -88,5 +88,5 @@ def test_the_shipped_hearnet_recognises_fresh_simulated_actions(tmp_path, monkey
         wave = np.concatenate([scene.next_tick().audio[0] for _ in range(60)])  # 5 s of microphone 0
         inputs.append(hearnet_input(wave, recipe=Recipe.of(card["input"]["feature"])))  # the level it was trained at
     (logits,) = sess.run(["logits"], {"input": np.stack(inputs)})
-    predicted = [CLASSES[k] for k in logits.argmax(1)]
+    predicted = [card["classes"][k] for k in logits.argmax(1)]
     assert sum(p == c for p, c in zip(predicted, classes)) >= 5, predicted

@@ -192,7 +192,8 @@ def test_the_shipped_int8_hearnet_names_fresh_simulated_actions_as_its_fp32_orig
     fp32, int8 = models["hearnet"], models["hearnet_int8"]
     q = int8.card["quantization"]
     assert q["of"] == fp32.card["file"] and q["format"] == "QDQ"
-    assert abs(int8.card["metrics"]["test_accuracy"] - fp32.card["metrics"]["test_accuracy"]) <= 0.025  # one clip of 42
+    metrics = int8.card["metrics"]  # both measured on the same test clips by quantize
+    assert abs(metrics["test_accuracy"] - metrics["test_accuracy_fp32"]) <= 0.025  # one clip of 42
     assert (REPO_MODELS_DIR / int8.card["file"]).stat().st_size < (REPO_MODELS_DIR / fp32.card["file"]).stat().st_size / 3
     classes = ["clapping", "speaking", "whistling", "typing", "paper_ripping", "knocking"]
     inputs = []

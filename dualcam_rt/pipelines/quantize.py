@@ -17,7 +17,7 @@ import numpy as np
 
 from ..inference.models import open_session, read_card
 from ..threads import cpu_budget
-from ..training.data import load_clips, read_manifest
+from ..training.data import ClipOptions, load_clips, read_manifest
 
 CALIBRATION_CLIPS = 64
 
@@ -84,7 +84,8 @@ def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     int8_path = out / f"{name}.onnx"
-    clips = load_clips(str(data), need_mfcc=False, need_video=False)
+    split_column = card.get("training", {}).get("split_column", "split")  # the student's own val/test clips
+    clips = load_clips(str(data), ClipOptions(split_column=split_column), need_mfcc=False, need_video=False)
     preset = read_manifest(str(data)).get("preset", "?")
     train = clips.select("train")
     pick = np.random.default_rng(0).choice(len(train), min(CALIBRATION_CLIPS, len(train)), replace=False)
