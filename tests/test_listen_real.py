@@ -1,10 +1,12 @@
 """The live microphone end to end (issue 11 item 8): silence and test-split real recordings played
 through the real PulseAudio null sink into ``dualcam-rt listen --json``, with the shipped student.
 
-The shipped ``hearnet`` predates the background class, so it may name the wrong class: this test
-asserts null vs non-null (silence -> ``silence``; a played take -> a label) and the event count;
-the exact class is asserted only with the tiny tone model (tests/test_listen.py, test_gate.py).
-Once P ships the students trained with a background class, assert the class here too.
+What is asserted is the live path, not the student's accuracy (that is ``dualcam-rt score`` on the
+real-recording test set, whose figures are in the model cards): silence is ``null`` with reason
+``silence``; each played take is heard at its onset (two onsets, 6 s apart), its windows pass the
+level gate and are answered (a label, or ``no_action`` from the student's background class or
+confidence threshold); a take is never reported as two events. The exact class is asserted with the
+tiny tone model (tests/test_listen.py, tests/test_gate.py).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def played(tmp_path_factory) -> tuple[Path, list[float]]:
 
 
 @pytest.mark.slow
-def test_listen_says_silence_then_labels_each_played_recording_once(pulse_sink, played):
+def test_listen_says_silence_then_answers_each_played_recording_once(pulse_sink, played):
     wav, starts = played
     seconds = SILENCE_S + GAP_S * len(starts)
     player = subprocess.Popen(["paplay", "-d", pulse_sink, str(wav)])
@@ -68,13 +70,20 @@ def test_listen_says_silence_then_labels_each_played_recording_once(pulse_sink, 
     assert listen.returncode == 0, err
     predictions = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(predictions) >= 2 * seconds - 4, (out, err)
-    # the command starts a few seconds after the file (start-up): the first event sets the offset
-    events = [e for p in predictions for e in p["events"]]
-    assert len(events) == len(starts), events
-    offset = events[0]["onset_s"] - starts[0]
-    assert -SILENCE_S < offset < 0.5 and abs(events[1]["onset_s"] - events[0]["onset_s"] - GAP_S) < 0.5, events
-    quiet = [p for p in predictions if p["t_s"] <= events[0]["onset_s"] - 0.5]
+    # the command starts a few seconds after the file (start-up): the first onset sets the offset
+    onsets: list[float] = []
+    for p in predictions:
+        if p["onset_s"] is not None and not any(abs(p["onset_s"] - t) < 1.0 for t in onsets):
+            onsets.append(p["onset_s"])
+    assert len(onsets) == len(starts), onsets
+    assert abs(onsets[1] - onsets[0] - GAP_S) < 0.5, onsets
+    quiet = [p for p in predictions if p["t_s"] <= onsets[0] - 0.5]
     assert len(quiet) >= 2 and all(p["label"] is None and p["reason"] == "silence" for p in quiet), quiet
-    for event in events:  # a take is inside the windows ending up to 5 s after it
-        heard = [p for p in predictions if event["onset_s"] + 0.5 <= p["t_s"] <= event["onset_s"] + 3]
-        assert heard and all(p["label"] is not None for p in heard), heard
+    for onset in onsets:  # a take is inside the windows ending up to 5 s after it
+        heard = [p for p in predictions if onset + 0.5 <= p["t_s"] <= onset + 3]
+        assert heard and all(p["reason"] != "silence" for p in heard), heard
+        assert all(p["label"] is not None or p["reason"] == "no_action" for p in heard), heard
+    # whatever the student names a take, it is reported once, at that take's onset
+    events = [e for p in predictions for e in p["events"]]
+    assert all(any(abs(e["onset_s"] - t) < 1.0 for t in onsets) for e in events), (events, onsets)
+    assert len(events) == len({min(onsets, key=lambda t: abs(t - e["onset_s"])) for e in events}), events
