@@ -268,8 +268,8 @@ def soak_live(seconds: float) -> dict:
                         pass
                     live = (await asyncio.to_thread(httpx.get, url + "/v1/status", timeout=30)).json()["live"]
                     row = minutes.counts[minutes.minute(time.monotonic() - 1)]
-                    row["frames"] = live["frames"] - last["frames"]
-                    row["imaged_frames"] = live["imaged_frames"] - last["imaged_frames"]
+                    row["frames"] += live["frames"] - last["frames"]
+                    row["imaged_frames"] += live["imaged_frames"] - last["imaged_frames"]
                     last = live
 
             async def main():
