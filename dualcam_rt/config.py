@@ -1,5 +1,6 @@
 """Settings: the only place that reads the environment (prefix ``DUALCAM_``)."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .geometry import DEFAULT_FOCUS_DISTANCE_M, MAX_FREQUENCY_HZ, Geometry, load_geometry, parse_grid
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dualcam-rt"  # steering, room impulse responses, sound bank
+# Steering, room impulse responses, sound bank. Read here as well as by Settings so that library
+# callers given no cache_dir (in-process scenes, rooms) honour DUALCAM_CACHE_DIR too.
+DEFAULT_CACHE_DIR = Path(os.environ.get("DUALCAM_CACHE_DIR") or Path.home() / ".cache" / "dualcam-rt")
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 
 
