@@ -188,16 +188,25 @@ def bench_predict(url: str, model) -> dict:
     }
 
 
-async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies: list, failures: list) -> None:
-    """One real-time client: starts ``offset_s`` into the hop (real streams are not in phase), sends
-    0.25 s of s16le noise every 0.25 s, and records "last chunk of a hop sent → prediction received"."""
+async def _realtime_client(
+    ws_url: str,
+    chunks: list[bytes],
+    chunk_s: float,
+    offset_s: float,
+    latencies: list,
+    failures: list,
+    on_prediction=None,
+    open_timeout_s: float = 30,
+    drain_s: float = 15,
+) -> None:
+    """One real-time /v1/stream client: starts ``offset_s`` into the hop (real streams are not in
+    phase), sends one s16le chunk every ``chunk_s`` and records "last chunk of a hop sent ->
+    prediction received"; ``on_prediction(msg)`` sees every prediction after the warm-up."""
     import websockets
 
-    chunk = int(STREAM_RATE * STREAM_CHUNK_S)
-    pcm = (np.random.default_rng().standard_normal(chunk * 4) * 3000).astype("<i2").tobytes()
     try:
         await asyncio.sleep(offset_s)
-        async with websockets.connect(ws_url, open_timeout=30, max_size=None) as ws:
+        async with websockets.connect(ws_url, open_timeout=open_timeout_s, max_size=None) as ws:
             await ws.send(
                 json.dumps({"sample_rate": STREAM_RATE, "encoding": "pcm_s16le", "channels": 1, "hop_s": STREAM_HOP_S})
             )
@@ -209,18 +218,27 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies
                     msg = json.loads(m)
                     if msg["type"] == "prediction" and msg["t_s"] > STREAM_WARMUP_S:
                         latencies.append((time.perf_counter() - sent_at[msg["t_s"]]) * 1e3)
+                        if on_prediction is not None:
+                            on_prediction(msg)
 
             receiver = asyncio.create_task(receive())
             start = time.perf_counter()
-            for i in range(int(seconds / STREAM_CHUNK_S)):
-                part = i % 4 * chunk * 2
-                sent_at[round((i + 1) * STREAM_CHUNK_S, 4)] = time.perf_counter()
-                await ws.send(pcm[part : part + chunk * 2])
-                await asyncio.sleep(max(0.0, start + (i + 1) * STREAM_CHUNK_S - time.perf_counter()))
+            for i, chunk in enumerate(chunks):
+                sent_at[round((i + 1) * chunk_s, 4)] = time.perf_counter()
+                await ws.send(chunk)
+                await asyncio.sleep(max(0.0, start + (i + 1) * chunk_s - time.perf_counter()))
             await ws.send(json.dumps({"type": "end"}))
-            await asyncio.wait_for(receiver, 15)
+            await asyncio.wait_for(receiver, drain_s)
     except Exception as err:  # a refused or dropped client counts against the step
         failures.append(type(err).__name__)
+
+
+async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies: list, failures: list) -> None:
+    """One real-time client of noise: 0.25 s of s16le every 0.25 s (four chunks of noise, cycled)."""
+    chunk = int(STREAM_RATE * STREAM_CHUNK_S)
+    pcm = (np.random.default_rng().standard_normal(chunk * 4) * 3000).astype("<i2").tobytes()
+    chunks = [pcm[i % 4 * chunk * 2 : (i % 4 + 1) * chunk * 2] for i in range(int(seconds / STREAM_CHUNK_S))]
+    await _realtime_client(ws_url, chunks, STREAM_CHUNK_S, offset_s, latencies, failures)
 
 
 def _stream_step(server: ServeProcess, n: int) -> dict:
@@ -342,7 +360,6 @@ async def _quiet_client(
     counts: dict,
 ) -> None:
     """One real-time mostly-quiet client: room noise with an action every ~10 s, one 0.5 s message per hop."""
-    import websockets
 
     chunk = int(STREAM_RATE * REALISTIC_CHUNK_S)
     n = int(seconds * STREAM_RATE)
@@ -355,32 +372,12 @@ async def _quiet_client(
         signal[at : at + len(sound)] += sound[: n - at]
         t += REALISTIC_ACTION_EVERY_S * rng.uniform(0.8, 1.2)
     pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes()
-    try:
-        await asyncio.sleep(offset_s)
-        async with websockets.connect(ws_url, open_timeout=60, max_size=None) as ws:
-            await ws.send(
-                json.dumps({"sample_rate": STREAM_RATE, "encoding": "pcm_s16le", "channels": 1, "hop_s": STREAM_HOP_S})
-            )
-            json.loads(await ws.recv())
-            sent_at: dict[float, float] = {}
+    chunks = [pcm[i * chunk * 2 : (i + 1) * chunk * 2] for i in range(n // chunk)]
 
-            async def receive():
-                async for m in ws:
-                    msg = json.loads(m)
-                    if msg["type"] == "prediction" and msg["t_s"] > STREAM_WARMUP_S:
-                        latencies.append((time.perf_counter() - sent_at[msg["t_s"]]) * 1e3)
-                        counts["model_ran" if msg["reason"] != "silence" else "silence"] += 1
+    def count(msg: dict) -> None:
+        counts["model_ran" if msg["reason"] != "silence" else "silence"] += 1
 
-            receiver = asyncio.create_task(receive())
-            begin = time.perf_counter()
-            for i in range(n // chunk):
-                sent_at[round((i + 1) * REALISTIC_CHUNK_S, 4)] = time.perf_counter()
-                await ws.send(pcm[i * chunk * 2 : (i + 1) * chunk * 2])
-                await asyncio.sleep(max(0.0, begin + (i + 1) * REALISTIC_CHUNK_S - time.perf_counter()))
-            await ws.send(json.dumps({"type": "end"}))
-            await asyncio.wait_for(receiver, 30)
-    except Exception as err:  # a refused or dropped client counts against the step
-        failures.append(type(err).__name__)
+    await _realtime_client(ws_url, chunks, REALISTIC_CHUNK_S, offset_s, latencies, failures, count, 60, 30)
 
 
 def _realistic_step(server: ServeProcess, n: int, actions: list[np.ndarray], idle_mb: float) -> dict:
