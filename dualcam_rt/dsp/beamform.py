@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -44,12 +45,15 @@ from ..errors import BadInput
 from ..geometry import BLOCK_SAMPLES, N_BINS, SPEED_OF_SOUND, Geometry, get_geometry
 from ..threads import limit_threads
 
+# A NumPy or a CuPy array (the same code runs on both; CuPy has no type information).
+XArray = Any
+
 try:  # a core dependency; without it (a bare GPU image, say) "auto" falls back to the NumPy reference
     import numba
 
     from . import beamform_numba
 except ImportError:
-    numba = beamform_numba = None
+    numba = beamform_numba = None  # type: ignore[assignment]
 
 TUKEY_ALPHA = 0.75  # the MFCC recipe's window (SPEC), shared so one FFT serves both
 BACKENDS = ("auto", "numba", "numpy", "cupy")
@@ -117,15 +121,16 @@ def focus_phase(geometry: Geometry) -> np.ndarray:
     return 2 * np.pi * (geometry.sample_rate / geometry.nfft) * focus_path_differences(geometry) / SPEED_OF_SOUND
 
 
-def _cis(angle, xp: ModuleType) -> object:
+def _cis(angle, xp: ModuleType) -> XArray:
     """exp(j angle) as complex64 from float32 cos and sin (SIMD, ~10x a complex128 exp); angle is reduced
     to [-pi, pi) in float64 first so float32 loses nothing for large bins."""
     angle = xp.remainder(angle + np.pi, 2 * np.pi).astype(xp.float32) - np.float32(np.pi)
     return (xp.cos(angle) + 1j * xp.sin(angle)).astype(xp.complex64, copy=False)
 
 
-def steering_chunks(geometry: Geometry, xp: ModuleType = np, group: int = 32,
-                    phase: np.ndarray | None = None) -> Iterator[tuple[int, object]]:
+def steering_chunks(
+    geometry: Geometry, xp: ModuleType = np, group: int = 32, phase: np.ndarray | None = None
+) -> Iterator[tuple[int, XArray]]:
     """(first bin, conj(h) for bins first..first+group) as (group, points, working mics) complex64 on ``xp``.
 
     Built as exp(j k phi) = exp(j (group q) phi) * exp(j r phi) for k = group q + r: only
@@ -139,13 +144,14 @@ def steering_chunks(geometry: Geometry, xp: ModuleType = np, group: int = 32,
         yield k0, fine[: geometry.n_bins - k0] * _cis(k0 * phase, xp)
 
 
-def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> object:
+def steering_matrices(geometry: Geometry | None = None, xp: ModuleType = np) -> XArray:
     """conj(h): (512, points, working mics) complex64 (~0.9 GB), so that map_k = |S_k @ X_k|^2 exactly."""
     return xp.concatenate([chunk for _, chunk in steering_chunks(geometry or get_geometry(), xp)])
 
 
-def separable_basis(geometry: Geometry, bins: Iterable[int], tolerance: float = 1e-6,
-                    phase: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def separable_basis(
+    geometry: Geometry, bins: Iterable[int], tolerance: float = 1e-6, phase: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal real bases (36, Qr) over grid rows and (48, Qc) over grid columns for ``bins``, float64.
 
     Every steering column (one bin, one mic), seen as a 36 x 48 image, is smooth: with the
@@ -195,30 +201,42 @@ class _KernelLayout:
     @classmethod
     def of(cls, bands: list[Band], n_cols: int) -> tuple[_KernelLayout, list[Band]]:
         """The layout, and the same bands with their cores moved into its one buffer (``n_cols``: grid columns)."""
+
         def offsets(sizes):
             return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
         def flat(arrays):
-            return (np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays]),
-                    offsets([a.size for a in arrays]))
+            return (
+                np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays]),
+                offsets([a.size for a in arrays]),
+            )
 
         rows, rows_offsets = flat([band.rows for band in bands])
         cols, cols_offsets = flat([band.cols for band in bands])
         cores, cores_offsets = np.empty(sum(band.core.size for band in bands), np.complex64), []
         moved, at = [], 0
         for band in bands:
-            view = cores[at:at + band.core.size].reshape(band.core.shape)
+            view = cores[at : at + band.core.size].reshape(band.core.shape)
             view[...] = band.core
             moved.append(replace(band, core=view))
             cores_offsets.append(2 * at)  # in float32 values
             at += band.core.size
         sizes = [band.core.shape[0] * band.core.shape[1] for band in bands]
-        layout = cls(rows, rows_offsets, cols, cols_offsets,
-                     np.array([[band.rows.shape[1], band.cols.shape[1]] for band in bands], np.int64),
-                     np.array([[band.start, band.stop] for band in bands], np.int64),
-                     cores.view(np.float32), np.array(cores_offsets, np.int64), offsets(sizes), int(sum(sizes)),
-                     beamform_numba.work_values([(b.rows.shape[1], b.cols.shape[1]) for b in bands],
-                                                [(b.start, b.stop) for b in bands], n_cols))
+        layout = cls(
+            rows,
+            rows_offsets,
+            cols,
+            cols_offsets,
+            np.array([[band.rows.shape[1], band.cols.shape[1]] for band in bands], np.int64),
+            np.array([[band.start, band.stop] for band in bands], np.int64),
+            cores.view(np.float32),
+            np.array(cores_offsets, np.int64),
+            offsets(sizes),
+            int(sum(sizes)),
+            beamform_numba.work_values(
+                [(b.rows.shape[1], b.cols.shape[1]) for b in bands], [(b.start, b.stop) for b in bands], n_cols
+            ),
+        )
         return layout, moved
 
 
@@ -228,9 +246,9 @@ class Band:
 
     start: int
     stop: int
-    rows: object  # (36, Qr) float32
-    cols: object  # (48, Qc) float32
-    core: object  # (bins, Qr * Qc, M) complex64, times the bins' spectrum scale
+    rows: XArray  # (36, Qr) float32
+    cols: XArray  # (48, Qc) float32
+    core: XArray  # (bins, Qr * Qc, M) complex64, times the bins' spectrum scale
 
 
 class Beamformer:
@@ -247,9 +265,16 @@ class Beamformer:
     their settings' cache directory).
     """
 
-    def __init__(self, geometry: Geometry | None = None, backend: str = "auto", batch_frames: int = 32,
-                 tolerance: float = 1e-6, band_bins: int = 32, threads: int | None = 1,
-                 cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        geometry: Geometry | None = None,
+        backend: str = "auto",
+        batch_frames: int = 32,
+        tolerance: float = 1e-6,
+        band_bins: int = 32,
+        threads: int | None = 1,
+        cache_dir: str | Path | None = None,
+    ):
         self.geometry = geometry = geometry or get_geometry()
         self.backend = resolve_backend(backend)
         self.xp = xp = array_module(self.backend)
@@ -292,9 +317,9 @@ class Beamformer:
         with self._thread_limit():
             for k0, steering in steering_chunks(geometry, xp, group=math.gcd(band_bins, 8), phase=phase):
                 band = self.bands[k0 // band_bins]
-                self._project(band, steering, band.core[k0 - band.start:k0 - band.start + len(steering)])
+                self._project(band, steering, band.core[k0 - band.start : k0 - band.start + len(steering)])
             for band in self.bands:  # the spectrum scale, folded in once instead of applied to every frame
-                xp.multiply(band.core, self.scale[band.start:band.stop, None, None], out=band.core)
+                xp.multiply(band.core, self.scale[band.start : band.stop, None, None], out=band.core)
 
     def _cache_path(self, cache_dir: str | Path, tolerance: float, band_bins: int) -> Path:
         """Where the bases and cores of this geometry, grid and factorisation are kept (an 87 MB .npz)."""
@@ -311,19 +336,27 @@ class Beamformer:
         xp = self.xp
         try:
             with np.load(path) as stored:
-                return [Band(int(start), int(start) + len(stored[f"core{i}"]), xp.asarray(stored[f"rows{i}"]),
-                             xp.asarray(stored[f"cols{i}"]), xp.asarray(stored[f"core{i}"]))
-                        for i, start in enumerate(stored["starts"])]
+                return [
+                    Band(
+                        int(start),
+                        int(start) + len(stored[f"core{i}"]),
+                        xp.asarray(stored[f"rows{i}"]),
+                        xp.asarray(stored[f"cols{i}"]),
+                        xp.asarray(stored[f"core{i}"]),
+                    )
+                    for i, start in enumerate(stored["starts"])
+                ]
         except Exception:  # torn or foreign file: build again (and overwrite it)
             return []
 
     def _store(self, path: Path) -> None:
         """Write the bands next to their final name, then rename: readers never see a partial file."""
         as_numpy = (lambda a: a) if self.xp is np else self.xp.asnumpy
-        arrays = {"starts": np.array([band.start for band in self.bands])}
+        arrays: dict[str, Any] = {"starts": np.array([band.start for band in self.bands])}
         for i, band in enumerate(self.bands):
-            arrays.update({f"rows{i}": as_numpy(band.rows), f"cols{i}": as_numpy(band.cols),
-                           f"core{i}": as_numpy(band.core)})
+            arrays.update(
+                {f"rows{i}": as_numpy(band.rows), f"cols{i}": as_numpy(band.cols), f"core{i}": as_numpy(band.core)}
+            )
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +383,7 @@ class Beamformer:
         parts = xp.matmul(band.rows.T, parts).reshape(n_bins, qr, n_cols, 2 * n_mics)
         xp.matmul(band.cols.T, parts, out=out.view(xp.float32).reshape(n_bins, qr, qc, 2 * n_mics))
 
-    def _as_blocks(self, blocks) -> tuple[object, bool]:
+    def _as_blocks(self, blocks) -> tuple[XArray, bool]:
         x = self.xp.asarray(blocks, dtype=self.xp.float32)
         single = x.ndim == 2
         x = x[None] if single else x
@@ -359,12 +392,12 @@ class Beamformer:
             raise BadInput(f"blocks must be {expected} or (frames, *{expected}); got {tuple(np.shape(blocks))}")
         return x, single
 
-    def spectra(self, blocks) -> object:
+    def spectra(self, blocks) -> XArray:
         """Scaled spectra (frames, 512, working mics) complex64 on the backend, per the module formula."""
         x, _ = self._as_blocks(blocks)
         return self._spectra(x).transpose(2, 0, 1) * self.scale[:, None]
 
-    def _spectra(self, x) -> object:
+    def _spectra(self, x) -> XArray:
         """Unscaled spectra (512, M, frames) complex64, contiguous: the layout of the core products (which
         carry the per-bin scale)."""
         x = x[:, self.active, :]  # a copy (fancy index), windowed in place
@@ -375,7 +408,7 @@ class Beamformer:
         spec[...] = raw[..., :n_bins].transpose(2, 1, 0)
         return spec
 
-    def _core_planes(self, band: Band, spec) -> object:
+    def _core_planes(self, band: Band, spec) -> XArray:
         """Fields on the band's core grid as real and imaginary planes (Qc, frames, Qr, 2, bins) float32, of
         spectra (bins, M, frames): the layout in which both expansions are plain real GEMMs."""
         xp = self.xp
@@ -417,7 +450,7 @@ class Beamformer:
         frames_out = out[None] if single else out
         with self._thread_limit():
             for f0 in range(0, x.shape[0], self.batch_frames):
-                batch, maps = x[f0:f0 + self.batch_frames], frames_out[f0:f0 + self.batch_frames]
+                batch, maps = x[f0 : f0 + self.batch_frames], frames_out[f0 : f0 + self.batch_frames]
                 if self.backend == "numba":
                     self._images_compiled(batch, maps)
                 else:
@@ -432,8 +465,8 @@ class Beamformer:
             g = min(EXPAND_FRAMES, spec.shape[2] - g0)
             for b, band in enumerate(self.bands):
                 if g0 == 0:
-                    planes.append(self._core_planes(band, spec[band.start:band.stop]))
-                self._band_power(band, planes[b][:, g0:g0 + g], maps[g0:g0 + g, :, :, band.start:band.stop])
+                    planes.append(self._core_planes(band, spec[band.start : band.stop]))
+                self._band_power(band, planes[b][:, g0 : g0 + g], maps[g0 : g0 + g, :, :, band.start : band.stop])
 
     def _images_compiled(self, x, maps) -> None:
         """numba: maps (F, 36, 48, 512) of blocks (F, 128, 1024): the core products (a streaming kernel for a
@@ -448,16 +481,27 @@ class Beamformer:
         layout = self._layout
         z = np.empty(layout.z_size * n_frames, np.complex64)
         if n_frames <= FEW_FRAMES:
-            beamform_numba.core_products(layout.cores, layout.cores_offsets, layout.grids, layout.bins, spec, z,
-                                         layout.z_offsets * n_frames)
+            beamform_numba.core_products(
+                layout.cores, layout.cores_offsets, layout.grids, layout.bins, spec, z, layout.z_offsets * n_frames
+            )
         else:  # a batch reads each band's core once, at the complex GEMM rate
             for band, offset in zip(self.bands, layout.z_offsets):
                 n_bins, n_q, _ = band.core.shape
-                fields = z[offset * n_frames:(offset + n_bins * n_q) * n_frames].reshape(n_frames, n_bins, n_q)
+                fields = z[offset * n_frames : (offset + n_bins * n_q) * n_frames].reshape(n_frames, n_bins, n_q)
                 # frame-major fields (BLAS writes the strided view directly): the expansion reads one frame's block
-                np.matmul(spec[band.start:band.stop], band.core.transpose(0, 2, 1), out=fields.transpose(1, 0, 2))
+                np.matmul(spec[band.start : band.stop], band.core.transpose(0, 2, 1), out=fields.transpose(1, 0, 2))
         work = getattr(self._work, "rows", None)  # a band's intermediates per kernel thread, kept between calls
         if work is None or len(work) < numba.get_num_threads():
             work = self._work.rows = np.empty((numba.get_num_threads(), layout.work_values), np.float32)
-        beamform_numba.expand_power(z, layout.z_offsets * n_frames, layout.rows, layout.rows_offsets, layout.cols,
-                                    layout.cols_offsets, layout.grids, layout.bins, maps, work)
+        beamform_numba.expand_power(
+            z,
+            layout.z_offsets * n_frames,
+            layout.rows,
+            layout.rows_offsets,
+            layout.cols,
+            layout.cols_offsets,
+            layout.grids,
+            layout.bins,
+            maps,
+            work,
+        )
