@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,14 @@ DEFAULT_FULL_SCALE_PA = 20.0  # the DualCam's capsules; mic:// says its own
 GRACE_S = 1.0
 
 
-def probe_device(uri: str, seconds: float, timeout: float, cache_dir: str | Path | None = None,
-                 geometry: Geometry | None = None, on_frame=None) -> dict:
+def probe_device(
+    uri: str,
+    seconds: float,
+    timeout: float,
+    cache_dir: str | Path | None = None,
+    geometry: Geometry | None = None,
+    on_frame=None,
+) -> dict:
     """A report of ``seconds`` of streaming; ``report["errors"]`` lists what went wrong (empty: healthy).
 
     ``timeout`` (s): how long the device may stay silent (at connection, and before its first frame).
@@ -37,11 +44,18 @@ def probe_device(uri: str, seconds: float, timeout: float, cache_dir: str | Path
     device that fails is reported rather than hidden; DeviceError if it does not answer at all.
     """
     dualcam = uri.lower().startswith("dualcam:")
-    options = {"timeout": timeout, "reconnect": False} if dualcam else {}
+    options: dict[str, Any] = {"timeout": timeout, "reconnect": False} if dualcam else {}
     device = open_device(uri, cache_dir=cache_dir, geometry=geometry, **options)
     patience_s = getattr(device, "timeout", None) or timeout
-    seen = {"channels": None, "sample_rate": None, "frame_shape": None, "frames_with_video": 0,
-            "arrivals": [], "error": None, "levels": None}
+    seen: dict[str, Any] = {
+        "channels": None,
+        "sample_rate": None,
+        "frame_shape": None,
+        "frames_with_video": 0,
+        "arrivals": [],
+        "error": None,
+        "levels": None,
+    }
     stop = threading.Event()
 
     def read() -> None:
@@ -100,8 +114,11 @@ def _level_rows(levels: dict, full_scale_pa: float, geometry: Geometry | None) -
     rms = np.sqrt(levels["energy"] / max(levels["samples"], 1))
     rows = []
     for c in range(len(rms)):
-        row = {"channel": c, "rms_dbfs": dbfs(float(rms[c]), full_scale_pa),
-               "peak_dbfs": dbfs(float(levels["peak"][c]), full_scale_pa)}
+        row = {
+            "channel": c,
+            "rms_dbfs": dbfs(float(rms[c]), full_scale_pa),
+            "peak_dbfs": dbfs(float(levels["peak"][c]), full_scale_pa),
+        }
         if geometry is not None and len(rms) == geometry.n_mics:
             x, y, z = (round(float(v), 4) for v in geometry.mics[c])
             row.update(x_m=x, y_m=y, z_m=z, dead=c in geometry.dead_channels)
@@ -114,13 +131,22 @@ def _report(device, seen: dict, elapsed_s: float, geometry: Geometry | None = No
     arrivals = seen["arrivals"]
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0.0
     report = {
-        "uri": device.uri, "kind": device.kind, "simulated": device.simulated,
-        "audio_blocks": len(arrivals), "channels": seen["channels"], "sample_rate": seen["sample_rate"],
-        "video_frames": stats["video_frames"], "frames_with_video": seen["frames_with_video"],
-        "frame_shape": seen["frame_shape"], "lost_packets": stats["lost_packets"],
-        "lost_samples": stats["lost_samples"], "crc_errors": stats["crc_errors"],
-        "dropped_bytes": stats["dropped_bytes"], "malformed_packets": stats["malformed_packets"],
-        "reconnects": stats["reconnects"], "seconds": round(elapsed_s, 3),
+        "uri": device.uri,
+        "kind": device.kind,
+        "simulated": device.simulated,
+        "audio_blocks": len(arrivals),
+        "channels": seen["channels"],
+        "sample_rate": seen["sample_rate"],
+        "video_frames": stats["video_frames"],
+        "frames_with_video": seen["frames_with_video"],
+        "frame_shape": seen["frame_shape"],
+        "lost_packets": stats["lost_packets"],
+        "lost_samples": stats["lost_samples"],
+        "crc_errors": stats["crc_errors"],
+        "dropped_bytes": stats["dropped_bytes"],
+        "malformed_packets": stats["malformed_packets"],
+        "reconnects": stats["reconnects"],
+        "seconds": round(elapsed_s, 3),
         "blocks_per_second": round(rate, 3),
         "video_fps": round(stats["video_frames"] / elapsed_s, 3) if elapsed_s else 0.0,
         "device": {k: v for k, v in device.describe().items() if k not in ("uri", "kind", "simulated")},
@@ -128,8 +154,12 @@ def _report(device, seen: dict, elapsed_s: float, geometry: Geometry | None = No
     errors = []
     if seen["error"]:
         errors.append(seen["error"])
-    for key, what in (("crc_errors", "CRC errors"), ("malformed_packets", "malformed packets"),
-                      ("dropped_bytes", "bytes dropped"), ("lost_packets", "packets lost")):
+    for key, what in (
+        ("crc_errors", "CRC errors"),
+        ("malformed_packets", "malformed packets"),
+        ("dropped_bytes", "bytes dropped"),
+        ("lost_packets", "packets lost"),
+    ):
         if report[key]:
             errors.append(f"{report[key]} {what}")
     if not arrivals and not seen["error"]:
@@ -140,7 +170,9 @@ def _report(device, seen: dict, elapsed_s: float, geometry: Geometry | None = No
     if geometry is not None:
         report["geometry"] = geometry.name
         if seen["channels"] is not None and seen["channels"] != geometry.n_mics:
-            errors.append(f"the device delivers {seen['channels']} channel(s) but the geometry {geometry.name} "
-                          f"has {geometry.n_mics} microphones")
+            errors.append(
+                f"the device delivers {seen['channels']} channel(s) but the geometry {geometry.name} "
+                f"has {geometry.n_mics} microphones"
+            )
     report["errors"] = errors
     return report

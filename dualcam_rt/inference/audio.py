@@ -1,7 +1,8 @@
 """Audio a client sends: decode uploads and PCM, mix to mono, resample to the sensor's mic rate.
 
 Students were trained on microphone 0 of the DualCam, i.e. 12,288 Hz mono; any upload is mixed to
-mono (mean over channels) and resampled to that rate (``dsp.resample``) so that the student's feature code sees what it saw in training.
+mono (mean over channels) and resampled to that rate (``dsp.resample``) so that the student's
+feature code sees what it saw in training.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..geometry import SAMPLE_RATE
 MIN_SAMPLE_RATE = 1_000  # Hz; below this nothing of the 200 Hz - 6 kHz band survives
 MAX_SAMPLE_RATE = 384_000  # Hz; the highest rate common audio hardware produces
 MAX_CHANNELS = 64
-PCM_ENCODINGS = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4")}
+PCM_ENCODINGS: dict[str, np.dtype] = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4")}
 
 
 def check_format(sample_rate: int, channels: int) -> None:
@@ -40,7 +41,7 @@ def _wav_truncation(data: bytes) -> str | None:
         return None
     pos = 12
     while pos + 8 <= len(data):
-        chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         if chunk == b"data":
             have = len(data) - pos - 8
             # 0 and 0xFFFFFFFF are what streaming writers put when the length is unknown
@@ -79,8 +80,12 @@ def decode_audio(data: bytes, max_seconds: float, to_rate: int = SAMPLE_RATE) ->
     if not np.isfinite(samples).all():
         raise BadInput("audio holds NaN or infinite samples")
     wave = resample(to_mono(samples), rate, to_rate)
-    return wave, {"format": info.format, "sample_rate": rate, "channels": info.channels,
-                  "seconds": round(len(samples) / rate, 4)}
+    return wave, {
+        "format": info.format,
+        "sample_rate": rate,
+        "channels": info.channels,
+        "seconds": round(len(samples) / rate, 4),
+    }
 
 
 def decode_pcm(payload: bytes, encoding: str, channels: int) -> np.ndarray:
@@ -88,8 +93,10 @@ def decode_pcm(payload: bytes, encoding: str, channels: int) -> np.ndarray:
     dtype = PCM_ENCODINGS[encoding]
     frame_bytes = dtype.itemsize * channels
     if len(payload) % frame_bytes:
-        raise BadInput(f"{len(payload)} bytes is not a whole number of {channels}-channel "
-                       f"{encoding} frames ({frame_bytes} bytes each)")
+        raise BadInput(
+            f"{len(payload)} bytes is not a whole number of {channels}-channel "
+            f"{encoding} frames ({frame_bytes} bytes each)"
+        )
     samples = np.frombuffer(payload, dtype=dtype)
     if dtype.kind == "i":
         samples = samples.astype(np.float32)
