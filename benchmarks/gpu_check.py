@@ -37,22 +37,40 @@ def gpu_description() -> dict:
 
     device = cupy.cuda.Device()
     props = cupy.cuda.runtime.getDeviceProperties(device.id)
-    return {"name": props["name"].decode(), "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
-            "compute_capability": device.compute_capability, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
-            "cupy": cupy.__version__}
+    return {
+        "name": props["name"].decode(),
+        "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+        "compute_capability": device.compute_capability,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "cupy": cupy.__version__,
+    }
 
 
 def parity_tests() -> dict:
     """The tests marked gpu (CuPy against the NumPy reference); where no GPU exists they report as skipped."""
-    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
-               "tests/test_beamform.py"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_beamform.py",
+    ]
     try:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=PYTEST_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return {"passed": False, "summary": f"timed out after {PYTEST_TIMEOUT_S} s"}
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return {"passed": done.returncode == 0, "returncode": done.returncode, "summary": lines[-1] if lines else "",
-            "output_tail": "\n".join(lines[-15:])}
+    return {
+        "passed": done.returncode == 0,
+        "returncode": done.returncode,
+        "summary": lines[-1] if lines else "",
+        "output_tail": "\n".join(lines[-15:]),
+    }
 
 
 def bench(backend: str) -> dict:
@@ -61,8 +79,11 @@ def bench(backend: str) -> dict:
     dry = backend != "cupy"
     figures = run(backends=[backend], baselines=False, arrays=False, single_seconds=0.5 if dry else 4.0)
     f = figures[backend]
-    figures["targets"] = {**TARGETS, "single_of_target": f["single_fps"] / TARGETS["single_fps"],
-                          "batched_of_target": f["batched_fps"] / TARGETS["batched_fps"]}
+    figures["targets"] = {
+        **TARGETS,
+        "single_of_target": f["single_fps"] / TARGETS["single_fps"],
+        "batched_of_target": f["batched_fps"] / TARGETS["batched_fps"],
+    }
     return figures
 
 
@@ -100,8 +121,12 @@ def onnxruntime_cuda(batch: int = 32, repeats: int = 10) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["cupy", "numpy"], default="cupy",
-                        help="cupy (the check) or numpy (a dry run of the same steps on the CPU)")
+    parser.add_argument(
+        "--backend",
+        choices=["cupy", "numpy"],
+        default="cupy",
+        help="cupy (the check) or numpy (a dry run of the same steps on the CPU)",
+    )
     parser.add_argument("out_dir", nargs="?", default=os.environ.get("OUT") or "gpu-check")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -109,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     from dualcam_rt.dsp.beamform import resolve_backend
     from dualcam_rt.errors import BadInput
 
-    result: dict = {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "backend": args.backend, "host": platform.node(), "python": platform.python_version()}
+    result: dict = {
+        "started_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "backend": args.backend,
+        "host": platform.node(),
+        "python": platform.python_version(),
+    }
     if args.backend == "cupy":
         try:
             resolve_backend("cupy")
@@ -132,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps(result, indent=2, default=str))
-    print(f"gpu_check: wrote {out / 'gpu_check.json'} in {result['seconds']:.0f} s; parity tests: "
-          f"{result['parity_tests'].get('summary', 'did not run')}; failed: {', '.join(failed) or 'none'}")
+    print(
+        f"gpu_check: wrote {out / 'gpu_check.json'} in {result['seconds']:.0f} s; parity tests: "
+        f"{result['parity_tests'].get('summary', 'did not run')}; failed: {', '.join(failed) or 'none'}"
+    )
     return 1 if failed else 0
 
 

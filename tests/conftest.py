@@ -38,8 +38,9 @@ def port() -> int:
 
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``dualcam-rt ARGS`` in a real subprocess and capture its output."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def _pactl(*args: str) -> subprocess.CompletedProcess:
@@ -53,12 +54,25 @@ def pulse_sink():
     Record only what a test plays into it by setting ``PULSE_SOURCE=<sink>.monitor``."""
     import shutil
 
-    assert shutil.which("pulseaudio") and shutil.which("paplay"), "install pulseaudio: make test does (deploy/system-packages.sh test)"
+    assert shutil.which("pulseaudio") and shutil.which("paplay"), (
+        "install pulseaudio: make test does (deploy/system-packages.sh test)"
+    )
     started = False
     if _pactl("info").returncode != 0:
-        subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
-                        "--disallow-exit", "-n", "--load=module-native-protocol-unix",
-                        "--load=module-always-sink"], check=True, timeout=30)
+        subprocess.run(
+            [
+                "pulseaudio",
+                "--daemonize=yes",
+                "--exit-idle-time=-1",
+                "--system=false",
+                "--disallow-exit",
+                "-n",
+                "--load=module-native-protocol-unix",
+                "--load=module-always-sink",
+            ],
+            check=True,
+            timeout=30,
+        )
         started = True
         deadline = time.monotonic() + 10
         while _pactl("info").returncode != 0:

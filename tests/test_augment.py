@@ -9,8 +9,18 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from dualcam_rt.geometry import SAMPLE_RATE
-from dualcam_rt.training.augment import (RT60_EXCLUDED_S, AugmentConfig, Augmenter, add_at_snr, apply_gain,
-                                         eq_tilt, hard_clip, highpass, reverberate, room_pool)
+from dualcam_rt.training.augment import (
+    RT60_EXCLUDED_S,
+    AugmentConfig,
+    Augmenter,
+    add_at_snr,
+    apply_gain,
+    eq_tilt,
+    hard_clip,
+    highpass,
+    reverberate,
+    room_pool,
+)
 
 FS = SAMPLE_RATE
 # a real crowd recording from an allow-listed package the CI installs (lmms-common)
@@ -143,10 +153,18 @@ def test_a_student_trains_on_fresh_augmentations_of_its_clips(pool, tmp_path):
     ds = ClipDataset(clips, "spectrogram", train=True, augmenter=aug)
     first, again = ds[0][0][0], ds[0][0][0]
     assert first.shape == (257, 500) and not np.array_equal(first.numpy(), again.numpy())  # a new draw each time
-    assert np.array_equal(ClipDataset(clips, "spectrogram")[0][0][0].numpy(),  # evaluation sees the clip as it is
-                          ClipDataset(clips, "spectrogram")[0][0][0].numpy())
-    info = fit(TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, augment=True), clips.select("train"),
-               clips.select("val"), tmp_path / "run", progress=False, augmenter=aug)
+    assert np.array_equal(
+        ClipDataset(clips, "spectrogram")[0][0][0].numpy(),  # evaluation sees the clip as it is
+        ClipDataset(clips, "spectrogram")[0][0][0].numpy(),
+    )
+    info = fit(
+        TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, augment=True),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+        augmenter=aug,
+    )
     assert info["config"]["augment"] and tuple(info["augmentation"]["gain_db"]) == (-30.0, 6.0)
     assert info["augmentation"]["ambience_recordings"] == 1
 
@@ -179,8 +197,13 @@ def test_a_student_with_a_background_class_exports_it_for_the_gate(tmp_path):
     rng = np.random.default_rng(0)
     both = with_background(clips, {s: background_waves(2, clips.mic.shape[1], rng) for s in ("train", "val")})
     assert list(np.bincount(both.label)) == [2] * 14 + [4] and set(both.scenario) == {1, 2, 3}
-    fit(TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, background=True), both.select("train"),
-        both.select("val"), tmp_path / "run", progress=False)
+    fit(
+        TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, background=True),
+        both.select("train"),
+        both.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
     card = export_run(tmp_path / "run", tmp_path / "models", "hn")
     assert card["classes"] == [*CLASSES, BACKGROUND_CLASS] and card["output"]["shape"] == [None, 15]
     assert Gate.of(json.loads((tmp_path / "models" / "hn.json").read_text())).background_class == BACKGROUND_CLASS

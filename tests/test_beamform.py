@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from dualcam_rt.dsp import beamform
-from dualcam_rt.dsp.beamform import (Beamformer, array_module, focus_path_differences, resolve_backend,
-                                     steering_matrices)
+from dualcam_rt.dsp.beamform import Beamformer, array_module, focus_path_differences, resolve_backend, steering_matrices
 from dualcam_rt.dsp.overlay import band_energy, localise
 from dualcam_rt.errors import BadInput
 from dualcam_rt.geometry import SPEED_OF_SOUND, get_geometry
@@ -72,10 +71,15 @@ def test_maps_match_acoular_classic_beamformer_in_every_bin(geometry, beamformer
     spectra = beamformer.spectra(block)[0].astype(np.complex128)  # (512, working mics), documented scaling
     csm = spectra[:, :, None] * spectra[:, None, :].conj()
     mics = acoular.MicGeom(pos_total=geometry.mics.T.copy(), invalid_channels=list(geometry.dead_channels))
-    steer = acoular.SteeringVector(grid=acoular.ImportGrid(pos=geometry.grid_points.T.copy()), mics=mics,
-                                   steer_type="classic", env=acoular.Environment(c=SPEED_OF_SOUND))
+    steer = acoular.SteeringVector(
+        grid=acoular.ImportGrid(pos=geometry.grid_points.T.copy()),
+        mics=mics,
+        steer_type="classic",
+        env=acoular.Environment(c=SPEED_OF_SOUND),
+    )
     reference_bf = acoular.BeamformerBase(
-        freq_data=acoular.PowerSpectraImport(csm=csm, frequencies=geometry.frequencies), steer=steer, r_diag=False)
+        freq_data=acoular.PowerSpectraImport(csm=csm, frequencies=geometry.frequencies), steer=steer, r_diag=False
+    )
     reference = np.asarray(reference_bf.result[:]).reshape(512, 36, 48).transpose(1, 2, 0)
     assert reference.shape == ours.shape
     error_per_bin = np.abs(ours - reference).max(axis=(0, 1)) / reference.max(axis=(0, 1))

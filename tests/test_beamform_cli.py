@@ -45,8 +45,14 @@ def test_beamform_command_reads_a_recorded_session(tmp_path, beamformer):
     audio = scene_audio(4, seed=2)
     with sessions.SessionWriter(tmp_path / "s1", {"label": "clapping", "scenario": 1}) as writer:
         for i in range(4):
-            writer.write(SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12,
-                                     audio=np.ascontiguousarray(audio[:, i * 1024:(i + 1) * 1024])))
+            writer.write(
+                SensorFrame(
+                    index=i,
+                    first_sample=i * 1024,
+                    timestamp=i / 12,
+                    audio=np.ascontiguousarray(audio[:, i * 1024 : (i + 1) * 1024]),
+                )
+            )
     result = run_cli("beamform", str(tmp_path / "s1"), "--out", str(tmp_path / "maps.npy"))
     assert result.returncode == 0, result.stderr
     maps = np.load(tmp_path / "maps.npy")

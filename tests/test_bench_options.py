@@ -4,8 +4,8 @@ one-line errors."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
+
 from dualcam_rt.bench import options
 from dualcam_rt.bench.soak import run as soak
 from dualcam_rt.errors import BadInput
@@ -16,12 +16,18 @@ def test_options_are_typed_like_the_run_defaults():
     assert options([], soak) == {}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--clients", "many"], "--clients needs an integer, got 'many'"),
-    (["--minuets", "1"], "unknown option --minuets for this benchmark (it takes: --clients, --minutes, --live-minutes)"),
-    (["--minutes"], "benchmark options come as --name value pairs"),
-    (["minutes", "1"], "benchmark options come as --name value pairs"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--clients", "many"], "--clients needs an integer, got 'many'"),
+        (
+            ["--minuets", "1"],
+            "unknown option --minuets for this benchmark (it takes: --clients, --minutes, --live-minutes)",
+        ),
+        (["--minutes"], "benchmark options come as --name value pairs"),
+        (["minutes", "1"], "benchmark options come as --name value pairs"),
+    ],
+)
 def test_bad_options_name_what_is_wrong(args, message):
     with pytest.raises(BadInput, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         options(args, soak)
@@ -33,6 +39,7 @@ def test_the_cli_turns_a_bad_option_into_one_line_and_exit_2():
     assert r.stderr.strip().splitlines() == ["error: unknown option --clients for this benchmark (it takes: --mode)"]
     r = run_cli("bench", "serve", "--mode", "fast", timeout=60)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "error: --mode must be one of standard, realistic, both, got 'fast'"]
+        "error: --mode must be one of standard, realistic, both, got 'fast'"
+    ]
     r = run_cli("bench", "soak", "--minutes", "0", "--live-minutes", "0", timeout=60)
     assert r.returncode == 2 and "not both 0" in r.stderr and len(r.stderr.strip().splitlines()) == 1

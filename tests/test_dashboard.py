@@ -17,20 +17,27 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from conftest import free_port
+from test_server_live import wait_until_imaging
 from websockets.exceptions import ConnectionClosed
 
-from conftest import free_port
 from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.server.app import create_app
 from dualcam_rt.server.run import BackgroundServer
-from test_server_live import wait_until_imaging
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # RECIPES.md: without the background-networking flags Chromium floods the closed network.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCENE = "sim://?scenario=1&seed=1&label=clapping"  # claps with quiet gaps (sensor noise only) between them
 NEAR_PX = 27  # two acoustic pixels
 
@@ -68,8 +75,10 @@ async def text(ws) -> dict:
 
 
 def both_kinds(got: list[dict]) -> bool:
-    return any(p["source"] is None for p in got) and sum(p["source"] is not None and "layer" in p and p["layer"]
-                                                         is not None for p in got) >= 2
+    return (
+        any(p["source"] is None for p in got)
+        and sum(p["source"] is not None and "layer" in p and p["layer"] is not None for p in got) >= 2
+    )
 
 
 @pytest.mark.slow
@@ -101,8 +110,10 @@ def test_live_says_no_source_between_events_and_sends_the_source_and_its_map_dur
 @pytest.mark.slow
 def test_a_client_changes_the_band_and_range_for_every_viewer_and_bad_values_change_nothing(url):
     async def run():
-        async with websockets.connect(ws_url(url, "?images=1"), max_size=None) as ws, \
-                websockets.connect(ws_url(url), max_size=None) as other:
+        async with (
+            websockets.connect(ws_url(url, "?images=1"), max_size=None) as ws,
+            websockets.connect(ws_url(url), max_size=None) as other,
+        ):
             await ws.send(json.dumps({"type": "view", "band_hz": [1000, 5000], "range_db": 6}))
             for client in (ws, other):  # both are told
                 while (msg := await text(client))["type"] != "view":
@@ -168,20 +179,20 @@ def test_dashboard_draws_the_map_only_at_the_source_and_leaves_quiet_video_untou
     from playwright.sync_api import sync_playwright
 
     page_html = httpx.get(url + "/").text
-    assert "<script src=\"/static/dashboard.js\">" in page_html and "http" not in page_html.split("<body>")[1]
+    assert '<script src="/static/dashboard.js">' in page_html and "http" not in page_html.split("<body>")[1]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         try:
             page.goto(url + "/")
-            page.wait_for_function("Number(document.getElementById('video').dataset.frames || 0) >= 3",
-                                   timeout=30_000)
-            page.wait_for_function("document.querySelector('#classes tr[data-probability]') !== null",
-                                   timeout=30_000)
+            page.wait_for_function("Number(document.getElementById('video').dataset.frames || 0) >= 3", timeout=30_000)
+            page.wait_for_function("document.querySelector('#classes tr[data-probability]') !== null", timeout=30_000)
             rows = page.locator("#classes tr")
             assert rows.count() == len(CLASSES)
-            probs = [float(p) for p in page.eval_on_selector_all(
-                "#classes tr", "rows => rows.map(r => r.dataset.probability || '0')")]
+            probs = [
+                float(p)
+                for p in page.eval_on_selector_all("#classes tr", "rows => rows.map(r => r.dataset.probability || '0')")
+            ]
             assert abs(sum(probs) - 1) < 0.01
             assert page.text_content("#latency").endswith(" ms")
             assert page.text_content("#connection") == "live"
@@ -204,10 +215,12 @@ def test_dashboard_draws_the_map_only_at_the_source_and_leaves_quiet_video_untou
             alpha = page.evaluate(LAYER_ALPHA, [u, v])
             assert alpha > 100, alpha  # the map is opaque at the source (0.6 x 255 at the peak)
             # on screen: changed just below the marker ring (the subject's own colours may be close to the map's)
-            at_source = np.abs(shot[v + 14:v + 24, u - 5:u + 5] - video[v + 14:v + 24, u - 5:u + 5]).max(axis=2).mean()
+            at_source = (
+                np.abs(shot[v + 14 : v + 24, u - 5 : u + 5] - video[v + 14 : v + 24, u - 5 : u + 5]).max(axis=2).mean()
+            )
             assert at_source > 20, at_source
             far_u = 20 if u > 320 else 600
-            far = np.abs(shot[400:440, far_u - 10:far_u + 10] - video[400:440, far_u - 10:far_u + 10]).max()
+            far = np.abs(shot[400:440, far_u - 10 : far_u + 10] - video[400:440, far_u - 10 : far_u + 10]).max()
             assert far <= 2, far
             assert page.is_visible("#marker") and page.text_content("#marker-label").endswith(" dB")
             assert page.text_content("#position").startswith("source: az ")

@@ -46,8 +46,15 @@ def test_splits_never_put_one_sequence_or_one_subject_in_two_splits():
 def test_official_chunk_split_covers_every_second_once():
     manifest = {"sessions": [{"id": "a", "seconds": 25.0}, {"id": "b", "seconds": 40.0}]}
     chunks = chunk_split(manifest)
-    assert sorted((c["id"], c["start_s"]) for c in chunks) == [("a", 0), ("a", 10), ("a", 20),
-                                                               ("b", 0), ("b", 10), ("b", 20), ("b", 30)]
+    assert sorted((c["id"], c["start_s"]) for c in chunks) == [
+        ("a", 0),
+        ("a", 10),
+        ("a", 20),
+        ("b", 0),
+        ("b", 10),
+        ("b", 20),
+        ("b", 30),
+    ]
     assert sum(c["end_s"] - c["start_s"] for c in chunks) == 65.0
     assert chunks == chunk_split(manifest)
 

@@ -115,4 +115,8 @@ def test_an_installed_package_has_the_service_and_its_dashboard():
     assert {"dualcam_rt.server", "dualcam_rt.inference", "dualcam_rt.bench", "dualcam_rt.cli"} <= packages
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "server/static/*" in package_data["dualcam_rt"]
-    assert {p.name for p in (ROOT / "dualcam_rt/server/static").iterdir()} >= {"index.html", "dashboard.js", "dashboard.css"}
+    assert {p.name for p in (ROOT / "dualcam_rt/server/static").iterdir()} >= {
+        "index.html",
+        "dashboard.js",
+        "dashboard.css",
+    }

@@ -65,9 +65,18 @@ def test_sim_is_paced_at_real_time_by_default():
     assert time.monotonic() - start >= 0.45
 
 
-@pytest.mark.parametrize("uri", ["sim://?scenario=9", "sim://?label=dancing", "sim://?speed=-2",
-                                 "sim://?seed=abc", "dualcam://127.0.0.1:notaport", "dualcam://:7700",
-                                 "tape://x"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sim://?scenario=9",
+        "sim://?label=dancing",
+        "sim://?speed=-2",
+        "sim://?seed=abc",
+        "dualcam://127.0.0.1:notaport",
+        "dualcam://:7700",
+        "tape://x",
+    ],
+)
 def test_bad_device_uri_is_bad_input(uri):
     with pytest.raises(BadInput):
         open_device(uri)
@@ -123,8 +132,9 @@ def _serve_in_pieces(listener: socket.socket, ticks_per_connection: int, connect
             for _ in range(ticks_per_connection):
                 st = scene.next_tick()
                 jpeg = cv2.imencode(".jpg", st.video)[1].tobytes()
-                conn.sendall(encode_audio(st.audio, tick, tick * 1024, 12288)
-                             + encode_video(jpeg, tick, tick * 1024 + 512))
+                conn.sendall(
+                    encode_audio(st.audio, tick, tick * 1024, 12288) + encode_video(jpeg, tick, tick * 1024 + 512)
+                )
                 tick += 1
             time.sleep(0.05)
 
@@ -180,7 +190,7 @@ def test_assembler_reblocks_odd_packets_and_trims_overlaps():
     signal = np.arange(4096, dtype=np.float32)[None, :].repeat(2, axis=0)
     blocks = []
     for start in range(0, 4096, 300):
-        blocks += asm.add(start, signal[:, start:start + 300])
+        blocks += asm.add(start, signal[:, start : start + 300])
     blocks += asm.add(1000, signal[:, 1000:1500])  # a duplicate: nothing new
     assert [b[0] for b in blocks] == [0, 1024, 2048, 3072]
     assert np.array_equal(np.concatenate([b[1] for b in blocks], axis=1), signal)

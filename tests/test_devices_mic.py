@@ -53,14 +53,18 @@ def test_mic_hears_a_tone_played_into_the_audio_server(pulse_source, monkeypatch
 
 def test_an_audio_server_started_after_import_is_found(pulse_source, tmp_path):
     # PortAudio lists devices once; here the server's socket appears only after sounddevice started.
-    server = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["pactl", "info"], capture_output=True, text=True, check=True).stdout.splitlines()
-        if line.startswith("Server String"))
+    server = next(
+        line.split(":", 1)[1].strip()
+        for line in subprocess.run(["pactl", "info"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if line.startswith("Server String")
+    )
     late = tmp_path / "late-socket"
-    code = (f"import os, sounddevice as sd; from dualcam_rt.devices import open_device; "
-            f"assert 'pulse' not in [d['name'] for d in sd.query_devices()]; "
-            f"os.symlink({server.removeprefix('unix:')!r}, {str(late)!r}); "
-            f"print(open_device('mic://pulse').describe()['input'])")
+    code = (
+        f"import os, sounddevice as sd; from dualcam_rt.devices import open_device; "
+        f"assert 'pulse' not in [d['name'] for d in sd.query_devices()]; "
+        f"os.symlink({server.removeprefix('unix:')!r}, {str(late)!r}); "
+        f"print(open_device('mic://pulse').describe()['input'])"
+    )
     env = {**os.environ, "PULSE_SERVER": f"unix:{late}"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -79,9 +83,11 @@ def test_camera_that_does_not_exist_is_a_device_error(pulse_source):
 
 def test_missing_portaudio_is_one_line_not_a_traceback():
     # A machine without libportaudio: make the library lookup fail, then run the real CLI.
-    code = ("import sys, ctypes.util; ctypes.util.find_library = lambda name: None; "
-            "sys.argv = ['dualcam-rt', 'probe', 'mic://default']; "
-            "from dualcam_rt.cli import main; main()")
+    code = (
+        "import sys, ctypes.util; ctypes.util.find_library = lambda name: None; "
+        "sys.argv = ['dualcam-rt', 'probe', 'mic://default']; "
+        "from dualcam_rt.cli import main; main()"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "PortAudio" in result.stderr
@@ -97,7 +103,7 @@ def test_resampler_output_does_not_depend_on_chunking():
     # all but the filter's reach at the end (~10 output samples) is given back, as the clip resampler has it
     assert len(whole) == len(pieces) > 12288 - 16
     np.testing.assert_allclose(pieces, whole, atol=1e-5)
-    np.testing.assert_allclose(pieces, resample(x, 48000, 12288)[:len(pieces)], atol=1e-5)
+    np.testing.assert_allclose(pieces, resample(x, 48000, 12288)[: len(pieces)], atol=1e-5)
 
 
 def test_resampler_keeps_a_tone_below_the_new_nyquist_and_removes_one_above():

@@ -38,8 +38,13 @@ def test_an_exported_student_loads_in_the_service_and_classifies_a_clip(tmp_path
     from dualcam_rt.training.engine import TrainConfig, fit
 
     clips = synthetic_clips()
-    fit(TrainConfig("hearnet", epochs=1, batch_size=8, threads=1), clips.select("train"), clips.select("val"),
-        tmp_path / "run", progress=False)
+    fit(
+        TrainConfig("hearnet", epochs=1, batch_size=8, threads=1),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
     card = export_run(tmp_path / "run", tmp_path / "models", name="tiny-hearnet")
     assert card["input"]["shape"] == [None, 257, 500] and card["output"]["shape"] == [None, 14]
     assert card["input"]["feature"]["win_samples"] == 440 and card["input"]["sample_rate"] == 12288
@@ -54,8 +59,13 @@ def test_a_visual_teacher_is_not_exported(tmp_path):
     from dualcam_rt.training.engine import TrainConfig, fit
 
     clips = synthetic_clips()
-    fit(TrainConfig("resnet50", epochs=1, batch_size=8, threads=1), clips.select("train"), clips.select("val"),
-        tmp_path / "run", progress=False)
+    fit(
+        TrainConfig("resnet50", epochs=1, batch_size=8, threads=1),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
     with pytest.raises(BadInput, match="not exported"):
         export_run(tmp_path / "run", tmp_path / "models")
 

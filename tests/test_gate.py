@@ -47,8 +47,9 @@ def test_a_confident_action_is_labelled_and_low_confidence_is_no_action():
 
 
 def test_the_background_class_is_never_a_label_and_its_probability_is_not_reported():
-    gate = Gate.of({"classes": CLASSES_BG, "gate": {"background_class": "background", "silence_db": 40,
-                                                    "min_confidence": 0.0}})
+    gate = Gate.of(
+        {"classes": CLASSES_BG, "gate": {"background_class": "background", "silence_db": 40, "min_confidence": 0.0}}
+    )
     answer = gate.decide(probs_with(len(CLASSES), 0.8, len(CLASSES_BG)), CLASSES_BG)
     assert answer["label"] is None and answer["reason"] == "no_action"
     assert "background" not in answer["probabilities"] and len(answer["probabilities"]) == len(CLASSES)
@@ -110,13 +111,13 @@ def with_claps(seconds: float, at_s: list[float]) -> np.ndarray:
     burst = (np.sin(2 * np.pi * 1000 * np.arange(n) / RATE) * np.exp(-np.arange(n) / (0.008 * RATE))).astype(np.float32)
     for t in at_s:
         i = int(t * RATE)
-        x[i:i + n] += burst * 1.5
+        x[i : i + n] += burst * 1.5
     return x
 
 
 def stream(predictor: StreamPredictor, wave: np.ndarray, chunk_s: float = 1 / 12) -> list:
     step = int(chunk_s * RATE)
-    return [p for i in range(0, len(wave), step) for p in predictor.push(wave[i:i + step])]
+    return [p for i in range(0, len(wave), step) for p in predictor.push(wave[i : i + step])]
 
 
 def test_silent_windows_are_answered_without_running_the_student(tiny):
@@ -156,16 +157,18 @@ def test_onsets_are_found_on_the_stream_grid_whatever_the_window():
     end = len(x)
     a = onsets(x, end, RATE, 50)
     b = onsets(x[1000:], end, RATE, 50)
-    c = onsets(x[:int(6 * RATE)], int(6 * RATE), RATE, 50)
+    c = onsets(x[: int(6 * RATE)], int(6 * RATE), RATE, 50)
     assert a == b == c and len(a) == 1 and abs(a[0] - 4.0) < 0.02
     assert onsets(noise(5, 0.002), 5 * RATE, RATE, 30) == []
 
 
 def test_calibration_meets_the_false_alarm_limit_with_the_fewest_misses():
-    m = {"level_db": np.array([40, 41, 70, 72, 75, 80, 60, 65, 85]),
-         "top_probability": np.array([0.9, 0.9, 0.95, 0.5, 0.6, 0.99, 0.97, 0.98, 0.99]),
-         "background": np.zeros(9, bool),
-         "empty": np.array([True, True, True, True, True, False, False, False, False])}
+    m = {
+        "level_db": np.array([40, 41, 70, 72, 75, 80, 60, 65, 85]),
+        "top_probability": np.array([0.9, 0.9, 0.95, 0.5, 0.6, 0.99, 0.97, 0.98, 0.99]),
+        "background": np.zeros(9, bool),
+        "empty": np.array([True, True, True, True, True, False, False, False, False]),
+    }
     gate, rates = choose_gate(m, max_false_alarm=0.0)
     assert rates["false_alarms"] == 0 and rates["misses"] == 0
     assert 41 < gate.silence_db <= 60 and 0.95 < gate.min_confidence <= 0.97
@@ -193,8 +196,12 @@ def wav(wave: np.ndarray, rate: int = 16_000) -> bytes:
 
 
 def test_predict_answers_silence_and_no_action_with_their_reason(service):
-    silent = httpx.post(f"{service}/v1/predict?model=tone-bands", content=wav(np.zeros(16_000 * 5)),
-                        headers={"content-type": "audio/wav"}, timeout=30)
+    silent = httpx.post(
+        f"{service}/v1/predict?model=tone-bands",
+        content=wav(np.zeros(16_000 * 5)),
+        headers={"content-type": "audio/wav"},
+        timeout=30,
+    )
     assert silent.status_code == 200, silent.text
     body = silent.json()
     assert body["label"] is None and body["reason"] == "silence" and body["probabilities"] == {}
@@ -214,7 +221,7 @@ async def stream_silence_then_tone(url: str) -> list[dict]:
         tone = (0.4 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(16_000 * 2) / 16_000)).astype("<i2")
         audio = np.concatenate([np.zeros(16_000 * 2, "<i2"), tone])
         for i in range(0, len(audio), 8_000):
-            await ws.send(audio[i:i + 8_000].tobytes())
+            await ws.send(audio[i : i + 8_000].tobytes())
         await ws.send(json.dumps({"type": "end"}))
         messages = [json.loads(m) async for m in ws]
         return [m for m in messages if m["type"] == "prediction"]
@@ -322,15 +329,19 @@ def test_replay_predict_says_silence_then_reports_the_tone_once(tmp_path):
 
     t = np.arange(36 * 1024) / RATE
     wave = (0.5 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
-    wave[:12 * 1024] = 0  # a silent first second
+    wave[: 12 * 1024] = 0  # a silent first second
     with SessionWriter(tmp_path / "s", {"label": "whistling"}) as w:
         for i in range(36):
-            w.write(SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12,
-                                audio=wave[None, i * 1024:(i + 1) * 1024]))
+            w.write(
+                SensorFrame(
+                    index=i, first_sample=i * 1024, timestamp=i / 12, audio=wave[None, i * 1024 : (i + 1) * 1024]
+                )
+            )
     write_tiny_model(tmp_path / "models")
     env = {"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
-    out = replay_timeline(tmp_path / "s", Settings().geometry(), ModelSet(load_models(tmp_path / "models")),
-                          localise=False)
+    out = replay_timeline(
+        tmp_path / "s", Settings().geometry(), ModelSet(load_models(tmp_path / "models")), localise=False
+    )
     quiet, loud = out["predictions"][:2], out["predictions"][2:]  # windows ending at 0.5 and 1.0 s hear zeros
     assert all(p["label"] is None and p["reason"] == "silence" for p in quiet)
     assert loud and {p["label"] for p in loud} == {CLASSES[band_of(3000)]}

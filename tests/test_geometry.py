@@ -2,13 +2,20 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from dualcam_rt.errors import BadInput
 from dualcam_rt.geometry import (
-    ARRAY_SIDE_M, MICGEOM_FILE, MIN_MIC_SPACING_M, SPEED_OF_SOUND, Camera, get_geometry,
-    read_micgeom_xml, spiral_layout, write_micgeom_xml,
+    ARRAY_SIDE_M,
+    MICGEOM_FILE,
+    MIN_MIC_SPACING_M,
+    SPEED_OF_SOUND,
+    Camera,
+    get_geometry,
+    read_micgeom_xml,
+    spiral_layout,
+    write_micgeom_xml,
 )
-from conftest import run_cli
 
 
 def test_shipped_layout_is_the_documented_spiral_inside_the_board():

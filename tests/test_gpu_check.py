@@ -28,8 +28,13 @@ runpy.run_path("benchmarks/gpu_check.py", run_name="__main__")
 
 
 def run_check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHON": sys.executable, **(env or {})})
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable, **(env or {})},
+    )
 
 
 def test_without_a_gpu_the_check_stops_with_one_clear_line(tmp_path):
@@ -41,8 +46,9 @@ def test_without_a_gpu_the_check_stops_with_one_clear_line(tmp_path):
 
 
 def test_the_check_and_the_beamformer_import_without_the_packages_the_gpu_machine_lacks():
-    done = subprocess.run([sys.executable, "-c", NOT_ON_THE_GPU_MACHINE], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_ON_THE_GPU_MACHINE], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr
     assert "usage" in done.stdout
 
@@ -56,7 +62,6 @@ def test_dry_run_on_the_cpu_writes_every_figure_as_json(tmp_path):
     assert result["parity_tests"]["passed"] and "skipped" in result["parity_tests"]["summary"]  # no GPU here
     numpy_figures = result["bench_beamform"]["numpy"]
     assert numpy_figures["single_fps"] > 0 and numpy_figures["batched_fps"] > 0
-    assert result["bench_beamform"]["targets"]["single_of_target"] == pytest.approx(
-        numpy_figures["single_fps"] / 5_000)
+    assert result["bench_beamform"]["targets"]["single_of_target"] == pytest.approx(numpy_figures["single_fps"] / 5_000)
     assert "CPUExecutionProvider" in result["onnxruntime"]["providers"]
     assert done.stdout.strip().splitlines()[-1].startswith(f"gpu_check: wrote {tmp_path / 'gpu_check.json'}")

@@ -12,8 +12,8 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from dualcam_rt.errors import BadInput
 from dualcam_rt.labels import CLASSES
 from dualcam_rt.sessions import open_session
@@ -50,8 +50,9 @@ def float_feature(*values: float) -> bytes:
 
 def sequence_example(context: dict[str, bytes], lists: dict[str, list[bytes]]) -> bytes:
     ctx = b"".join(field(1, field(1, k.encode()) + field(2, v)) for k, v in context.items())
-    fl = b"".join(field(1, field(1, k.encode()) + field(2, b"".join(field(1, f) for f in feats)))
-                  for k, feats in lists.items())
+    fl = b"".join(
+        field(1, field(1, k.encode()) + field(2, b"".join(field(1, f) for f in feats))) for k, feats in lists.items()
+    )
     return field(1, ctx) + field(2, fl)
 
 
@@ -65,18 +66,28 @@ def tfrecord(records: list[bytes]) -> bytes:
 
 def one_second(action: int, location: int, subject: int, rng) -> tuple[bytes, dict]:
     mfcc = rng.standard_normal((12, 36, 48, 12)).astype("<f4")
-    audio = rng.integers(-2**20, 2**20, (12, 1, 1024)).astype("<i4")
+    audio = rng.integers(-(2**20), 2**20, (12, 1, 1024)).astype("<i4")
     video = np.zeros((12, 480, 640, 3), np.uint8)
     for i in range(12):
         video[i, :, :, :] = (20 * i, 100, 200 - 10 * i)
-    context = {"action": int64_feature(action), "location": int64_feature(location), "subject": int64_feature(subject),
-               "audio_image/height": int64_feature(36), "audio_image/width": int64_feature(48),
-               "audio_image/depth": int64_feature(12), "audio_data/mics": int64_feature(1),
-               "audio_data/samples": int64_feature(1024), "video/height": int64_feature(480),
-               "video/width": int64_feature(640), "video/depth": int64_feature(3)}
-    lists = {"audio/image": [bytes_feature(m.tobytes()) for m in mfcc],
-             "audio/data": [bytes_feature(a.tobytes()) for a in audio],
-             "video/image": [bytes_feature(v.tobytes()) for v in video]}
+    context = {
+        "action": int64_feature(action),
+        "location": int64_feature(location),
+        "subject": int64_feature(subject),
+        "audio_image/height": int64_feature(36),
+        "audio_image/width": int64_feature(48),
+        "audio_image/depth": int64_feature(12),
+        "audio_data/mics": int64_feature(1),
+        "audio_data/samples": int64_feature(1024),
+        "video/height": int64_feature(480),
+        "video/width": int64_feature(640),
+        "video/depth": int64_feature(3),
+    }
+    lists = {
+        "audio/image": [bytes_feature(m.tobytes()) for m in mfcc],
+        "audio/data": [bytes_feature(a.tobytes()) for a in audio],
+        "video/image": [bytes_feature(v.tobytes()) for v in video],
+    }
     return sequence_example(context, lists), {"mfcc": mfcc, "audio": audio, "video": video}
 
 

@@ -44,10 +44,10 @@ def test_sliding_window_hands_out_every_hop_whatever_the_chunking():
     signal = np.arange(100, dtype=np.float32)
     for chunk in (1, 7, 10, 33, 100):
         w = SlidingWindow(window_samples=25, hop_samples=10)
-        got = [out for i in range(0, 100, chunk) for out in w.push(signal[i:i + chunk])]
+        got = [out for i in range(0, 100, chunk) for out in w.push(signal[i : i + chunk])]
         assert [end for end, _ in got] == list(range(10, 101, 10)), chunk
         for end, window in got:
-            np.testing.assert_array_equal(window, signal[max(0, end - 25):end])
+            np.testing.assert_array_equal(window, signal[max(0, end - 25) : end])
 
 
 def test_upload_is_mixed_to_mono_and_resampled_to_the_sensor_rate():
@@ -104,8 +104,9 @@ def test_model_cards_load_and_unknown_names_are_not_found(tmp_path, model):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(BadInput, match="broken.json"):
         load_models(tmp_path)
-    (tmp_path / "broken.json").write_text(json.dumps({"name": "orphan", "input": {"kind": "spectrogram"},
-                                                      "classes": []}))
+    (tmp_path / "broken.json").write_text(
+        json.dumps({"name": "orphan", "input": {"kind": "spectrogram"}, "classes": []})
+    )
     assert load_models(tmp_path) == {}  # a card without its ONNX file is skipped
 
 
@@ -121,7 +122,9 @@ def test_tone_band_model_classifies_tones_by_frequency(model):
 def test_batcher_serves_concurrent_callers_in_shared_batches(model):
     async def main():
         batcher = Batcher(model, max_batch=8)
-        results = await asyncio.gather(*[batcher.predict(partial(model.features, tone(f, 1.0))) for f in [500, 3000] * 8])
+        results = await asyncio.gather(
+            *[batcher.predict(partial(model.features, tone(f, 1.0))) for f in [500, 3000] * 8]
+        )
         await batcher.close()
         return results, batcher
 
@@ -194,7 +197,9 @@ def test_the_shipped_int8_hearnet_names_fresh_simulated_actions_as_its_fp32_orig
     assert q["of"] == fp32.card["file"] and q["format"] == "QDQ"
     metrics = int8.card["metrics"]  # both measured on the same test clips by quantize
     assert abs(metrics["test_accuracy"] - metrics["test_accuracy_fp32"]) <= 0.025  # one clip of 42
-    assert (REPO_MODELS_DIR / int8.card["file"]).stat().st_size < (REPO_MODELS_DIR / fp32.card["file"]).stat().st_size / 3
+    assert (REPO_MODELS_DIR / int8.card["file"]).stat().st_size < (
+        REPO_MODELS_DIR / fp32.card["file"]
+    ).stat().st_size / 3
     classes = ["clapping", "speaking", "whistling", "typing", "paper_ripping", "knocking"]
     inputs = []
     for i, label in enumerate(classes):
@@ -217,8 +222,9 @@ class SlowFrames(Device):
         t = np.arange(1024) / 12_288
         for i in range(self.n):
             audio = np.sin(2 * np.pi * 1000 * (t + i * 1024 / 12_288))[None].astype(np.float32)
-            yield SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12, audio=audio,
-                              video=np.zeros((480, 640, 3), np.uint8))
+            yield SensorFrame(
+                index=i, first_sample=i * 1024, timestamp=i / 12, audio=audio, video=np.zeros((480, 640, 3), np.uint8)
+            )
 
 
 class SlowBeamformer:
@@ -233,8 +239,9 @@ class SlowBeamformer:
 
 def test_live_pipeline_never_drops_audio_while_a_slow_imaging_stage_drops_frames(model):
     events = []
-    pipeline = LivePipeline(SlowFrames(60), model, events.append, geometry=get_geometry(), hop_s=0.5,
-                            beamformer=SlowBeamformer())
+    pipeline = LivePipeline(
+        SlowFrames(60), model, events.append, geometry=get_geometry(), hop_s=0.5, beamformer=SlowBeamformer()
+    )
     pipeline.start()
     deadline = time.monotonic() + 30
     while pipeline.state != "ended" or pipeline.audio_queue.qsize() or pipeline.predictions < 10:
@@ -258,8 +265,8 @@ def test_incremental_stream_features_equal_the_plain_ones(model, hop_s, chunk):
     features = StreamFeatures(model)
     window = SlidingWindow(5 * 12_288, round(hop_s * 12_288))
     for i in range(0, len(signal), chunk):
-        features.push(signal[i:i + chunk])
-        for end, wave in window.push(signal[i:i + chunk]):
+        features.push(signal[i : i + chunk])
+        for end, wave in window.push(signal[i : i + chunk]):
             plain = model.features(wave)  # float32 arithmetic: bins near zero differ by ~1e-6 of the peak
             np.testing.assert_allclose(features.at(end, wave), plain, rtol=1e-5, atol=1e-5 * plain.max())
     assert features.incremental_hits >= 4  # windows from 5 s to 9 s on the 1/6 s grid
@@ -274,8 +281,9 @@ class FastBeamformer(SlowBeamformer):
 
 def test_live_pipeline_without_a_model_keeps_streaming_and_imaging():
     events = []
-    pipeline = LivePipeline(SlowFrames(200), None, events.append, geometry=get_geometry(), hop_s=0.5,
-                            beamformer=FastBeamformer())
+    pipeline = LivePipeline(
+        SlowFrames(200), None, events.append, geometry=get_geometry(), hop_s=0.5, beamformer=FastBeamformer()
+    )
     pipeline.start()
     deadline = time.monotonic() + 30
     while pipeline.state != "ended":  # 200 frames > the audio queue: nothing may wait for an audio stage

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import CLI, run_cli
+
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
 
@@ -38,9 +38,13 @@ def test_listen_classifies_a_tone_played_into_the_audio_server(audio_server):
     # playing first keeps the sink's monitor running when capture starts (no start-up gap)
     player = subprocess.Popen(["paplay", "-d", sink, str(tone)])
     time.sleep(0.5)
-    listen = subprocess.Popen([*CLI, "listen", "mic://pulse", "--json", "--seconds", "6", "--hop", "0.5",
-                               "--models-dir", str(models)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, **env})
+    listen = subprocess.Popen(
+        [*CLI, "listen", "mic://pulse", "--json", "--seconds", "6", "--hop", "0.5", "--models-dir", str(models)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     try:
         out, err = listen.communicate(timeout=60)
     finally:
@@ -77,8 +81,17 @@ def test_listen_with_a_missing_microphone_models_or_bad_hop_fails_in_one_line(au
 def test_listen_takes_the_default_model_setting_on_any_device(tmp_path):
     write_tiny_model(tmp_path, "tone-bands")
     write_tiny_model(tmp_path, "zz-tones")  # last by name: only the setting makes it the default
-    r = run_cli("listen", "sim://?scenario=1&seed=0&speed=max", "--json", "--seconds", "4", "--models-dir",
-                str(tmp_path), env={"DUALCAM_DEFAULT_MODEL": "zz-tones"}, timeout=60)
+    r = run_cli(
+        "listen",
+        "sim://?scenario=1&seed=0&speed=max",
+        "--json",
+        "--seconds",
+        "4",
+        "--models-dir",
+        str(tmp_path),
+        env={"DUALCAM_DEFAULT_MODEL": "zz-tones"},
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     predictions = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert predictions and {p["model"] for p in predictions} == {"zz-tones"}

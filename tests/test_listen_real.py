@@ -43,8 +43,8 @@ def played(tmp_path_factory) -> tuple[Path, list[float]]:
     for take in takes:
         starts.append(t)
         piece = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-        audio = take.audio[:len(piece) // 2] * np.float32(0.5)  # -6 dBFS peak
-        piece[:len(audio)] = audio
+        audio = take.audio[: len(piece) // 2] * np.float32(0.5)  # -6 dBFS peak
+        piece[: len(audio)] = audio
         parts.append(piece)
         t += GAP_S
     wav = out / "played.wav"
@@ -58,10 +58,26 @@ def test_listen_says_silence_then_answers_each_played_recording_once(pulse_sink,
     seconds = SILENCE_S + GAP_S * len(starts)
     player = subprocess.Popen(["paplay", "-d", pulse_sink, str(wav)])
     time.sleep(0.3)
-    listen = subprocess.Popen([*CLI, "listen", "mic://pulse", "--json", "--seconds", str(seconds), "--hop", "0.5",
-                               "--models-dir", str(MODELS), "--model", "hearnet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PULSE_SOURCE": f"{pulse_sink}.monitor"})
+    listen = subprocess.Popen(
+        [
+            *CLI,
+            "listen",
+            "mic://pulse",
+            "--json",
+            "--seconds",
+            str(seconds),
+            "--hop",
+            "0.5",
+            "--models-dir",
+            str(MODELS),
+            "--model",
+            "hearnet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PULSE_SOURCE": f"{pulse_sink}.monitor"},
+    )
     try:
         out, err = listen.communicate(timeout=120)
     finally:

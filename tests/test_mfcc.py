@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from scipy.fft import dct
 
-from dualcam_rt.dsp.mfcc import (LIFTER, LOG_FLOOR, MEL_HIGH_HZ, N_MEL, REFERENCE_PA, hz_to_mel, mel_filterbank,
-                                 mfcc_volume)
+from dualcam_rt.dsp.mfcc import (
+    LIFTER,
+    LOG_FLOOR,
+    MEL_HIGH_HZ,
+    N_MEL,
+    REFERENCE_PA,
+    hz_to_mel,
+    mel_filterbank,
+    mfcc_volume,
+)
 from dualcam_rt.geometry import bin_frequencies
 
 
@@ -26,7 +34,7 @@ def test_coefficients_follow_the_recipe_computed_independently_with_scipy():
     edges = 700 * (10 ** (np.linspace(0, hz_to_mel(MEL_HIGH_HZ), N_MEL + 2) / 2595) - 1)
     bank = np.zeros((512, N_MEL))
     for i in range(N_MEL):  # triangles written out the long way
-        lo, mid, hi = edges[i:i + 3]
+        lo, mid, hi = edges[i : i + 3]
         bank[:, i] = np.where(f <= mid, (f - lo) / (mid - lo), (hi - f) / (hi - mid)).clip(0)
     log_mel = np.log(np.maximum(power @ bank / REFERENCE_PA**2, LOG_FLOOR))
     n = np.arange(1, 13)

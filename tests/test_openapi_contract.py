@@ -19,9 +19,11 @@ from dualcam_rt.server.run import BackgroundServer
 TOKEN = "contract-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 MAX_UPLOAD_BYTES = 200_000
-ERROR_STATUSES = {"/v1/predict": {"post": {"400", "404", "413", "415", "422"}},
-                  "/v1/recordings": {"post": {"400", "401", "422", "503"}, "get": {"401"}},
-                  "/v1/recordings/{rec_id}": {"get": {"401", "404", "422"}}}
+ERROR_STATUSES = {
+    "/v1/predict": {"post": {"400", "404", "413", "415", "422"}},
+    "/v1/recordings": {"post": {"400", "401", "422", "503"}, "get": {"401"}},
+    "/v1/recordings/{rec_id}": {"get": {"401", "404", "422"}},
+}
 
 # The service under test has no device (live=False), so starting a recording is a documented 503;
 # and a schema cannot say "a decodable audio file", so arbitrary bytes that fit it are a 400.
@@ -46,8 +48,12 @@ checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "503"]
 def url(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     write_tiny_model(models)
-    settings = Settings(models_dir=models, api_token=TOKEN, max_upload_bytes=MAX_UPLOAD_BYTES,
-                        sessions_dir=tmp_path_factory.mktemp("sessions"))
+    settings = Settings(
+        models_dir=models,
+        api_token=TOKEN,
+        max_upload_bytes=MAX_UPLOAD_BYTES,
+        sessions_dir=tmp_path_factory.mktemp("sessions"),
+    )
     with BackgroundServer(create_app(settings, live=False), free_port()) as base:
         yield base
 
@@ -55,9 +61,28 @@ def url(tmp_path_factory):
 def test_schemathesis_with_every_check_finds_nothing(url, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_TOML)
-    r = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
-                        "run", f"{url}/openapi.json", "--checks", "all", "--no-shrink", "--workers", "1"],
-                       check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "--no-color",
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            "all",
+            "--no-shrink",
+            "--workers",
+            "1",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
     assert generated and generated[1] == generated[2] and int(generated[1]) > 100, r.stdout[-3000:]
@@ -82,8 +107,11 @@ def test_predict_documents_its_audio_body_and_limit(url):
     body = httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
     assert body["required"] is True
     for media_type in ("audio/wav", "audio/flac", "audio/ogg", "application/octet-stream"):
-        assert body["content"][media_type]["schema"] == {"type": "string", "format": "binary",
-                                                         "maxLength": MAX_UPLOAD_BYTES}
+        assert body["content"][media_type]["schema"] == {
+            "type": "string",
+            "format": "binary",
+            "maxLength": MAX_UPLOAD_BYTES,
+        }
     assert "multipart/form-data" in body["content"] and str(MAX_UPLOAD_BYTES) in body["description"]
 
 
@@ -101,11 +129,16 @@ def test_unknown_json_fields_are_refused_by_name(url):
     assert "\n" not in error["message"]
 
 
-@pytest.mark.parametrize("method,path,allowed", [("OPTIONS", "/v1/recordings", "GET, POST"),
-                                                 ("DELETE", "/v1/recordings", "GET, POST"),
-                                                 ("PUT", "/v1/predict", "POST"),
-                                                 ("POST", "/healthz", "GET"),
-                                                 ("DELETE", "/v1/recordings/some-id", "GET")])
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("OPTIONS", "/v1/recordings", "GET, POST"),
+        ("DELETE", "/v1/recordings", "GET, POST"),
+        ("PUT", "/v1/predict", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/v1/recordings/some-id", "GET"),
+    ],
+)
 def test_a_wrong_method_gets_405_with_every_allowed_method(url, method, path, allowed):
     r = httpx.request(method, f"{url}{path}", headers=AUTH)
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"

@@ -6,11 +6,21 @@ import cv2
 import numpy as np
 import pytest
 
-from dualcam_rt.dsp.overlay import (LEGEND_BOX, View, band_energy, colour_layer, describe, legend_colours, level_db,
-                                    localise, overlay, parse_band)
+from dualcam_rt.dsp.overlay import (
+    LEGEND_BOX,
+    View,
+    band_energy,
+    colour_layer,
+    describe,
+    legend_colours,
+    level_db,
+    localise,
+    overlay,
+    parse_band,
+)
 from dualcam_rt.errors import BadInput
-from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.geometry import get_geometry
+from dualcam_rt.inference.tiny import write_tiny_model
 
 
 def gaussian_energy(row: float, col: float, width: float = 1.5) -> np.ndarray:
@@ -82,7 +92,7 @@ def test_overlay_colours_the_loud_region_and_leaves_quiet_video_untouched():
     u, v = pixel(10, 20)
     assert np.abs(shown[v + 20, u].astype(int) - 80).max() > 40  # the source is coloured (below the marker ring)
     np.testing.assert_array_equal(shown[470, 5], original[470, 5])  # > 10 dB down: video as it was
-    ring = shown[v - 11, u - 2:u + 3].astype(int)
+    ring = shown[v - 11, u - 2 : u + 3].astype(int)
     assert (ring > 200).all(axis=1).any()  # the white marker ring around the source
 
 
@@ -147,7 +157,7 @@ def _outside_text_and_legend(diff: np.ndarray) -> np.ndarray:
     keep = np.ones(diff.shape, bool)
     keep[:48, :128] = False
     x0, y0, _, y1 = LEGEND_BOX
-    keep[max(y0 - 16, 0):y1 + 16, x0 - 16:] = False
+    keep[max(y0 - 16, 0) : y1 + 16, x0 - 16 :] = False
     return diff[keep]
 
 
@@ -159,14 +169,21 @@ def test_export_video_colours_events_near_the_source_and_leaves_frames_between_t
     frames = write_session(tmp_path / "s", n=48)
     write_tiny_model(tmp_path / "models")  # --predict: the label next to the marker
     for name, options in (("o", ["--range-db", "10", "--band", "900-6400", "--predict"]), ("p", ["--no-overlay"])):
-        r = run_cli("export-video", str(tmp_path / "s"), *options, "--out", str(tmp_path / f"{name}.mp4"), timeout=600,
-                    env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")})
+        r = run_cli(
+            "export-video",
+            str(tmp_path / "s"),
+            *options,
+            "--out",
+            str(tmp_path / f"{name}.mp4"),
+            timeout=600,
+            env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")},
+        )
         assert r.returncode == 0, r.stderr
     shown, plain = _read_video(tmp_path / "o.mp4"), _read_video(tmp_path / "p.mp4")
     assert len(shown) == len(plain) == 48
     active = [f.truth["active"] for f in frames]
     # between events: quiet for 3 ticks around (the room's reverberation outlasts a clap by ~0.2 s)
-    quiet = [k for k in range(48) if not any(active[max(k - 3, 0):k + 1])]
+    quiet = [k for k in range(48) if not any(active[max(k - 3, 0) : k + 1])]
     coloured_near = []
     for k, f in enumerate(frames):
         diff = np.abs(shown[k] - plain[k]).max(axis=2)
@@ -175,7 +192,7 @@ def test_export_video_colours_events_near_the_source_and_leaves_frames_between_t
             assert (rest > 25).mean() < 1e-3 and rest.mean() < 1.5, k  # untinted: as lossy as the plain copy
         elif active[k]:
             u, v = (int(x) for x in f.truth["source_px"])
-            coloured_near.append(diff[v + 14:v + 34, u - 10:u + 10].mean() > 30)  # below the marker ring
+            coloured_near.append(diff[v + 14 : v + 34, u - 10 : u + 10].mean() > 30)  # below the marker ring
     assert quiet, "the scene should have quiet ticks"
     assert sum(coloured_near) >= len(coloured_near) / 2, coloured_near
 
@@ -195,4 +212,6 @@ def test_serve_settings_default_to_the_same_view_as_the_library():
     from dualcam_rt.config import Settings
 
     s = Settings(_env_file=None)
-    assert View(s.view_band_hz, s.view_range_db, s.view_margin_db) == View()  # config cannot import dsp: kept equal here
+    assert (
+        View(s.view_band_hz, s.view_range_db, s.view_margin_db) == View()
+    )  # config cannot import dsp: kept equal here

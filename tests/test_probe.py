@@ -22,8 +22,12 @@ from firmware_io.packet import CRC_SPAN, HEADER, MAGIC
 def simulate_device(*args: str):
     """``dualcam-rt simulate-device --port P ARGS`` as a subprocess; yields its URI once it listens."""
     port = free_port()
-    proc = subprocess.Popen([*CLI, "simulate-device", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "simulate-device", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -115,8 +119,10 @@ def test_probe_of_a_device_lying_about_lengths_reports_malformed_packets():
             seq += 1
             good = bytearray(encode_audio(block, seq, seq * 1024, 12288))
             good[44:46] = (64).to_bytes(2, "little")  # sub-header: 64 channels
-            conn.sendall(lying_header(VIDEO, 1, 50_000_000)  # far beyond the video limit
-                         + lying_header(1, 2, len(good) - 32, bytes(good[32:])))  # CRC-valid, inconsistent
+            conn.sendall(
+                lying_header(VIDEO, 1, 50_000_000)  # far beyond the video limit
+                + lying_header(1, 2, len(good) - 32, bytes(good[32:]))
+            )  # CRC-valid, inconsistent
             time.sleep(0.05)
 
     with rogue_device(liar) as uri:
@@ -136,8 +142,9 @@ def test_probe_of_a_silent_device_fails_fast_instead_of_hanging():
 
 
 def test_probe_of_a_closed_port_exits_1():
-    assert "did not answer" in assert_one_line_failure(run_cli("probe", f"dualcam://127.0.0.1:{free_port()}",
-                                                               "--timeout", "0.5"))
+    assert "did not answer" in assert_one_line_failure(
+        run_cli("probe", f"dualcam://127.0.0.1:{free_port()}", "--timeout", "0.5")
+    )
 
 
 def test_probe_reports_packet_loss_and_exits_1():
@@ -158,18 +165,25 @@ def test_probe_of_sim_uri_needs_no_socket():
     assert report["simulated"] is True and report["channels"] == 128 and report["audio_blocks"] >= 8
 
 
-@pytest.mark.parametrize("args", [["probe", "nope://x"], ["probe", "sim://", "--seconds", "0"],
-                                  ["probe", "dualcam://127.0.0.1:1", "--timeout", "0"],
-                                  ["simulate-device", "--encoding", "int12"],
-                                  ["simulate-device", "--scenario", "7"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["probe", "nope://x"],
+        ["probe", "sim://", "--seconds", "0"],
+        ["probe", "dualcam://127.0.0.1:1", "--timeout", "0"],
+        ["simulate-device", "--encoding", "int12"],
+        ["simulate-device", "--scenario", "7"],
+    ],
+)
 def test_bad_usage_exits_2_with_one_line(args):
     assert_one_line_failure(run_cli(*args, timeout=30), code=2)
 
 
 def test_simulate_device_on_a_busy_port_exits_1():
     with socket.create_server(("127.0.0.1", 0)) as busy:
-        result = run_cli("simulate-device", "--port", str(busy.getsockname()[1]), timeout=30,
-                         env={"PYTHONWARNINGS": "ignore"})
+        result = run_cli(
+            "simulate-device", "--port", str(busy.getsockname()[1]), timeout=30, env={"PYTHONWARNINGS": "ignore"}
+        )
     assert "cannot listen" in assert_one_line_failure(result)
 
 

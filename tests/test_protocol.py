@@ -9,8 +9,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_io import (AUDIO, HEADER_SIZE, STATUS, VIDEO, AudioEncoding, StreamDecoder, decode_audio,
-                         decode_status, encode_audio, encode_packet, encode_status, encode_video)
+from firmware_io import (
+    AUDIO,
+    HEADER_SIZE,
+    STATUS,
+    VIDEO,
+    AudioEncoding,
+    StreamDecoder,
+    decode_audio,
+    decode_status,
+    encode_audio,
+    encode_packet,
+    encode_status,
+    encode_video,
+)
 from firmware_io.codec import crc32c
 from firmware_io.packet import CRC_SPAN, HEADER, MAGIC, MAX_PAYLOAD
 from firmware_io.stream import MAX_PENDING
@@ -21,8 +33,18 @@ BLOCK = (RNG.standard_normal((128, 1024)) * 0.5).astype(np.float32)
 
 def packet_with_header(stream, encoding, seq, ts, payload, claimed_len=None, version=1):
     """A packet whose header may lie about its payload length but still has a valid header CRC."""
-    head = HEADER.pack(MAGIC, version, stream, encoding, 0, seq, ts,
-                       len(payload) if claimed_len is None else claimed_len, crc32c(payload), 0)
+    head = HEADER.pack(
+        MAGIC,
+        version,
+        stream,
+        encoding,
+        0,
+        seq,
+        ts,
+        len(payload) if claimed_len is None else claimed_len,
+        crc32c(payload),
+        0,
+    )
     return head[:CRC_SPAN] + crc32c(head[:CRC_SPAN]).to_bytes(4, "little") + payload
 
 
@@ -36,9 +58,10 @@ def small_stream(n=6):
     return parts
 
 
-@pytest.mark.parametrize("encoding,tolerance_pa", [(AudioEncoding.INT16, 20 / 2**15),
-                                                   (AudioEncoding.INT24, 20 / 2**23),
-                                                   (AudioEncoding.FLOAT32, 0.0)])
+@pytest.mark.parametrize(
+    "encoding,tolerance_pa",
+    [(AudioEncoding.INT16, 20 / 2**15), (AudioEncoding.INT24, 20 / 2**23), (AudioEncoding.FLOAT32, 0.0)],
+)
 def test_audio_block_round_trips_within_one_count(encoding, tolerance_pa):
     pkt = encode_audio(BLOCK, 7, 1024 * 7, 12288, encoding)
     packets = StreamDecoder().feed(pkt)
@@ -52,10 +75,10 @@ def test_audio_block_round_trips_within_one_count(encoding, tolerance_pa):
 def test_int24_keeps_sign_and_saturates_at_full_scale():
     pa = np.array([[-25.0, -20.0, -1e-5, 0.0, 2.4e-6, 1.0, 19.9999, 25.0]], np.float32)
     pkt = encode_audio(pa, 0, 0, 12288, AudioEncoding.INT24)
-    raw = np.frombuffer(pkt[HEADER_SIZE + 12:], np.uint8).reshape(-1, 3).astype(np.int64)
+    raw = np.frombuffer(pkt[HEADER_SIZE + 12 :], np.uint8).reshape(-1, 3).astype(np.int64)
     counts = raw[:, 0] | raw[:, 1] << 8 | raw[:, 2] << 16
     counts = np.where(counts >= 2**23, counts - 2**24, counts)
-    assert counts[0] == -2**23 and counts[-1] == 2**23 - 1  # saturated, not wrapped
+    assert counts[0] == -(2**23) and counts[-1] == 2**23 - 1  # saturated, not wrapped
     audio, _ = decode_audio(pkt[HEADER_SIZE:], AudioEncoding.INT24)
     np.testing.assert_allclose(audio[0], np.clip(pa[0], -20, 20 - 20 / 2**23), atol=20 / 2**23)
     assert audio[0, 2] < 0 < audio[0, 4]
@@ -65,7 +88,7 @@ def test_decoder_gives_the_same_packets_for_any_chunking():
     stream = b"".join(small_stream())
     whole = StreamDecoder().feed(stream)
     dec = StreamDecoder()
-    bytewise = [p for i in range(len(stream)) for p in dec.feed(stream[i:i + 1])]
+    bytewise = [p for i in range(len(stream)) for p in dec.feed(stream[i : i + 1])]
     assert [(p.stream, p.sequence, p.payload) for p in whole] == [(p.stream, p.sequence, p.payload) for p in bytewise]
     assert len(whole) == 13 and dec.stats.bytes_dropped == 0 and dec.stats.balanced()
     assert decode_status(whole[-1].payload) == {"ok": True}
@@ -156,7 +179,7 @@ def test_mutated_streams_never_crash_and_never_invent_packets(data):
         elif kind == "insert":
             stream[at:at] = data.draw(st.binary(min_size=1, max_size=40))
         elif kind == "delete":
-            del stream[at:at + data.draw(st.integers(1, 40))]
+            del stream[at : at + data.draw(st.integers(1, 40))]
         else:
             stream[at:at] = MAGIC
     cut = data.draw(st.integers(0, len(stream)))

@@ -26,7 +26,7 @@ def _frame(label: str, subject: int, time_s: float, events, scenario: int = 1, p
 
 def _near_source(frame: np.ndarray, position: int = 7, half: int = 60) -> np.ndarray:
     u, v = (int(c) for c in CAMERA.project(POSITIONS[position]))
-    return frame[max(0, v - half):v + half, max(0, u - half):u + half].astype(int)
+    return frame[max(0, v - half) : v + half, max(0, u - half) : u + half].astype(int)
 
 
 @pytest.mark.parametrize("label", CLASSES)
@@ -61,7 +61,7 @@ def test_clapping_hands_meet_at_each_onset():
     u, v = (int(c) for c in CAMERA.project(POSITIONS[7]))
 
     def palms_at_source(frame):  # skin-coloured pixels right at the source (the palms touch there)
-        return np.mean(np.abs(frame[v - 4:v + 4, u - 4:u + 4].astype(int) - skin).sum(2) < 10)
+        return np.mean(np.abs(frame[v - 4 : v + 4, u - 4 : u + 4].astype(int) - skin).sum(2) < 10)
 
     assert palms_at_source(at_onset) > 0.9 and palms_at_source(between) < 0.1
 
@@ -76,7 +76,7 @@ def test_a_long_take_of_claps_the_bank_could_not_split_is_clapped_through():
 
     def palms_at_source(t):
         frame = _frame("clapping", 0, t, events)
-        return np.mean(np.abs(frame[v - 4:v + 4, u - 4:u + 4].astype(int) - skin).sum(2) < 10)
+        return np.mean(np.abs(frame[v - 4 : v + 4, u - 4 : u + 4].astype(int) - skin).sum(2) < 10)
 
     assert all(palms_at_source(a) > 0.9 for a, _ in hits[1:])
     assert all(palms_at_source(a + 0.16) < 0.1 for a, _ in hits[1:-1])
@@ -128,8 +128,15 @@ def test_a_small_cnn_on_rendered_frames_alone_names_the_action_of_unseen_subject
     def block(cin, cout, stride):
         return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
-    net = nn.Sequential(*block(3, 16, 2), *block(16, 32, 2), *block(32, 48, 2), *block(48, 64, 1),
-                        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, len(CLASSES)))
+    net = nn.Sequential(
+        *block(3, 16, 2),
+        *block(16, 32, 2),
+        *block(32, 48, 2),
+        *block(48, 64, 1),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, len(CLASSES)),
+    )
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     xt, yt = tensor(x_train), torch.from_numpy(y_train)
     for _ in range(10):
@@ -150,8 +157,16 @@ def test_a_scene_draws_each_frame_at_its_tick_among_its_own_events(tmp_path):
     from dualcam_rt.geometry import FPS
     from dualcam_rt.sim import Scene
 
-    scene = Scene(1, seed=4, label="clapping", subject=0, positions=(7,), components=("subject",),
-                  cache_dir=tmp_path, sounds="procedural")
+    scene = Scene(
+        1,
+        seed=4,
+        label="clapping",
+        subject=0,
+        positions=(7,),
+        components=("subject",),
+        cache_dir=tmp_path,
+        sounds="procedural",
+    )
     ticks = [scene.next_tick() for _ in range(36)]
     onsets = np.array([a for a, _ in scene.events(0, 3)])
     skin = np.array(render.subject_look(0).skin)
@@ -159,7 +174,7 @@ def test_a_scene_draws_each_frame_at_its_tick_among_its_own_events(tmp_path):
     touching, apart = [], []
     for i, t in enumerate(ticks):
         to_onset = np.min(np.abs(onsets - (i + 0.5) / FPS))  # the frame shows the middle of its tick
-        palms = np.mean(np.abs(t.video[v - 4:v + 4, u - 4:u + 4].astype(int) - skin).sum(2) < 10)
+        palms = np.mean(np.abs(t.video[v - 4 : v + 4, u - 4 : u + 4].astype(int) - skin).sum(2) < 10)
         if to_onset < 0.03:
             touching.append(palms)
         elif to_onset > 0.1:

@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+from test_sessions import write_session
+
 from dualcam_rt.devices import open_device
 from dualcam_rt.errors import BadInput, NotFound
-from test_sessions import write_session
 
 
 def test_replay_yields_the_recorded_frames_identically_on_every_run(tmp_path):
@@ -23,8 +23,11 @@ def test_replay_yields_the_recorded_frames_identically_on_every_run(tmp_path):
             runs.append(list(dev.frames()))
             assert dev.stats.audio_blocks == 24 and dev.stats.video_frames == 12
     for a, b, orig in zip(*runs, frames):
-        assert (a.index, a.first_sample, a.timestamp) == (b.index, b.first_sample, b.timestamp) == \
-               (orig.index, orig.first_sample, orig.timestamp)
+        assert (
+            (a.index, a.first_sample, a.timestamp)
+            == (b.index, b.first_sample, b.timestamp)
+            == (orig.index, orig.first_sample, orig.timestamp)
+        )
         np.testing.assert_array_equal(a.audio, b.audio)
         np.testing.assert_array_equal(a.audio, orig.audio)
         if a.video is not None:
@@ -66,8 +69,13 @@ def test_replay_json_timeline_localises_the_simulated_source(tmp_path):
     assert [row["tick"] for row in out["timeline"]] == list(range(12))
     active = [row for row in out["timeline"] if row["truth_active"] and row["localisation"]["source"]]
     assert len(active) >= 2  # clapping: a few claps per second
-    errors = [np.hypot(row["localisation"]["source"]["u_px"] - row["truth_px"][0],
-                       row["localisation"]["source"]["v_px"] - row["truth_px"][1]) for row in active]
+    errors = [
+        np.hypot(
+            row["localisation"]["source"]["u_px"] - row["truth_px"][0],
+            row["localisation"]["source"]["v_px"] - row["truth_px"][1],
+        )
+        for row in active
+    ]
     assert max(errors) < 27  # within two acoustic pixels of the subject whenever it makes sound
     again = json.loads(run_cli("replay", str(tmp_path / "s"), "--no-localise", "--json").stdout)
     assert again["timeline"] == [{k: v for k, v in row.items() if k != "localisation"} for row in out["timeline"]]
@@ -76,7 +84,9 @@ def test_replay_json_timeline_localises_the_simulated_source(tmp_path):
 def test_replay_predict_without_installed_models_says_so(tmp_path):
     write_session(tmp_path / "s", n=12)
     (tmp_path / "models").mkdir()
-    r = run_cli("replay", str(tmp_path / "s"), "--predict", "--json", env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")})
+    r = run_cli(
+        "replay", str(tmp_path / "s"), "--predict", "--json", env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
+    )
     assert r.returncode == 2
     assert "no models are installed" in r.stderr and "Traceback" not in r.stderr
 
@@ -84,8 +94,19 @@ def test_replay_predict_without_installed_models_says_so(tmp_path):
 def test_recording_a_replay_reproduces_the_session(tmp_path):
     frames = write_session(tmp_path / "s", n=24)
     (tmp_path / "out").mkdir()
-    r = run_cli("record", f"replay://{tmp_path / 's'}?speed=max", "--seconds", "2", "--out", str(tmp_path / "out"),
-                "--name", "copy", "--label", "clapping", "--json")
+    r = run_cli(
+        "record",
+        f"replay://{tmp_path / 's'}?speed=max",
+        "--seconds",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        "--name",
+        "copy",
+        "--label",
+        "clapping",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["frames"] == 24 and summary["drops"] == 0 and summary["status"] == "complete"
@@ -105,9 +126,15 @@ def test_replay_predict_classifies_the_microphone_with_an_installed_model(tmp_pa
     wave = (0.5 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
     with SessionWriter(tmp_path / "tone", {"label": "whistling"}) as w:
         for i in range(24):
-            w.write(SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12, audio=wave[None, i * 1024:(i + 1) * 1024]))
+            w.write(
+                SensorFrame(
+                    index=i, first_sample=i * 1024, timestamp=i / 12, audio=wave[None, i * 1024 : (i + 1) * 1024]
+                )
+            )
     write_tiny_model(tmp_path / "models")
-    r = run_cli("replay", str(tmp_path / "tone"), "--predict", "--json", env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")})
+    r = run_cli(
+        "replay", str(tmp_path / "tone"), "--predict", "--json", env={"DUALCAM_MODELS_DIR": str(tmp_path / "models")}
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "tone-bands" and not out["localised"]

@@ -52,10 +52,16 @@ def tiny_dir(tmp_path_factory) -> Path:
 def tones(tmp_path_factory) -> Path:
     # bands below the 6,144 Hz the clips keep at 12,288 Hz
     snap, speak = _tone_hz("snapping_fingers"), _tone_hz("speaking")
-    return _clips(tmp_path_factory.mktemp("tones"), [
-        ("k1.wav", "snapping_fingers", snap), ("k2.wav", "snapping_fingers", snap),
-        ("c1.wav", "speaking", speak), ("c2.wav", "speaking", snap),  # c2 sounds like snapping
-        ("quiet.wav", "", None)])  # no action: 40 dB SPL, below the default level gate
+    return _clips(
+        tmp_path_factory.mktemp("tones"),
+        [
+            ("k1.wav", "snapping_fingers", snap),
+            ("k2.wav", "snapping_fingers", snap),
+            ("c1.wav", "speaking", speak),
+            ("c2.wav", "speaking", snap),  # c2 sounds like snapping
+            ("quiet.wav", "", None),
+        ],
+    )  # no action: 40 dB SPL, below the default level gate
 
 
 def test_score_counts_hits_misses_and_false_alarms(tiny_dir, tones):
@@ -64,8 +70,14 @@ def test_score_counts_hits_misses_and_false_alarms(tiny_dir, tones):
     assert result["clips"] == 5 and result["top1_accuracy"] == 0.8
     assert result["per_class"]["snapping_fingers"] == {"clips": 2, "correct": 2, "accuracy": 1.0}
     assert result["per_class"]["speaking"] == {"clips": 2, "correct": 1, "accuracy": 0.5}
-    assert result["no_action"] == {"clips": 1, "false_alarms": 0, "false_alarm_rate": 0.0, "action_clips": 4,
-                                   "misses": 0, "miss_rate": 0.0}
+    assert result["no_action"] == {
+        "clips": 1,
+        "false_alarms": 0,
+        "false_alarm_rate": 0.0,
+        "action_clips": 4,
+        "misses": 0,
+        "miss_rate": 0.0,
+    }
     labels, matrix = result["confusion"]["labels"], np.array(result["confusion"]["matrix"])
     assert matrix[labels.index(NO_ACTION), labels.index(NO_ACTION)] == 1  # silence: the gate, not the model
     assert matrix.sum() == 5 and matrix[labels.index("speaking"), labels.index("snapping_fingers")] == 1
@@ -73,8 +85,9 @@ def test_score_counts_hits_misses_and_false_alarms(tiny_dir, tones):
 
 
 def test_a_none_label_counts_as_no_action():
-    result = summarise(["clapping", NO_ACTION, NO_ACTION, "typing"], ["clapping", NO_ACTION, "typing", NO_ACTION],
-                       list(CLASSES))
+    result = summarise(
+        ["clapping", NO_ACTION, NO_ACTION, "typing"], ["clapping", NO_ACTION, "typing", NO_ACTION], list(CLASSES)
+    )
     assert result["top1_accuracy"] == 0.5
     assert result["per_class"][NO_ACTION] == {"clips": 2, "correct": 1, "accuracy": 0.5}
     assert result["no_action"]["false_alarms"] == 1 and result["no_action"]["misses"] == 1
@@ -94,8 +107,9 @@ def test_score_gives_what_v1_predict_answers_for_each_clip(tmp_path_factory):
     assert result["clips"] == len(rows) >= 5
     with BackgroundServer(create_app(Settings(models_dir=REPO_MODELS_DIR), live=False), free_port()) as base:
         for clip in result["predictions"]:
-            answer = httpx.post(f"{base}/v1/predict?model={result['model']}", content=(clips / clip["file"]).read_bytes(),
-                                timeout=30).json()
+            answer = httpx.post(
+                f"{base}/v1/predict?model={result['model']}", content=(clips / clip["file"]).read_bytes(), timeout=30
+            ).json()
             assert (answer["label"] or NO_ACTION) == clip["predicted"]  # a null label (the gate) is no action
             assert (answer["reason"], answer["level_db"]) == (clip["reason"], clip["level_db"])
             if answer["top_k"]:
@@ -113,15 +127,18 @@ def test_score_plot_writes_a_png(tiny_dir, tones, tmp_path):
     assert "top-1 accuracy 0.800" in r.stderr and "0/1 false alarms" in r.stderr
 
 
-@pytest.mark.parametrize("labels, error", [
-    (None, "labels.csv: no such file"),
-    ("file,class\nk1.wav,juggling\n", "labels.csv:2: unknown class 'juggling'"),
-    ("file,class\nk1.wav,typing\ngone.wav,typing\n", "labels.csv:3: clip 'gone.wav' does not exist"),
-    ("name,label\nk1.wav,typing\n", "labels.csv:1: the header must be 'file,class'"),
-    ("file,class\nk1.wav,typing,extra\n", "labels.csv:2: expected 2 columns"),
-    ("file,class\nbroken.wav,typing\n", "labels.csv:2: broken.wav: "),
-    ("file,class\n", "labels.csv: no clips listed"),
-])
+@pytest.mark.parametrize(
+    "labels, error",
+    [
+        (None, "labels.csv: no such file"),
+        ("file,class\nk1.wav,juggling\n", "labels.csv:2: unknown class 'juggling'"),
+        ("file,class\nk1.wav,typing\ngone.wav,typing\n", "labels.csv:3: clip 'gone.wav' does not exist"),
+        ("name,label\nk1.wav,typing\n", "labels.csv:1: the header must be 'file,class'"),
+        ("file,class\nk1.wav,typing,extra\n", "labels.csv:2: expected 2 columns"),
+        ("file,class\nbroken.wav,typing\n", "labels.csv:2: broken.wav: "),
+        ("file,class\n", "labels.csv: no clips listed"),
+    ],
+)
 def test_bad_clip_folders_name_the_file_and_line(tiny_dir, tones, tmp_path, labels, error):
     folder = tmp_path / "clips"
     folder.mkdir()

@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import free_port
+
 from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
@@ -42,8 +42,9 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url(models_dir):
-    settings = Settings(models_dir=models_dir, max_upload_bytes=MAX_UPLOAD_BYTES,
-                        max_upload_seconds=MAX_UPLOAD_SECONDS, api_token=None)
+    settings = Settings(
+        models_dir=models_dir, max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_seconds=MAX_UPLOAD_SECONDS, api_token=None
+    )
     with BackgroundServer(create_app(settings, live=False), free_port()) as base:
         yield base
 
@@ -143,21 +144,30 @@ def test_metrics_count_predictions_and_errors(url):
 
 def test_openapi_documents_the_routes(url):
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
-    for route in ("/healthz", "/readyz", "/v1/status", "/v1/models", "/v1/predict", "/v1/recordings",
-                  "/v1/recordings/{rec_id}"):
+    for route in (
+        "/healthz",
+        "/readyz",
+        "/v1/status",
+        "/v1/models",
+        "/v1/predict",
+        "/v1/recordings",
+        "/v1/recordings/{rec_id}",
+    ):
         assert route in paths, route
 
 
 def test_the_default_model_setting_picks_the_model_requests_get(tmp_path):
     write_tiny_model(tmp_path, "tone-bands")
     write_tiny_model(tmp_path, "zz-tones")  # last by name: only the setting makes it the default
-    with BackgroundServer(create_app(Settings(models_dir=tmp_path, default_model="zz-tones"), live=False),
-                          free_port()) as base:
+    with BackgroundServer(
+        create_app(Settings(models_dir=tmp_path, default_model="zz-tones"), live=False), free_port()
+    ) as base:
         assert httpx.get(f"{base}/v1/models").json()["default"] == "zz-tones"
         r = httpx.post(f"{base}/v1/predict", content=encode(tone(1000, 1.0, 12_288), 12_288))
         assert r.status_code == 200 and r.json()["model"] == "zz-tones"
-    with BackgroundServer(create_app(Settings(models_dir=tmp_path, default_model="absent"), live=False),
-                          free_port()) as base:
+    with BackgroundServer(
+        create_app(Settings(models_dir=tmp_path, default_model="absent"), live=False), free_port()
+    ) as base:
         assert httpx.get(f"{base}/v1/models").json()["default"] == "tone-bands"
 
 

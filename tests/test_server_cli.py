@@ -9,17 +9,21 @@ import subprocess
 import time
 
 import httpx
-
 from conftest import CLI, free_port, run_cli
+
 from dualcam_rt.inference.tiny import write_tiny_model
 
 
 def test_serve_comes_up_ready_on_the_simulated_sensor_and_stops_on_sigterm(tmp_path):
     write_tiny_model(tmp_path)
     port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "sim://?scenario=1&seed=5", "--port", str(port),
-                             "--models-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "DUALCAM_HOP_S": "0.25", "DUALCAM_IMAGING": "0"})
+    proc = subprocess.Popen(
+        [*CLI, "serve", "sim://?scenario=1&seed=5", "--port", str(port), "--models-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DUALCAM_HOP_S": "0.25", "DUALCAM_IMAGING": "0"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

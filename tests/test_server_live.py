@@ -13,9 +13,9 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from conftest import free_port
 from websockets.exceptions import ConnectionClosed
 
-from conftest import free_port
 from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import write_tiny_model
 from dualcam_rt.labels import CLASSES
@@ -33,7 +33,10 @@ def wait_until_imaging(url: str, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz").status_code == 200 and httpx.get(f"{url}/v1/status").json()["live"]["imaged_frames"]:
+            if (
+                httpx.get(f"{url}/readyz").status_code == 200
+                and httpx.get(f"{url}/v1/status").json()["live"]["imaged_frames"]
+            ):
                 return
         except httpx.TimeoutException:  # a busy machine or a cold start may answer past httpx's 5 s: ask again
             pass
@@ -46,8 +49,13 @@ def live_service(tmp_path_factory):
     """(app, url) of a service on the simulated sensor, imaging, on loopback."""
     models = tmp_path_factory.mktemp("models")
     write_tiny_model(models)
-    settings = Settings(models_dir=models, api_token=TOKEN, hop_s=0.5, focus_distance_m=FOCUS_M,
-                        sessions_dir=tmp_path_factory.mktemp("sessions"))
+    settings = Settings(
+        models_dir=models,
+        api_token=TOKEN,
+        hop_s=0.5,
+        focus_distance_m=FOCUS_M,
+        sessions_dir=tmp_path_factory.mktemp("sessions"),
+    )
     app = create_app(settings, "sim://?scenario=1&seed=3&label=knocking")
     with BackgroundServer(app, free_port()) as url:
         wait_until_imaging(url)
@@ -122,8 +130,9 @@ def test_recordings_need_the_token_and_produce_a_readable_session(live_url):
     body = {"seconds": 1.0, "label": "knocking", "scenario": 1, "subject": 2}
     r = httpx.post(f"{live_url}/v1/recordings", json=body)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    assert httpx.post(f"{live_url}/v1/recordings", json=body,
-                      headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        httpx.post(f"{live_url}/v1/recordings", json=body, headers={"authorization": "Bearer wrong"}).status_code == 401
+    )
     assert httpx.get(f"{live_url}/v1/recordings").status_code == 401
     r = httpx.post(f"{live_url}/v1/recordings", json=body, headers=AUTH)
     assert r.status_code == 202, r.text
@@ -148,7 +157,9 @@ def test_bad_recording_requests_get_json_4xx(live_url):
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     r = httpx.post(f"{live_url}/v1/recordings", json={"seconds": 1, "label": "yodelling"}, headers=AUTH)
     assert r.status_code == 422 and "body.label" in r.json()["error"]["message"]  # the schema's enum
-    r = httpx.post(f"{live_url}/v1/recordings", content=b"not json", headers={**AUTH, "content-type": "application/json"})
+    r = httpx.post(
+        f"{live_url}/v1/recordings", content=b"not json", headers={**AUTH, "content-type": "application/json"}
+    )
     assert r.status_code == 422
     r = httpx.get(f"{live_url}/v1/recordings/nope", headers=AUTH)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -202,8 +213,10 @@ def _socket_buffers_bytes(stuck) -> int:
     64 KiB segment the kernel may queue past its limit."""
     from pathlib import Path
 
-    send_max = max(int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2]),
-                   int(Path("/proc/sys/net/core/wmem_max").read_text()))
+    send_max = max(
+        int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2]),
+        int(Path("/proc/sys/net/core/wmem_max").read_text()),
+    )
     return stuck.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) + send_max + 2 * 64 * 1024
 
 
@@ -232,8 +245,10 @@ def test_a_client_that_never_reads_costs_dropped_messages_not_a_stalled_sensor(l
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     stuck.connect((host, port))
     key = base64.b64encode(os.urandom(16)).decode()
-    stuck.sendall(f"GET /v1/live HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    stuck.sendall(
+        f"GET /v1/live HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     assert stuck.recv(12) == b"HTTP/1.1 101"
     try:
         deadline = time.monotonic() + 60  # a safety net only: the handler registers right after the 101

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import websockets
+from conftest import free_port
 from websockets.exceptions import ConnectionClosed
 
-from conftest import free_port
 from dualcam_rt.config import Settings
 from dualcam_rt.inference.tiny import band_of, write_tiny_model
 from dualcam_rt.labels import CLASSES
@@ -42,7 +42,7 @@ async def run_client(url, freq_hz=1000, rate=16000, seconds=2.0, hop_s=0.5, chun
         audio = pcm_s16(freq_hz, seconds, rate)
         step = int(chunk_s * rate) * 2
         for i in range(0, len(audio), step):
-            await ws.send(audio[i:i + step])
+            await ws.send(audio[i : i + step])
             if pace:
                 await asyncio.sleep(chunk_s)
         await ws.send(json.dumps({"type": "end"}))
@@ -84,8 +84,9 @@ def test_stream_does_not_negotiate_per_message_deflate(ws_url):
 
 def test_many_clients_stream_at_once_and_share_batches(ws_url):
     async def main():
-        return await asyncio.gather(*[run_client(ws_url, freq_hz=f, seconds=1.0, hop_s=0.25, pace=True)
-                                      for f in [500, 1000, 3000, 5000] * 6])
+        return await asyncio.gather(
+            *[run_client(ws_url, freq_hz=f, seconds=1.0, hop_s=0.25, pace=True) for f in [500, 1000, 3000, 5000] * 6]
+        )
 
     results = asyncio.run(main())
     for (hello, predictions, end, code), f in zip(results, [500, 1000, 3000, 5000] * 6):
@@ -97,23 +98,38 @@ def test_many_clients_stream_at_once_and_share_batches(ws_url):
 GOOD_HELLO = json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1})
 
 
-@pytest.mark.parametrize("name,messages,query,code,reason", [
-    ("hello not json", ["hello there"], "", 1008, "not JSON"),
-    ("hello a list", ["[1, 2]"], "", 1008, "JSON object"),
-    ("no sample rate", [json.dumps({"encoding": "pcm_s16le"})], "", 1008, "sample_rate"),
-    ("absurd rate", [json.dumps({"sample_rate": 10, "encoding": "pcm_s16le"})], "", 1008, "sample rate"),
-    ("absurd channels", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "channels": 4096})], "", 1008, "channel"),
-    ("wrong encoding", [json.dumps({"sample_rate": 16000, "encoding": "mp3"})], "", 1008, "encoding"),
-    ("bad hop", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hop_s": -1})], "", 1008, "hop_s"),
-    ("future version", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "version": 9})], "", 1008, "version"),
-    ("misspelt field", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hopS": 1})], "", 1008, "hopS"),
-    ("audio before hello", [b"\x00\x01" * 100], "", 1003, "hello"),
-    ("odd byte count", [GOOD_HELLO, b"\x00" * 1001], "", 1007, "whole number"),
-    ("garbage text", [GOOD_HELLO, "garbage"], "", 1003, "JSON"),
-    ("unexpected json", [GOOD_HELLO, json.dumps({"type": "dance"})], "", 1003, "end"),
-    ("oversized frame", [GOOD_HELLO, b"\x00\x00" * MAX_FRAME], "", 1009, "exceeds"),
-    ("unknown model", [GOOD_HELLO], "?model=nope", 1008, "unknown model"),
-])
+@pytest.mark.parametrize(
+    "name,messages,query,code,reason",
+    [
+        ("hello not json", ["hello there"], "", 1008, "not JSON"),
+        ("hello a list", ["[1, 2]"], "", 1008, "JSON object"),
+        ("no sample rate", [json.dumps({"encoding": "pcm_s16le"})], "", 1008, "sample_rate"),
+        ("absurd rate", [json.dumps({"sample_rate": 10, "encoding": "pcm_s16le"})], "", 1008, "sample rate"),
+        (
+            "absurd channels",
+            [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "channels": 4096})],
+            "",
+            1008,
+            "channel",
+        ),
+        ("wrong encoding", [json.dumps({"sample_rate": 16000, "encoding": "mp3"})], "", 1008, "encoding"),
+        ("bad hop", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hop_s": -1})], "", 1008, "hop_s"),
+        (
+            "future version",
+            [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "version": 9})],
+            "",
+            1008,
+            "version",
+        ),
+        ("misspelt field", [json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le", "hopS": 1})], "", 1008, "hopS"),
+        ("audio before hello", [b"\x00\x01" * 100], "", 1003, "hello"),
+        ("odd byte count", [GOOD_HELLO, b"\x00" * 1001], "", 1007, "whole number"),
+        ("garbage text", [GOOD_HELLO, "garbage"], "", 1003, "JSON"),
+        ("unexpected json", [GOOD_HELLO, json.dumps({"type": "dance"})], "", 1003, "end"),
+        ("oversized frame", [GOOD_HELLO, b"\x00\x00" * MAX_FRAME], "", 1009, "exceeds"),
+        ("unknown model", [GOOD_HELLO], "?model=nope", 1008, "unknown model"),
+    ],
+)
 def test_bad_clients_get_a_close_code_with_a_reason(ws_url, name, messages, query, code, reason):
     got_code, got_reason = asyncio.run(expect_close(ws_url, *messages, query=query))
     assert got_code == code, (name, got_code, got_reason)

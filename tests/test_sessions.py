@@ -14,10 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from dualcam_rt.frame import SensorFrame
+
 from dualcam_rt.errors import BadInput, DualcamError, NotFound
+from dualcam_rt.frame import SensorFrame
 from dualcam_rt.sessions import SessionWriter, open_session, verify_session
 from dualcam_rt.sessions.format import new_session_dir
 from dualcam_rt.sim import Scene
@@ -29,8 +29,15 @@ def scene_frames(n: int, seed: int = 0, label: str = "clapping", video_every: in
     for i in range(n):
         tick = scene.next_tick()
         video = tick.video if i % video_every == 0 else None
-        yield SensorFrame(index=i, first_sample=i * 1024, timestamp=i / 12, audio=tick.audio, video=video,
-                          video_timestamp=i / 12 + 0.01 if video is not None else None, truth=tick.truth)
+        yield SensorFrame(
+            index=i,
+            first_sample=i * 1024,
+            timestamp=i / 12,
+            audio=tick.audio,
+            video=video,
+            video_timestamp=i / 12 + 0.01 if video is not None else None,
+            truth=tick.truth,
+        )
 
 
 def write_session(path: Path, n: int = 30, **kw) -> list[SensorFrame]:
@@ -115,9 +122,11 @@ def test_existing_session_is_never_overwritten(tmp_path):
 def test_record_command_refuses_bad_names_and_missing_dirs_in_one_line(tmp_path):
     write_session(tmp_path / "src", n=12)
     uri = f"replay://{tmp_path / 'src'}?speed=max"
-    for args, expected in [(["--out", str(tmp_path), "--name", "../x"], "bad session name"),
-                           (["--out", str(tmp_path / "src" / "session.json")], "not a directory"),
-                           (["--out", str(tmp_path), "--name", "src"], "already exists")]:
+    for args, expected in [
+        (["--out", str(tmp_path), "--name", "../x"], "bad session name"),
+        (["--out", str(tmp_path / "src" / "session.json")], "not a directory"),
+        (["--out", str(tmp_path), "--name", "src"], "already exists"),
+    ]:
         r = run_cli("record", uri, "--seconds", "1", *args)
         assert r.returncode == 2, r.stderr
         assert expected in r.stderr and "Traceback" not in r.stderr
@@ -127,8 +136,12 @@ def test_record_command_refuses_bad_names_and_missing_dirs_in_one_line(tmp_path)
 def _mounted_tmpfs(path: Path, size: str) -> bool:
     path.mkdir()
     try:
-        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+            ).returncode
+            == 0
+        )
     except FileNotFoundError:
         return False
 
@@ -142,8 +155,9 @@ def test_disk_full_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path,
         if not real:
             from dualcam_rt.sessions import writer
 
-            monkeypatch.setattr(writer, "free_bytes", lambda path, calls=iter(range(10**6)):
-                                10**9 if next(calls) < 2 else 10**5)
+            monkeypatch.setattr(
+                writer, "free_bytes", lambda path, calls=iter(range(10**6)): 10**9 if next(calls) < 2 else 10**5
+            )
         w = SessionWriter(disk / "s", {"label": "typing"}, channels=list(range(16)))
         with pytest.raises(DualcamError, match="disk full") as err:
             for frame in scene_frames(600, video_every=12):
@@ -209,15 +223,17 @@ def test_writer_killed_at_random_instants_loses_at_most_the_last_second(tmp_path
         assert written - 12 <= report["ticks"] <= written + 1, (k, written, report)
         with open_session(path) as s:  # readable as it is, before any repair
             assert s.mic(0).shape == (report["ticks"] * 1024,)
-            assert [f.audio[0, 0] for f in s.frames()] == pytest.approx([
-                np.float32(np.random.default_rng(0).standard_normal((32, 1024))[0, 0]) + i for i in range(s.n_ticks)])
+            assert [f.audio[0, 0] for f in s.frames()] == pytest.approx(
+                [np.float32(np.random.default_rng(0).standard_normal((32, 1024))[0, 0]) + i for i in range(s.n_ticks)]
+            )
         fixed = verify_session(path, repair=True)
         assert fixed["repaired"] and fixed["ok"], fixed
         assert fixed["ticks"] == report["ticks"]
         meta = json.loads((path / "session.json").read_text())
         assert meta["status"] == "repaired" and meta["ticks"] == report["ticks"]
-        assert meta["labels"] == ([{"label": "knocking", "start_s": 0.0, "end_s": meta["seconds"]}]
-                                  if meta["ticks"] else [])
+        assert meta["labels"] == (
+            [{"label": "knocking", "start_s": 0.0, "end_s": meta["seconds"]}] if meta["ticks"] else []
+        )
         h5py.File(path / "audio.h5", "r").close()  # now opens the ordinary way (Acoular's way)
         assert verify_session(path)["ok"]
 

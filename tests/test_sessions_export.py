@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import run_cli
 from test_sessions import write_session
 
@@ -37,7 +36,12 @@ def _read_video(path):
 def test_export_video_draws_the_acoustic_image_over_the_frames(tmp_path):
     frames = write_session(tmp_path / "s", n=12)
     assert run_cli("export-video", str(tmp_path / "s"), "--out", str(tmp_path / "o.mp4"), timeout=600).returncode == 0
-    assert run_cli("export-video", str(tmp_path / "s"), "--no-overlay", "--out", str(tmp_path / "p.mp4"), timeout=600).returncode == 0
+    assert (
+        run_cli(
+            "export-video", str(tmp_path / "s"), "--no-overlay", "--out", str(tmp_path / "p.mp4"), timeout=600
+        ).returncode
+        == 0
+    )
     with_overlay, fps = _read_video(tmp_path / "o.mp4")
     plain, _ = _read_video(tmp_path / "p.mp4")
     assert len(with_overlay) == len(plain) == 12 and fps == 12
@@ -45,7 +49,7 @@ def test_export_video_draws_the_acoustic_image_over_the_frames(tmp_path):
     assert np.abs(plain[5].astype(int) - frames[5].video.astype(int)).mean() < 6  # lossy, but the same picture
     k = next(i for i, f in enumerate(frames) if f.truth["active"])  # a tick where the subject makes sound
     u, v = (int(x) for x in frames[k].truth["source_px"])
-    near = np.abs(with_overlay[k].astype(int) - plain[k].astype(int))[max(v - 20, 0):v + 20, max(u - 20, 0):u + 20]
+    near = np.abs(with_overlay[k].astype(int) - plain[k].astype(int))[max(v - 20, 0) : v + 20, max(u - 20, 0) : u + 20]
     assert near.mean() > 20  # the heat map is drawn where the source is
 
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import CLI, free_port, run_cli
+
 from dualcam_rt.sessions import open_session, verify_session
 
 SIM = "sim://?scenario=1&seed=5&label=knocking&subject=3"
@@ -75,13 +75,31 @@ def test_record_creates_a_missing_out_folder_and_its_parents(tmp_path):
 @pytest.mark.slow
 def test_record_from_a_dualcam_served_by_simulate_device(tmp_path):
     port = free_port()
-    server = subprocess.Popen([*CLI, "simulate-device", "--port", str(port), "--scenario", "2", "--seed", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*CLI, "simulate-device", "--port", str(port), "--scenario", "2", "--seed", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         r = None
         for _ in range(60):  # the simulator builds its scene before it listens
-            r = run_cli("record", f"dualcam://127.0.0.1:{port}", "--seconds", "1.5", "--out", str(tmp_path),
-                        "--name", "wire", "--label", "hammering", "--scenario", "2", "--json", timeout=300)
+            r = run_cli(
+                "record",
+                f"dualcam://127.0.0.1:{port}",
+                "--seconds",
+                "1.5",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "wire",
+                "--label",
+                "hammering",
+                "--scenario",
+                "2",
+                "--json",
+                timeout=300,
+            )
             if r.returncode == 0 or "already exists" in r.stderr:
                 break
             for p in tmp_path.iterdir():  # a refused connection may have left an empty session
@@ -104,8 +122,12 @@ def test_record_from_a_dualcam_served_by_simulate_device(tmp_path):
 def _record_and_kill(out, name: str, delay_s: float, after_first_second: bool) -> int:
     """Run `dualcam-rt record sim://`, SIGKILL it after ``delay_s`` (counted from its first durable
     second, or from its start); returns the frames it had reported durable."""
-    proc = subprocess.Popen([*CLI, "record", SIM, "--seconds", "60", "--out", str(out), "--name", name],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "record", SIM, "--seconds", "60", "--out", str(out), "--name", name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     durable = [0]
     first = threading.Event()
 
@@ -150,8 +172,12 @@ def test_recordings_killed_at_random_instants_stay_readable_and_are_repaired(tmp
 
 @pytest.mark.slow
 def test_record_stopped_with_sigterm_closes_the_session_cleanly(tmp_path):
-    proc = subprocess.Popen([*CLI, "record", SIM, "--seconds", "60", "--out", str(tmp_path), "--name", "stopped",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "record", SIM, "--seconds", "60", "--out", str(tmp_path), "--name", "stopped", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:  # wait for the first durable second
         if line.startswith("recorded "):
             break

@@ -36,6 +36,7 @@ def settings_cache(cache, monkeypatch):
 
 # --- action sounds ------------------------------------------------------------------------
 
+
 def _clip(label, subject, seconds=8.0, seed=0):
     return synthesize(label, subject, seconds, np.random.default_rng([seed, subject]), FS)
 
@@ -54,17 +55,17 @@ def _line_fraction(x, top=0.02):
     """Share of the power in the strongest 2 % of frequency bins (1 for a pure tone, ~0.1 for noise)."""
     f, p = welch(x, FS, nperseg=4096)
     p = np.sort(p[(f > 100) & (f < 6000)])[::-1]
-    return float(p[:max(1, int(top * len(p)))].sum() / p.sum())
+    return float(p[: max(1, int(top * len(p)))].sum() / p.sum())
 
 
 def _f0(x, lo=80, hi=260):
     """Median autocorrelation pitch (Hz) over the loudest 40-ms frames."""
     n = int(0.04 * FS)
-    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::n // 2]
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[:: n // 2]
     loud = frames[np.argsort((frames**2).sum(1))[-40:]]
     f0 = []
     for fr in loud:
-        ac = np.correlate(fr, fr, "full")[n - 1:]
+        ac = np.correlate(fr, fr, "full")[n - 1 :]
         lags = np.arange(int(FS / hi), int(FS / lo))
         f0.append(FS / lags[np.argmax(ac[lags])])
     return float(np.median(f0))
@@ -90,7 +91,10 @@ SIGNATURES = {
     "playing_kendama": ((1100, 1900), lambda x, ev, tr: _line_fraction(x) > 0.3),
     "clicking": ((3200, 5000), lambda x, ev, tr: np.median([b - a for a, b in ev]) < 0.02),
     "typing": ((600, 1200), lambda x, ev, tr: len(ev) / 8 >= 4),
-    "knocking": ((0, 400), lambda x, ev, tr: _spectrum(x)[1][_spectrum(x)[0] < 500].sum() / _spectrum(x)[1].sum() > 0.9),
+    "knocking": (
+        (0, 400),
+        lambda x, ev, tr: _spectrum(x)[1][_spectrum(x)[0] < 500].sum() / _spectrum(x)[1].sum() > 0.9,
+    ),
     "hammering": ((2200, 3000), lambda x, ev, tr: _line_fraction(x) > 0.3),
     "peanut_breaking": ((2500, 3700), lambda x, ev, tr: len(ev) / 8 <= 1.2),
     "paper_ripping": ((2500, 3300), lambda x, ev, tr: np.median([b - a for a, b in ev]) >= 0.4),
@@ -112,14 +116,18 @@ def test_each_class_has_its_documented_spectral_signature(label):
 
 def test_classes_are_told_apart_by_spectrum_across_unseen_subjects():
     """Nearest class-mean log-spectrum (subjects 0-5) names the class of subjects 6-8."""
+
     def feature(x):
         f, p = _spectrum(x)
         v = np.log10(p[(f > 100) & (f < 6000)] + 1e-20)
         return v - v.mean()  # level-independent shape
 
     means = np.array([np.mean([feature(_clip(c, s)[0]) for s in range(6)], axis=0) for c in CLASSES])
-    hits = [int(np.argmin(((means - feature(_clip(c, s, seed=1)[0])) ** 2).sum(1))) == i
-            for i, c in enumerate(CLASSES) for s in (6, 7, 8)]
+    hits = [
+        int(np.argmin(((means - feature(_clip(c, s, seed=1)[0])) ** 2).sum(1))) == i
+        for i, c in enumerate(CLASSES)
+        for s in (6, 7, 8)
+    ]
     assert sum(hits) >= 40, f"{sum(hits)}/42"
 
 
@@ -133,6 +141,7 @@ def test_subjects_perform_an_action_differently_but_reproducibly():
 
 
 # --- rooms --------------------------------------------------------------------------------
+
 
 def test_scenario_2_reverberation_time_measured_from_a_simulated_rir_is_as_configured(cache):
     scenario = get_scenario(2)
@@ -150,7 +159,7 @@ def test_anechoic_rir_is_a_single_arrival_at_the_right_delay_and_level(cache):
     peak = int(np.argmax(np.abs(rir[0])))
     assert abs(peak - dist / SPEED_OF_SOUND * FS) < 1.5  # pyroomacoustics' t0 offset is 0
     assert np.sum(rir[0] ** 2) == pytest.approx(1 / dist**2, rel=0.1)  # 1/r spreading
-    assert np.abs(rir[0, peak + 60:]).max() < 1e-3 * np.abs(rir[0]).max()  # no echoes
+    assert np.abs(rir[0, peak + 60 :]).max() < 1e-3 * np.abs(rir[0]).max()  # no echoes
 
 
 def test_outdoor_rir_has_the_ground_reflection_only(cache):
@@ -160,7 +169,7 @@ def test_outdoor_rir_has_the_ground_reflection_only(cache):
     mirrored = pos - [0, 2 * (1.5 + pos[1]), 0]  # the image below the floor (y = -1.5 m)
     expected = [np.linalg.norm(g.mics[0] - p) / SPEED_OF_SOUND * FS for p in (pos, mirrored)]
     assert abs(int(np.argmax(np.abs(rir))) - expected[0]) < 1.5  # the strongest tap: the direct path
-    reflection = np.abs(rir[int(expected[1]) - 2:int(expected[1]) + 3]).max()
+    reflection = np.abs(rir[int(expected[1]) - 2 : int(expected[1]) + 3]).max()
     assert 0.3 < reflection / np.abs(rir).max() < 1  # the ground reflection, a little weaker
     late = int(expected[1]) + 60
     assert np.abs(rir[late:]).max() < 1e-2 * np.abs(rir).max()  # nothing after it above -40 dB
@@ -208,6 +217,7 @@ def test_subject_positions_are_at_least_2m_away_and_in_view(cache):
 
 
 # --- scenes -------------------------------------------------------------------------------
+
 
 def _mic0_power(scene, ticks):
     return float(np.mean(np.concatenate([scene.next_tick().audio[0] for _ in range(ticks)]) ** 2))
@@ -309,8 +319,19 @@ def test_impulse_tick_is_the_loudest_and_its_frame_is_white(cache):
 
 def test_truth_travels_with_every_tick(cache):
     t = Scene(1, seed=2, label="knocking", subject=5, cache_dir=cache).next_tick().truth
-    assert {"tick", "label", "class_index", "subject", "scenario", "source_m", "source_px", "impulse",
-            "events", "active", "moving"} <= set(t)
+    assert {
+        "tick",
+        "label",
+        "class_index",
+        "subject",
+        "scenario",
+        "source_m",
+        "source_px",
+        "impulse",
+        "events",
+        "active",
+        "moving",
+    } <= set(t)
     assert t["label"] == "knocking" and t["class_index"] == CLASSES.index("knocking") and t["subject"] == 5
     assert t["source_px"] == pytest.approx(get_geometry().camera.project(np.array(t["source_m"])).tolist(), abs=0.05)
 
@@ -328,8 +349,9 @@ def test_sim_uri_selects_the_scene(settings_cache):
     assert np.array_equal(frames[2].audio, expected[2].audio)
 
 
-@pytest.mark.parametrize("options", [dict(scenario=9), dict(label="dancing"), dict(subject=9),
-                                     dict(components=("music",))])
+@pytest.mark.parametrize(
+    "options", [dict(scenario=9), dict(label="dancing"), dict(subject=9), dict(components=("music",))]
+)
 def test_bad_scene_options_are_bad_input(options, cache):
     with pytest.raises(BadInput):
         Scene(cache_dir=cache, **options)

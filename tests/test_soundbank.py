@@ -36,15 +36,18 @@ def ci_bank(tmp_path_factory) -> tuple[Path, dict]:
     return out, build_bank(out, PackageRoots(tmp_path_factory.mktemp("no-unpacked")), "ci")
 
 
-def _fake_package(root: Path, name: str, files: dict[str, np.ndarray | bytes], rate: int = 44_100,
-                  licence: str = "CC0-1.0") -> Path:
+def _fake_package(
+    root: Path, name: str, files: dict[str, np.ndarray | bytes], rate: int = 44_100, licence: str = "CC0-1.0"
+) -> Path:
     """A package tree under ``root/name`` as dpkg -x leaves it: files plus a DEP-5 copyright file."""
     pkg = root / name
     doc = pkg / "usr/share/doc" / name
     doc.mkdir(parents=True)
-    (doc / "copyright").write_text("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-                                   "Files: *\nCopyright: nobody\nLicense: GPL-2+\n\n"
-                                   f"Files: sounds/claps/*\nCopyright: somebody\nLicense: {licence}\n")
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: nobody\nLicense: GPL-2+\n\n"
+        f"Files: sounds/claps/*\nCopyright: somebody\nLicense: {licence}\n"
+    )
     for rel, content in files.items():
         path = pkg / "usr/share/sounds" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,10 +163,17 @@ def test_missing_packages_name_the_install_commands(tmp_path):
 
 def test_corrupt_and_silent_files_are_skipped_counted_and_listed(tmp_path):
     rng = np.random.default_rng(1)
-    _fake_package(tmp_path / "unpacked", "fake-claps", {
-        "claps/a.wav": _burst(rng), "claps/b.wav": _burst(rng), "claps/c.wav": _burst(rng),
-        "claps/broken.wav": b"RIFF\x10\x00\x00\x00WAVEfmt garbage",
-        "claps/silent.wav": np.zeros(4410)})
+    _fake_package(
+        tmp_path / "unpacked",
+        "fake-claps",
+        {
+            "claps/a.wav": _burst(rng),
+            "claps/b.wav": _burst(rng),
+            "claps/c.wav": _burst(rng),
+            "claps/broken.wav": b"RIFF\x10\x00\x00\x00WAVEfmt garbage",
+            "claps/silent.wav": np.zeros(4410),
+        },
+    )
     manifest = build_bank(tmp_path / "bank", PackageRoots(tmp_path / "unpacked", tmp_path / "sys"), sources=[CLAPS])
     skipped = {Path(s["path"]).name: s["reason"] for s in manifest["skipped"]}
     assert set(skipped) == {"broken.wav", "silent.wav"} and "silent" in skipped["silent.wav"]
@@ -174,8 +184,11 @@ def test_corrupt_and_silent_files_are_skipped_counted_and_listed(tmp_path):
 def test_one_take_at_several_gains_or_in_two_packages_is_kept_once(tmp_path):
     rng = np.random.default_rng(2)
     take, other = _burst(rng), _burst(rng)
-    _fake_package(tmp_path / "u", "fake-claps", {"claps/take-hard.wav": take, "claps/take-soft.wav": 0.1 * take,
-                                                 "claps/other.wav": other})
+    _fake_package(
+        tmp_path / "u",
+        "fake-claps",
+        {"claps/take-hard.wav": take, "claps/take-soft.wav": 0.1 * take, "claps/other.wav": other},
+    )
     _fake_package(tmp_path / "u", "fake-claps-2", {"claps/copy.wav": take})  # the same recording, another package
     sources = [CLAPS, Source("clapping", "fake-claps-2", ("usr/share/sounds/claps/*.wav",), "real")]
     manifest = build_bank(tmp_path / "bank", PackageRoots(tmp_path / "u", tmp_path / "sys"), sources=sources)
@@ -198,15 +211,17 @@ def test_a_long_recording_is_cut_at_its_silences_and_stays_in_one_split(tmp_path
     assert len(onsets) == 3 and np.allclose(onsets, truth, atol=0.03)
     assert all(0.1 < e["duration_s"] < 0.4 for e in manifest["events"])
     assert manifest["summary"]["clapping"]["train_events"] == 3 and manifest["notes"]["clapping"].endswith(
-        "come from augmented or procedural events")
+        "come from augmented or procedural events"
+    )
 
 
 def test_a_recording_with_most_of_a_class_stays_in_train(tmp_path):
     rng = np.random.default_rng(4)
     quiet = 1e-4 * rng.standard_normal(int(0.5 * 44_100))
     many = np.concatenate([quiet, *[np.concatenate([_burst(rng), quiet]) for _ in range(5)]])
-    _fake_package(tmp_path / "u", "fake-claps", {"claps/many.wav": many,
-                                                 **{f"claps/one{k}.wav": _burst(rng) for k in range(4)}})
+    _fake_package(
+        tmp_path / "u", "fake-claps", {"claps/many.wav": many, **{f"claps/one{k}.wav": _burst(rng) for k in range(4)}}
+    )
     manifest = build_bank(tmp_path / "bank", PackageRoots(tmp_path / "u", tmp_path / "sys"), sources=[CLAPS])
     split = {Path(r["path"]).name: (r["split"], r["events"]) for r in manifest["recordings"]}
     assert split["many.wav"] == ("train", 5)
@@ -216,14 +231,17 @@ def test_a_recording_with_most_of_a_class_stays_in_train(tmp_path):
 def test_dep5_licence_lookup_uses_the_kit_archive_for_hydrogen(tmp_path):
     doc = tmp_path / "usr/share/doc/hydrogen-drumkits"
     doc.mkdir(parents=True)
-    (doc / "copyright").write_text("Files:\n drumkits/Gimme?A?Hand?1.0.h2drumkit\nCopyright: G\nLicense: GPL-2\n\n"
-                                   "Files: drumkits/Audiophob.h2drumkit\nCopyright: A\nLicense: CC0\n")
+    (doc / "copyright").write_text(
+        "Files:\n drumkits/Gimme?A?Hand?1.0.h2drumkit\nCopyright: G\nLicense: GPL-2\n\n"
+        "Files: drumkits/Audiophob.h2drumkit\nCopyright: A\nLicense: CC0\n"
+    )
     kit = "usr/share/hydrogen/data/drumkits"
     assert licence_of("hydrogen-drumkits", tmp_path, f"{kit}/Gimme A Hand 1.0/HandClap-Hard.wav") == "GPL-2"
     assert licence_of("hydrogen-drumkits", tmp_path, f"{kit}/Audiophob/29800__x.wav") == "CC0"
 
 
 # ------------------------------------------------------------------------------------------ qrc
+
 
 def _rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
     """A version-3 Qt resource file holding ``files`` ("dir/name": bytes), laid out as Qt's
@@ -260,11 +278,18 @@ def _rcc(files: dict[str, bytes], compress: set[str]) -> bytes:
                 blob = struct.pack(">I", len(child)) + zlib.compress(child) if full in compress else child
                 nodes.append((name_offset(cname), 1 if full in compress else 0, 0, len(payload)))
                 payload.extend(struct.pack(">I", len(blob)) + blob)
-    tree_bytes = b"".join(struct.pack(">IHIIQ", n, f, a if f & 2 else 0, b, 0) if f & 2 else
-                          struct.pack(">IHHHIQ", n, f, 0, 0, b, 0) for n, f, a, b in nodes)
+    tree_bytes = b"".join(
+        struct.pack(">IHIIQ", n, f, a if f & 2 else 0, b, 0) if f & 2 else struct.pack(">IHHHIQ", n, f, 0, 0, b, 0)
+        for n, f, a, b in nodes
+    )
     head = 24
-    return (b"qres" + struct.pack(">IIIII", 3, head, head + len(tree_bytes), head + len(tree_bytes) + len(payload), 0)
-            + tree_bytes + bytes(payload) + bytes(names))
+    return (
+        b"qres"
+        + struct.pack(">IIIII", 3, head, head + len(tree_bytes), head + len(tree_bytes) + len(payload), 0)
+        + tree_bytes
+        + bytes(payload)
+        + bytes(names)
+    )
 
 
 def test_qrc_reads_plain_and_compressed_entries_in_nested_folders(tmp_path):
@@ -290,22 +315,36 @@ def test_qrc_refuses_a_file_that_is_not_a_resource(tmp_path):
 
 # ------------------------------------------------------------------------------------------ CLI
 
+
 def test_cli_builds_the_ci_bank_and_prints_its_table(tmp_path):
-    r = run_cli("soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "bank"), "--sources", str(tmp_path / "u"))
+    r = run_cli(
+        "soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "bank"), "--sources", str(tmp_path / "u")
+    )
     assert r.returncode == 0, r.stderr
     assert "clapping" in r.stderr and "manifest.json" in r.stderr
     assert json.loads((tmp_path / "bank/manifest.json").read_text())["preset"] == "ci"
 
 
 def test_cli_missing_packages_is_one_line_and_exit_2(tmp_path):
-    r = run_cli("soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "bank"), "--sources", str(tmp_path / "u"),
-                "--system-root", str(tmp_path / "empty"))
+    r = run_cli(
+        "soundbank",
+        "build",
+        "--preset",
+        "ci",
+        "--out",
+        str(tmp_path / "bank"),
+        "--sources",
+        str(tmp_path / "u"),
+        "--system-root",
+        str(tmp_path / "empty"),
+    )
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "apt-get install -y --no-install-recommends" in lines[0] and "Traceback" not in r.stderr
 
 
 # ------------------------------------------------------------------------------------------ testset
+
 
 def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_bank, tmp_path):
     from dualcam_rt.sim.rooms import ROOMS
@@ -319,8 +358,9 @@ def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_ba
     with_test = [c for c, s in manifest["summary"].items() if c != "ambience" and s["test_events"]]
     assert sorted({c["class"] for c in a["clips"]} - {""}) == sorted(with_test)
     assert sum(c["class"] == "" for c in a["clips"]) == 4  # 2 ambience-only + 2 silence: "no action"
-    assert set(a["classes_without_test_takes"]) == {c for c, s in manifest["summary"].items()
-                                                   if c != "ambience" and not s["test_events"]}
+    assert set(a["classes_without_test_takes"]) == {
+        c for c, s in manifest["summary"].items() if c != "ambience" and not s["test_events"]
+    }
     split_of = {e["file"]: e["split"] for e in manifest["events"]}
     used = [f for c in a["clips"] for f in c.get("takes", [])] + [c["ambience"] for c in a["clips"] if "ambience" in c]
     assert used and all(split_of[f] == "test" for f in used)
@@ -330,12 +370,17 @@ def test_testset_uses_test_takes_in_unseen_rooms_and_repeats_with_its_seed(ci_ba
         if "room" in c:  # smaller and drier than every scenario room
             assert all(s < min(ROOMS[k].room_dim_m[i] for k in ROOMS) for i, s in enumerate(c["room"]["size_m"]))
             assert c["room"]["rt60_s"] < ROOMS[2].rt60_s
-        level = 20 * np.log10(np.sqrt(np.mean(audio ** 2)))
+        level = 20 * np.log10(np.sqrt(np.mean(audio**2)))
         assert level < -50 if c["file"].startswith("silence") else level > -70  # never normalised to full scale
     write_testset(bank, tmp_path / "b", clips_per_class=2, seed=5, empty_clips=2)
-    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in ("labels.csv", *[c["file"] for c in a["clips"]]))
+    assert all(
+        (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes()
+        for n in ("labels.csv", *[c["file"] for c in a["clips"]])
+    )
     write_testset(bank, tmp_path / "c", clips_per_class=2, seed=6, empty_clips=2)
-    assert (tmp_path / "a" / a["clips"][0]["file"]).read_bytes() != (tmp_path / "c" / a["clips"][0]["file"]).read_bytes()
+    assert (tmp_path / "a" / a["clips"][0]["file"]).read_bytes() != (
+        tmp_path / "c" / a["clips"][0]["file"]
+    ).read_bytes()
 
 
 def test_cli_testset_without_a_bank_says_how_to_build_one(tmp_path):
@@ -345,5 +390,7 @@ def test_cli_testset_without_a_bank_says_how_to_build_one(tmp_path):
 
 def test_cli_bank_under_a_file_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "file").write_text("x")
-    r = run_cli("soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "file/bank"), "--sources", str(tmp_path / "u"))
+    r = run_cli(
+        "soundbank", "build", "--preset", "ci", "--out", str(tmp_path / "file/bank"), "--sources", str(tmp_path / "u")
+    )
     assert r.returncode == 2 and "cannot write the sound bank" in r.stderr and "Traceback" not in r.stderr

@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 from scipy.signal import get_window
 
-from dualcam_rt.dsp.spectrogram import (CLIP_SAMPLES, FLOOR_DB, N_FRAMES, N_FREQ, REFERENCE_PA, Recipe,
-                                        feature_params, hearnet_input, soundnet_input, student_input)
+from dualcam_rt.dsp.spectrogram import (
+    CLIP_SAMPLES,
+    FLOOR_DB,
+    N_FRAMES,
+    N_FREQ,
+    REFERENCE_PA,
+    Recipe,
+    feature_params,
+    hearnet_input,
+    soundnet_input,
+    student_input,
+)
 from dualcam_rt.errors import BadInput
 from dualcam_rt.geometry import SAMPLE_RATE
 
@@ -32,11 +42,11 @@ def test_spectrogram_matches_a_periodic_hann_stft_of_the_scaled_waveform():
     y = soundnet_input(wave).astype(np.float64)
     win = get_window("hann", 440)  # scipy's default is the periodic window
     frame = 123
-    ref = np.abs(np.fft.rfft(y[frame * 220: frame * 220 + 440] * win, n=512))
+    ref = np.abs(np.fft.rfft(y[frame * 220 : frame * 220 + 440] * win, n=512))
     db = 20 * np.log10(np.maximum(ref, 10 ** (FLOOR_DB / 20)))
     np.testing.assert_allclose(hearnet_input(wave)[:, frame], db, atol=0.05)  # float32 FFT: ~1e-7 of the peak
     legacy = Recipe("max_abs", "linear")
-    ref = np.abs(np.fft.rfft(soundnet_input(wave, recipe=legacy)[frame * 220: frame * 220 + 440] * win, n=512))
+    ref = np.abs(np.fft.rfft(soundnet_input(wave, recipe=legacy)[frame * 220 : frame * 220 + 440] * win, n=512))
     np.testing.assert_allclose(hearnet_input(wave, recipe=legacy)[:, frame], ref, rtol=1e-5, atol=1e-3)
 
 
@@ -46,7 +56,9 @@ def test_a_quiet_room_stays_quiet_and_a_loud_event_loud():
     rng = np.random.default_rng(4)
     room = (6e-4 * rng.standard_normal(5 * SAMPLE_RATE)).astype(np.float32)  # Pa rms
     event = room.copy()
-    event[SAMPLE_RATE:SAMPLE_RATE + 200] += np.float32(1.0) * np.hanning(200).astype(np.float32) * rng.standard_normal(200)
+    event[SAMPLE_RATE : SAMPLE_RATE + 200] += (
+        np.float32(1.0) * np.hanning(200).astype(np.float32) * rng.standard_normal(200)
+    )
     level = {k: float(hearnet_input(x).max()) for k, x in (("room", room), ("event", event))}
     assert level["event"] - level["room"] > 30, level
     assert np.max(np.abs(soundnet_input(room))) < 0.05 * np.max(np.abs(soundnet_input(event)))
@@ -140,11 +152,16 @@ def test_serving_computes_the_features_at_the_level_the_card_says(tmp_path, reci
     assert model.recipe == recipe
     rng = np.random.default_rng(7)
     signal = (rng.standard_normal(SAMPLE_RATE * 7) * 0.01 + tone(700, 7.0, amp=0.1)).astype(np.float32)
-    np.testing.assert_allclose(model.features(signal[:5 * SAMPLE_RATE]), student_input("spectrogram", signal, recipe=recipe))
+    np.testing.assert_allclose(
+        model.features(signal[: 5 * SAMPLE_RATE]), student_input("spectrogram", signal, recipe=recipe)
+    )
     features = StreamFeatures(model)
     features.push(signal)
     for end in range(5 * SAMPLE_RATE, len(signal) + 1, 2048):
-        plain, streamed = model.features(signal[end - 5 * SAMPLE_RATE:end]), features.at(end, signal[end - 5 * SAMPLE_RATE:end])
+        plain, streamed = (
+            model.features(signal[end - 5 * SAMPLE_RATE : end]),
+            features.at(end, signal[end - 5 * SAMPLE_RATE : end]),
+        )
         if recipe.magnitude == "db":  # compared as magnitudes: float32 rounding is ~1e-6 of the peak, not of each bin
             plain, streamed = 10 ** (plain / 20), 10 ** (streamed / 20)
         np.testing.assert_allclose(streamed, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())

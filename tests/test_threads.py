@@ -42,8 +42,13 @@ def blas_threads() -> set[int]:
 
 def test_a_process_pinned_to_one_cpu_runs_one_blas_and_one_numba_thread():
     cpu = min(os.sched_getaffinity(0))
-    done = subprocess.run([sys.executable, "-c", PINNED], capture_output=True, text=True, timeout=240,
-                          preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["affinity"] == figures["budget"] == figures["applied"] == 1
@@ -66,8 +71,9 @@ def test_apply_cpu_budget_sets_the_pools_for_the_rest_of_the_process():
     before_numba = numba.get_num_threads()
     try:
         assert apply_cpu_budget(1) == 1 and blas_threads() == {1} and numba.get_num_threads() == 1
-        assert apply_cpu_budget() == cpu_budget() and numba.get_num_threads() == min(cpu_budget(),
-                                                                                      numba.config.NUMBA_NUM_THREADS)
+        assert apply_cpu_budget() == cpu_budget() and numba.get_num_threads() == min(
+            cpu_budget(), numba.config.NUMBA_NUM_THREADS
+        )
     finally:
         numba.set_num_threads(before_numba)
         apply_cpu_budget()

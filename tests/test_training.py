@@ -29,8 +29,21 @@ from dualcam_rt.training.models import build_model  # noqa: E402
 from dualcam_rt.training.runs import load_run  # noqa: E402
 
 CLASSES_USED = ("clapping", "whistling")
-FAST = ["--epochs", "2", "--batch-size", "8", "--mfcc-seconds", "1", "--video-frames", "1", "--frame-size", "32x24",
-        "--threads", "1", "--quiet"]
+FAST = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--mfcc-seconds",
+    "1",
+    "--video-frames",
+    "1",
+    "--frame-size",
+    "32x24",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def tone_session(root: Path, name: str, label: str, scenario: int, subject: int, ticks: int = 12) -> dict:
@@ -47,13 +60,29 @@ def tone_session(root: Path, name: str, label: str, scenario: int, subject: int,
             n = np.arange(t * 1024, (t + 1) * 1024) / 12288
             audio = (np.sin(2 * np.pi * (400 + 300 * k) * n) + 0.2 * scenario * rng.standard_normal(1024))[None]
             video = np.full((480, 640, 3), 40 * scenario, np.uint8)
-            video[100:200, 50 * k:50 * k + 100] = 255
+            video[100:200, 50 * k : 50 * k + 100] = 255
             mfcc = rng.standard_normal((36, 48, 12)).astype(np.float32)
             mfcc[..., k % 12] += 3
-            w.write(SensorFrame(index=t, first_sample=t * 1024, timestamp=t / 12, audio=audio.astype(np.float32),
-                                video=video, video_timestamp=t / 12), mfcc=mfcc)
-    return {"id": name, "path": name, "label": label, "class_index": k, "scenario": scenario, "subject": subject,
-            "seconds": ticks / 12}
+            w.write(
+                SensorFrame(
+                    index=t,
+                    first_sample=t * 1024,
+                    timestamp=t / 12,
+                    audio=audio.astype(np.float32),
+                    video=video,
+                    video_timestamp=t / 12,
+                ),
+                mfcc=mfcc,
+            )
+    return {
+        "id": name,
+        "path": name,
+        "label": label,
+        "class_index": k,
+        "scenario": scenario,
+        "subject": subject,
+        "seconds": ticks / 12,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +93,12 @@ def dataset(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("data") / "ci2"
     root.mkdir()
-    entries = [tone_session(root, f"sc{sc}_s{su}_{label}", label, sc, su)
-               for sc in (1, 2, 3) for su in range(3) for label in CLASSES_USED]
+    entries = [
+        tone_session(root, f"sc{sc}_s{su}_{label}", label, sc, su)
+        for sc in (1, 2, 3)
+        for su in range(3)
+        for label in CLASSES_USED
+    ]
     assign_splits(entries)
     from dualcam_rt.labels import CLASSES
 
@@ -82,17 +115,33 @@ def synthetic_clips(n: int = 28, seed: int = 0) -> Clips:
     mfcc = rng.standard_normal((n, 12, 36, 48, 12)).astype(np.float16)
     mfcc[np.arange(n), :, :, :, label % 12] += 3
     split = np.array(["train", "train", "val", "test"])[np.arange(n) // (n // 4) % 4]
-    return Clips(label=label, scenario=np.ones(n, int), subject=np.zeros(n, int), split=split,
-                 session=np.array([f"s{i}" for i in range(n)]), mic=mic.astype(np.float32), mfcc=mfcc,
-                 frames=rng.integers(0, 255, (n, 1, 24, 32, 3), dtype=np.uint8), options=ClipOptions(mfcc_seconds=1))
+    return Clips(
+        label=label,
+        scenario=np.ones(n, int),
+        subject=np.zeros(n, int),
+        split=split,
+        session=np.array([f"s{i}" for i in range(n)]),
+        mic=mic.astype(np.float32),
+        mfcc=mfcc,
+        frames=rng.integers(0, 255, (n, 1, 24, 32, 3), dtype=np.uint8),
+        options=ClipOptions(mfcc_seconds=1),
+    )
 
 
 # -- models ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,shapes,params_m", [
-    ("dualcamnet", [(2, 24, 36, 48, 12)], 8.18), ("hearnet", [(2, 257, 500)], 3.86),
-    ("soundnet", [(2, 110250)], 6.75), ("resnet50", [(2, 2, 3, 24, 32)], 23.54),
-    ("temporal_resnet50", [(2, 3, 3, 24, 32)], None), ("avnet", [(2, 12, 36, 48, 12), (2, 1, 3, 24, 32)], None)])
+
+@pytest.mark.parametrize(
+    "name,shapes,params_m",
+    [
+        ("dualcamnet", [(2, 24, 36, 48, 12)], 8.18),
+        ("hearnet", [(2, 257, 500)], 3.86),
+        ("soundnet", [(2, 110250)], 6.75),
+        ("resnet50", [(2, 2, 3, 24, 32)], 23.54),
+        ("temporal_resnet50", [(2, 3, 3, 24, 32)], None),
+        ("avnet", [(2, 12, 36, 48, 12), (2, 1, 3, 24, 32)], None),
+    ],
+)
 def test_every_network_gives_14_logits_per_clip_with_the_papers_size(name, shapes, params_m):
     model = build_model(name).eval()
     with torch.no_grad():
@@ -131,6 +180,7 @@ def test_paper_variant_of_dualcamnet_keeps_the_spatial_size():
 
 # -- losses and the engine -------------------------------------------------------------------
 
+
 def test_distillation_loss_is_the_papers_mixture_of_two_cross_entropies():
     torch.manual_seed(0)
     logits, labels = torch.randn(5, 14), torch.randint(0, 14, (5,))
@@ -145,36 +195,70 @@ def test_distillation_loss_is_the_papers_mixture_of_two_cross_entropies():
 
 def test_a_student_learns_an_easy_task(tmp_path):
     clips = synthetic_clips(56)
-    info = fit(TrainConfig("hearnet", epochs=4, batch_size=8, threads=1), clips.select("train"),
-               clips.select("val"), tmp_path / "run", progress=False)  # the paper's student lr, 1e-4
+    info = fit(
+        TrainConfig("hearnet", epochs=4, batch_size=8, threads=1),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )  # the paper's student lr, 1e-4
     assert info["history"][-1]["loss"] < info["history"][0]["loss"]
     assert info["best_val_accuracy"] > 0.5  # chance is 1/14
 
 
 def test_the_same_seed_trains_the_same_weights(tmp_path):
     clips = synthetic_clips()
-    runs = [fit(TrainConfig("hearnet", epochs=1, batch_size=4, threads=1, seed=3), clips.select("train"),
-                clips.select("val"), tmp_path / f"r{i}", progress=False)["_model"] for i in range(2)]
+    runs = [
+        fit(
+            TrainConfig("hearnet", epochs=1, batch_size=4, threads=1, seed=3),
+            clips.select("train"),
+            clips.select("val"),
+            tmp_path / f"r{i}",
+            progress=False,
+        )["_model"]
+        for i in range(2)
+    ]
     for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values()):
         torch.testing.assert_close(a, b)
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     clips = synthetic_clips()
-    info = fit(TrainConfig("hearnet", epochs=10, batch_size=8, lr=0.0, patience=2, threads=1),
-               clips.select("train"), clips.select("val"), tmp_path / "run", progress=False)
+    info = fit(
+        TrainConfig("hearnet", epochs=10, batch_size=8, lr=0.0, patience=2, threads=1),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
     assert info["epochs_run"] == 3 and info["best_epoch"] == 1  # lr 0: never better than epoch 1
 
 
 def test_a_killed_run_resumes_where_its_checkpoint_left_off(tmp_path):
     clips = synthetic_clips()
     cfg = {"batch_size": 8, "threads": 1, "seed": 1}
-    full = fit(TrainConfig("hearnet", epochs=3, **cfg), clips.select("train"), clips.select("val"), tmp_path / "a",
-               progress=False)
-    fit(TrainConfig("hearnet", epochs=1, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b",
-        progress=False)
-    resumed = fit(TrainConfig("hearnet", epochs=3, **cfg), clips.select("train"), clips.select("val"), tmp_path / "b",
-                  resume=True, progress=False)
+    full = fit(
+        TrainConfig("hearnet", epochs=3, **cfg),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "a",
+        progress=False,
+    )
+    fit(
+        TrainConfig("hearnet", epochs=1, **cfg),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "b",
+        progress=False,
+    )
+    resumed = fit(
+        TrainConfig("hearnet", epochs=3, **cfg),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "b",
+        resume=True,
+        progress=False,
+    )
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["history"][0] == {**full["history"][0], "seconds": resumed["history"][0]["seconds"]}
     assert resumed["history"][-1]["loss"] == pytest.approx(full["history"][-1]["loss"], rel=1e-4)
@@ -182,8 +266,13 @@ def test_a_killed_run_resumes_where_its_checkpoint_left_off(tmp_path):
 
 def test_load_run_gives_back_the_best_weights(tmp_path):
     clips = synthetic_clips()
-    info = fit(TrainConfig("dualcamnet", epochs=1, batch_size=8, threads=1), clips.select("train"),
-               clips.select("val"), tmp_path / "run", progress=False)
+    info = fit(
+        TrainConfig("dualcamnet", epochs=1, batch_size=8, threads=1),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
     model, meta = load_run(tmp_path / "run")
     assert meta["model"] == "dualcamnet"
     x = torch.from_numpy(clips.mfcc[:2].astype(np.float32))
@@ -192,6 +281,7 @@ def test_load_run_gives_back_the_best_weights(tmp_path):
 
 
 # -- the command line on real sessions -------------------------------------------------------
+
 
 def test_clips_come_from_the_manifest_with_labels_scenarios_and_splits(dataset):
     clips = load_clips(dataset, ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24)))
@@ -208,8 +298,21 @@ def test_train_then_distill_then_export_from_the_command_line(dataset, tmp_path)
     info = json.loads((teacher / "run.json").read_text())
     assert len(info["history"]) == 2 and 0 <= info["test"]["test_accuracy"] <= 1
     assert (teacher / "best.pt").is_file() and (teacher / "last.pt").is_file()
-    r = run_cli("distill", "hearnet", "--teacher", str(teacher), "--data", str(dataset), "--out", str(student),
-                "--lambda", "0.5", "--temperature", "2", *FAST)
+    r = run_cli(
+        "distill",
+        "hearnet",
+        "--teacher",
+        str(teacher),
+        "--data",
+        str(dataset),
+        "--out",
+        str(student),
+        "--lambda",
+        "0.5",
+        "--temperature",
+        "2",
+        *FAST,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads((student / "run.json").read_text())
     assert info["teacher_model"] == "dualcamnet" and info["config"]["lam"] == 0.5
@@ -228,26 +331,40 @@ def test_train_then_distill_then_export_from_the_command_line(dataset, tmp_path)
 
 
 def test_training_on_one_scenario_uses_only_that_scenarios_clips(dataset, tmp_path):
-    r = run_cli("train", "hearnet", "--data", str(dataset), "--out", str(tmp_path / "run"), "--scenarios", "2",
-                "--split", "subject_split", *FAST)
+    r = run_cli(
+        "train",
+        "hearnet",
+        "--data",
+        str(dataset),
+        "--out",
+        str(tmp_path / "run"),
+        "--scenarios",
+        "2",
+        "--split",
+        "subject_split",
+        *FAST,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["train_scenarios"] == [2] and info["clip_options"]["split_column"] == "subject_split"
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "hearnet", "--data", "/nonexistent", "--out", "/tmp/x"], "manifest.json"),
-    (["train", "lenet", "--data", ".", "--out", "/tmp/x"], "unknown model"),
-    (["train", "hearnet", "--data", ".", "--out", "/tmp/x", "--scenarios", "4"], "--scenarios"),
-    (["distill", "dualcamnet", "--teacher", ".", "--data", ".", "--out", "/tmp/x"], "student must be"),
-    (["export", "/nonexistent"], "not a finished training run"),
-    (["quantize", "--data", ".", "--model", "/nonexistent.json"], "unreadable model card"),
-    (["evaluate", "--data", ".", "--tables", "7"], "no recipe for table"),
-    (["evaluate", "--data", ".", "--splits", "random"], "--splits must be"),
-    (["evaluate", "--data", ".", "--teachers", "D,Q"], "unknown Table 1 columns ['Q']"),
-    (["evaluate", "--data", ".", "--budget-hours", "-1"], "--budget-hours must be positive"),
-    (["evaluate", "--data", ".", "--recipes", "/nonexistent"], "no table*.toml recipes"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "hearnet", "--data", "/nonexistent", "--out", "/tmp/x"], "manifest.json"),
+        (["train", "lenet", "--data", ".", "--out", "/tmp/x"], "unknown model"),
+        (["train", "hearnet", "--data", ".", "--out", "/tmp/x", "--scenarios", "4"], "--scenarios"),
+        (["distill", "dualcamnet", "--teacher", ".", "--data", ".", "--out", "/tmp/x"], "student must be"),
+        (["export", "/nonexistent"], "not a finished training run"),
+        (["quantize", "--data", ".", "--model", "/nonexistent.json"], "unreadable model card"),
+        (["evaluate", "--data", ".", "--tables", "7"], "no recipe for table"),
+        (["evaluate", "--data", ".", "--splits", "random"], "--splits must be"),
+        (["evaluate", "--data", ".", "--teachers", "D,Q"], "unknown Table 1 columns ['Q']"),
+        (["evaluate", "--data", ".", "--budget-hours", "-1"], "--budget-hours must be positive"),
+        (["evaluate", "--data", ".", "--recipes", "/nonexistent"], "no table*.toml recipes"),
+    ],
+)
 def test_bad_training_requests_give_one_line_errors(args, needle):
     r = run_cli(*args)
     assert r.returncode == 2
@@ -255,8 +372,10 @@ def test_bad_training_requests_give_one_line_errors(args, needle):
 
 
 def test_without_torch_the_training_commands_say_how_to_install_it():
-    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['dualcam-rt', 'train', 'hearnet', '--data', '.', "
-            "'--out', '/tmp/x']; from dualcam_rt.cli import main; main()")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.argv = ['dualcam-rt', 'train', 'hearnet', '--data', '.', "
+        "'--out', '/tmp/x']; from dualcam_rt.cli import main; main()"
+    )
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "pip install -e .[train]" in r.stderr and "Traceback" not in r.stderr
 
@@ -265,8 +384,22 @@ def test_without_torch_the_training_commands_say_how_to_install_it():
 def test_ddp_training_with_two_cpu_processes_matches_the_cli_contract(dataset, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "dualcam_rt", "train",
-           "hearnet", "--data", str(dataset), "--out", str(tmp_path / "ddp"), *FAST]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "dualcam_rt",
+        "train",
+        "hearnet",
+        "--data",
+        str(dataset),
+        "--out",
+        str(tmp_path / "ddp"),
+        *FAST,
+    ]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     info = json.loads((tmp_path / "ddp" / "run.json").read_text())
@@ -274,6 +407,7 @@ def test_ddp_training_with_two_cpu_processes_matches_the_cli_contract(dataset, t
 
 
 # -- losses -----------------------------------------------------------------------------------
+
 
 def test_distillation_loss_with_a_temperature_matches_a_hand_computation():
     # teacher logits (2, 0, 0) at T = 2 give soft labels (e, 1, 1) / (e + 2); student logits
@@ -290,6 +424,7 @@ def test_distillation_loss_with_a_temperature_matches_a_hand_computation():
 
 
 # -- recipes, cells, resume, the budget planner, the paired comparison -------------------------
+
 
 def small_recipes(root: Path, epochs: int = 1) -> Path:
     """Two recipes in the shipped format: Table 1 with DualCamNet on all scenarios, Table 3 with
@@ -348,18 +483,22 @@ def test_the_papers_recipes_run_through_the_engine_and_fill_every_table(dataset,
     every = load_recipes()
     assert set(every) == {1, 2, 3, 4} and every[3].paired == (("D", "G"), ("R", "G"))
     assert every[1].splits == ("subject_split", "chunk_split") and every[3].column("D").lam == 0.5
-    recipes = shrink(every, epochs=1, batch_size=8, seeds=1, splits=("subject_split",),
-                     columns={1: ("D", "R"), 4: ("HearNet",)})
+    recipes = shrink(
+        every, epochs=1, batch_size=8, seeds=1, splits=("subject_split",), columns={1: ("D", "R"), 4: ("HearNet",)}
+    )
     keep = ("All scenarios", "Scenarios 1+2")
-    recipes = {t: replace(r, train_sets={k: v for k, v in r.train_sets.items() if k in keep})
-               for t, r in recipes.items()}
+    recipes = {
+        t: replace(r, train_sets={k: v for k, v in r.train_sets.items() if k in keep}) for t, r in recipes.items()
+    }
     options = ClipOptions(mfcc_seconds=1, video_frames=1, frame_size=(32, 24), split_column="subject_split")
     clips = load_clips(dataset, options)
     ev = Evaluation(clips, tmp_path / "out", tmp_path / "work", {"dataset": str(dataset)}, threads=1)
     done = run_recipes(recipes, ev)
     assert done == {"made": 2 + 3 + 3 + 1, "skipped": 0}
-    cells = {p.relative_to(tmp_path / "out" / "cells").as_posix(): json.loads(p.read_text())
-             for p in (tmp_path / "out" / "cells").rglob("*.json")}
+    cells = {
+        p.relative_to(tmp_path / "out" / "cells").as_posix(): json.loads(p.read_text())
+        for p in (tmp_path / "out" / "cells").rglob("*.json")
+    }
     d = cells["subject_split/table2/all_scenarios_D_seed0.json"]
     assert d["model"] == "soundnet" and d["teacher"] == "D" and d["settings"]["run"]["lam"] == 0.5
     assert d["settings"]["run"]["teacher"]["model"] == "dualcamnet" and 0 <= d["results"]["All scenarios"] <= 1
@@ -381,8 +520,18 @@ def test_paired_comparison_over_seeds_matches_a_hand_computation(tmp_path):
         for seed, acc in enumerate(accs):
             path = tmp_path / "cells" / "subject_split" / "table3" / f"all_scenarios_{col}_seed{seed}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"table": 3, "column": col, "train_set": "All scenarios", "seed": seed,
-                                        "split": "subject_split", "results": {"All scenarios": acc}}))
+            path.write_text(
+                json.dumps(
+                    {
+                        "table": 3,
+                        "column": col,
+                        "train_set": "All scenarios",
+                        "seed": seed,
+                        "split": "subject_split",
+                        "results": {"All scenarios": acc},
+                    }
+                )
+            )
     diffs = [0.10, -0.05, 0.30]
     mean = sum(diffs) / 3
     std = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 2)  # sample std, ddof 1
@@ -405,8 +554,26 @@ def _cells(out: Path) -> dict[str, tuple[float, str]]:
 @pytest.mark.slow
 def test_a_killed_evaluation_resumes_and_never_retrains_a_finished_cell(dataset, tmp_path):
     recipes, out, work = small_recipes(tmp_path / "recipes"), tmp_path / "out", tmp_path / "work"
-    args = ["evaluate", "--data", str(dataset), "--out", str(out), "--work", str(work), "--recipes", str(recipes),
-            "--tables", "1,3", "--seeds", "1", "--splits", "chunk_split", "--measure-batches", "1", *EVAL_FAST]
+    args = [
+        "evaluate",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+        "--recipes",
+        str(recipes),
+        "--tables",
+        "1,3",
+        "--seeds",
+        "1",
+        "--splits",
+        "chunk_split",
+        "--measure-batches",
+        "1",
+        *EVAL_FAST,
+    ]
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 200
     while not _cells(out) and proc.poll() is None and time.monotonic() < deadline:
@@ -437,9 +604,26 @@ def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(d
     from dualcam_rt.training.recipe import load_recipes
 
     recipes_dir, out = small_recipes(tmp_path / "recipes", epochs=100), tmp_path / "out"
-    r = run_cli("evaluate", "--data", str(dataset), "--out", str(out), "--work", str(tmp_path / "work"),
-                "--recipes", str(recipes_dir), "--tables", "1,3", "--plan-only", "--measure-batches", "1",
-                "--budget-hours", "1000", *EVAL_FAST, timeout=240)
+    r = run_cli(
+        "evaluate",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path / "work"),
+        "--recipes",
+        str(recipes_dir),
+        "--tables",
+        "1,3",
+        "--plan-only",
+        "--measure-batches",
+        "1",
+        "--budget-hours",
+        "1000",
+        *EVAL_FAST,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     plan = json.loads(r.stdout)
     assert "expected at most" in r.stderr and "hearnet" in r.stderr and "dualcamnet" in r.stderr
@@ -474,11 +658,14 @@ def test_chunk_split_gives_every_clip_the_split_of_its_official_code_chunk(datas
     assert by_chunk.options.split_column == "chunk_split" and list(clips.split) == list(clips.splits["split"])
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (('model = "dualcamnet"', 'model = "lenet"'), "unknown models ['lenet']"),
-    (('splits = ["subject_split", "chunk_split"]', 'splits = ["random"]'), "unknown splits"),
-    (('[[columns]]', '[[columns]'), "recipe"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (('model = "dualcamnet"', 'model = "lenet"'), "unknown models ['lenet']"),
+        (('splits = ["subject_split", "chunk_split"]', 'splits = ["random"]'), "unknown splits"),
+        (("[[columns]]", "[[columns]"), "recipe"),
+    ],
+)
 def test_a_malformed_recipe_is_refused_with_its_file_name(tmp_path, edit, needle):
     from dualcam_rt.errors import BadInput
     from dualcam_rt.training.recipe import load_recipes

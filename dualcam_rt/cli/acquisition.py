@@ -70,15 +70,28 @@ def simulate_device(
     from ..devices.base import parse_speed
     from ..devices.simulator import SimulatedDualCam
 
-    server = SimulatedDualCam(host, port, scenario=scenario, seed=seed, label=label, subject=subject,
-                              speed=parse_speed(speed), encoding=AudioEncoding[encoding.upper()],
-                              impulse_ticks=impulse, drop_every=drop_every, cache_dir=get_settings().cache_dir)
+    server = SimulatedDualCam(
+        host,
+        port,
+        scenario=scenario,
+        seed=seed,
+        label=label,
+        subject=subject,
+        speed=parse_speed(speed),
+        encoding=AudioEncoding[encoding.upper()],
+        impulse_ticks=impulse,
+        drop_every=drop_every,
+        cache_dir=get_settings().cache_dir,
+    )
     try:
         bound = server.start()
     except OSError as err:
         fail(f"cannot listen on {host}:{port}: {err.strerror or err}", code=1)
-    console.print(f"simulated DualCam serving dualcam://{host}:{bound} (scenario {scenario}, seed {seed}, "
-                  f"speed {speed}, {encoding}); Ctrl-C stops it", highlight=False)
+    console.print(
+        f"simulated DualCam serving dualcam://{host}:{bound} (scenario {scenario}, seed {seed}, "
+        f"speed {speed}, {encoding}); Ctrl-C stops it",
+        highlight=False,
+    )
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -94,8 +107,12 @@ def probe(
     timeout: float = typer.Option(None, help="Seconds a dualcam:// device may stay silent (default: settings, 2 s)"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     geometry_file: str = geometry_option(),
-    live: bool = typer.Option(False, "--live", help="Show each channel's level live while reading (tap each "
-                                                    "capsule in turn: its row should move, and only its row)"),
+    live: bool = typer.Option(
+        False,
+        "--live",
+        help="Show each channel's level live while reading (tap each "
+        "capsule in turn: its row should move, and only its row)",
+    ),
 ):
     """Connect to a device, read for a while and report blocks, channels, rates, losses and each channel's level.
 
@@ -125,8 +142,14 @@ def probe(
     if view is not None:
         view.start()
     try:
-        report = probe_device(uri, seconds, timeout or settings.connect_timeout_s, settings.cache_dir,
-                              geometry=geometry, on_frame=show if view is not None else None)
+        report = probe_device(
+            uri,
+            seconds,
+            timeout or settings.connect_timeout_s,
+            settings.cache_dir,
+            geometry=geometry,
+            on_frame=show if view is not None else None,
+        )
     finally:
         if view is not None:
             view.stop()
@@ -138,8 +161,12 @@ def probe(
             if k != "channel_levels":
                 t.add_row(k, str(v))
         Console().print(t)
-        Console().print(_levels_table(f"channel levels over {report['seconds']} s (re {report['full_scale_pa']:g} Pa "
-                                      "full scale)", report["channel_levels"]))
+        Console().print(
+            _levels_table(
+                f"channel levels over {report['seconds']} s (re {report['full_scale_pa']:g} Pa full scale)",
+                report["channel_levels"],
+            )
+        )
     if report["errors"]:
         fail("; ".join(report["errors"]), code=1)
 
@@ -154,6 +181,11 @@ def _levels_table(title: str, rows: list[dict]) -> Table:
         peak = row["peak_dbfs"]
         bar = "#" * max(0, round((60 + peak) / 2)) if peak is not None else ""
         mic = (f"{row['x_m']:+.3f}, {row['y_m']:+.3f}" + (" dead" if row["dead"] else ""),) if with_mics else ()
-        t.add_row(str(row["channel"]), *mic, "-" if row["rms_dbfs"] is None else f"{row['rms_dbfs']:.1f}",
-                  "-" if peak is None else f"{peak:.1f}", bar)
+        t.add_row(
+            str(row["channel"]),
+            *mic,
+            "-" if row["rms_dbfs"] is None else f"{row['rms_dbfs']:.1f}",
+            "-" if peak is None else f"{peak:.1f}",
+            bar,
+        )
     return t

@@ -11,9 +11,15 @@ from .array import geometry_option, grid_option, with_array
 @app.command()
 def beamform(
     input: str = typer.Argument(..., help="A session directory or an HDF5 time-data file (Acoular layout)"),
-    out: str = typer.Option(..., "--out", help="Output .npy: frames x 36 x 48 x 512 float32 power (DualCam; "
-                                               "frames x rows x cols x rate/24 for an array at another rate)"),
-    backend: str = typer.Option(None, help="auto (CuPy when a GPU is present)|numpy|cupy; default DUALCAM_BEAMFORM_BACKEND or auto"),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        help="Output .npy: frames x 36 x 48 x 512 float32 power (DualCam; "
+        "frames x rows x cols x rate/24 for an array at another rate)",
+    ),
+    backend: str = typer.Option(
+        None, help="auto (CuPy when a GPU is present)|numpy|cupy; default DUALCAM_BEAMFORM_BACKEND or auto"
+    ),
     geometry_file: str = geometry_option(),
     grid: str = grid_option(),
 ):
@@ -28,17 +34,23 @@ def beamform(
     columns = (TextColumn("beamforming"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("beamform", total=None)
-        shape = beamform_recording(input, out, settings.geometry(), backend=backend or settings.beamform_backend,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                   cache_dir=settings.cache_dir)
+        shape = beamform_recording(
+            input,
+            out,
+            settings.geometry(),
+            backend=backend or settings.beamform_backend,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            cache_dir=settings.cache_dir,
+        )
     console.print(f"wrote {out}: {' x '.join(map(str, shape))} float32", highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     ctx: typer.Context,
-    what: str = typer.Argument(..., help="beamform|serve|decode|sim|record|soak (soak: --clients N --minutes M "
-                                         "--live-minutes L)"),
+    what: str = typer.Argument(
+        ..., help="beamform|serve|decode|sim|record|soak (soak: --clients N --minutes M --live-minutes L)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON"),
 ):
     """Run a benchmark and print its figures (ratios against a baseline measured in the same run)."""

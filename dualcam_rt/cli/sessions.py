@@ -15,13 +15,21 @@ from .array import geometry_option, grid_option, with_array
 
 def _progress() -> Progress:
     """A rich progress bar on a terminal; nothing otherwise (scripts get plain lines instead)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=False,
+    )
 
 
 def _sigterm_as_interrupt() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, handler)
 
 
@@ -29,7 +37,9 @@ def _sigterm_as_interrupt() -> None:
 def record(
     uri: str = typer.Argument(..., help="Device URI, e.g. 'sim://?scenario=1' or dualcam://127.0.0.1:7700"),
     seconds: float = typer.Option(..., help="How long to record, seconds"),
-    out: str = typer.Option(..., "--out", help="Directory to create the session in (made, with its parents, if missing)"),
+    out: str = typer.Option(
+        ..., "--out", help="Directory to create the session in (made, with its parents, if missing)"
+    ),
     name: str = typer.Option(None, help="Session name (default LABEL-scK-sN-UTCTIME); no '/' or '..'"),
     label: str = typer.Option(None, help="Action class (default: the URI's label, if any)"),
     scenario: int = typer.Option(None, help="Scenario 1|2|3 (default: the URI's scenario, if any)"),
@@ -52,8 +62,12 @@ def record(
     label = label or query.get("label") or None
     if label is not None:
         class_index(label)
-    scenario = scenario if scenario is not None else (int(query["scenario"]) if query.get("scenario", "").isdigit() else None)
-    subject = subject if subject is not None else (int(query["subject"]) if query.get("subject", "").isdigit() else None)
+    scenario = (
+        scenario if scenario is not None else (int(query["scenario"]) if query.get("scenario", "").isdigit() else None)
+    )
+    subject = (
+        subject if subject is not None else (int(query["subject"]) if query.get("subject", "").isdigit() else None)
+    )
     try:
         chans = None if channels == "all" else [int(c) for c in channels.split(",")]
     except ValueError:
@@ -62,7 +76,9 @@ def record(
     path = new_session_dir(out, name or default_session_name(label, scenario, subject))
     _sigterm_as_interrupt()
     geometry = settings.geometry()
-    with open_device(uri, timeout=settings.connect_timeout_s, cache_dir=settings.cache_dir, geometry=geometry) as device:
+    with open_device(
+        uri, timeout=settings.connect_timeout_s, cache_dir=settings.cache_dir, geometry=geometry
+    ) as device:
         meta = {"label": label, "scenario": scenario, "subject": subject, "device": device.describe()}
         # session.json keeps the array the device is (sim://?geometry=, --geometry), when its channels match
         geometry = device.geometry or geometry
@@ -83,10 +99,12 @@ def record(
     if as_json:
         print(json.dumps(summary))
     else:
-        console.print(f"[bold]{summary['status']}[/]: {summary['frames']} frames ({summary['seconds']:.2f} s), "
-                      f"{summary['video_frames']} video frames, {summary['drops']} dropped, "
-                      f"{summary['bytes'] / 1e6:.1f} MB, {summary['realtime_x']}x real time -> {path}",
-                      highlight=False)
+        console.print(
+            f"[bold]{summary['status']}[/]: {summary['frames']} frames ({summary['seconds']:.2f} s), "
+            f"{summary['video_frames']} video frames, {summary['drops']} dropped, "
+            f"{summary['bytes'] / 1e6:.1f} MB, {summary['realtime_x']}x real time -> {path}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -103,9 +121,12 @@ def verify(
         print(json.dumps(report))
     else:
         state = "[green]ok[/]" if report["ok"] else "[red]problems[/]"
-        console.print(f"{report['id']}: {state}, {report['ticks']} ticks ({report['seconds']:.2f} s), "
-                       f"{report['channels']} channels, {report['video_frames']} video frames"
-                       + (", repaired" if report["repaired"] else ""), highlight=False)
+        console.print(
+            f"{report['id']}: {state}, {report['ticks']} ticks ({report['seconds']:.2f} s), "
+            f"{report['channels']} channels, {report['video_frames']} video frames"
+            + (", repaired" if report["repaired"] else ""),
+            highlight=False,
+        )
         for p in report["problems"]:
             console.print(f"  - {p}", highlight=False)
     if not report["ok"]:
@@ -117,8 +138,12 @@ def replay(
     session: str = typer.Argument(..., help="Session directory"),
     speed: str = typer.Option("max", help="1 for real time, a factor, or max"),
     predict: bool = typer.Option(False, "--predict", help="Add the installed models' predictions"),
-    model: str = typer.Option(None, help="Model to predict with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
-    localise: bool = typer.Option(True, help="Beamform each tick and localise the source (sessions of all the array's channels)"),
+    model: str = typer.Option(
+        None, help="Model to predict with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"
+    ),
+    localise: bool = typer.Option(
+        True, help="Beamform each tick and localise the source (sessions of all the array's channels)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
     geometry_file: str = geometry_option(),
     grid: str = grid_option(),
@@ -130,9 +155,18 @@ def replay(
 
     settings = with_array(get_settings(), geometry_file, grid)
     models = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model) if predict else None
-    result = replay_timeline(session, settings.geometry(), models, model, speed=speed, localise=localise,
-                             hop_s=settings.hop_s, mic_channel=settings.mic_channel,
-                             beamform_backend=settings.beamform_backend, cache_dir=settings.cache_dir)
+    result = replay_timeline(
+        session,
+        settings.geometry(),
+        models,
+        model,
+        speed=speed,
+        localise=localise,
+        hop_s=settings.hop_s,
+        mic_channel=settings.mic_channel,
+        beamform_backend=settings.beamform_backend,
+        cache_dir=settings.cache_dir,
+    )
     if as_json:
         print(json.dumps(result))
         return
@@ -144,11 +178,23 @@ def replay(
     for row in result["timeline"]:
         loc = (row.get("localisation") or {}).get("source")
         pred = row.get("prediction")
-        t.add_row(str(row["tick"]), f"{row['time_s']:.3f}", "yes" if row["video"] else "-",
-                  f"({loc['u_px']:.0f}, {loc['v_px']:.0f}) px, {loc['peak_db']:.1f} dB" if loc
-                  else "no source" if row.get("localisation") else "-",
-                  (f"{pred['label']} {pred['top_k'][0]['probability']:.2f}" if pred["label"]
-                   else (pred["reason"] or "").replace("_", " ")) if pred else "-")
+        t.add_row(
+            str(row["tick"]),
+            f"{row['time_s']:.3f}",
+            "yes" if row["video"] else "-",
+            f"({loc['u_px']:.0f}, {loc['v_px']:.0f}) px, {loc['peak_db']:.1f} dB"
+            if loc
+            else "no source"
+            if row.get("localisation")
+            else "-",
+            (
+                f"{pred['label']} {pred['top_k'][0]['probability']:.2f}"
+                if pred["label"]
+                else (pred["reason"] or "").replace("_", " ")
+            )
+            if pred
+            else "-",
+        )
     console.file = sys.stdout
     console.print(t)
 
@@ -160,21 +206,40 @@ def make_dataset(
     workers: int = typer.Option(2, help="Processes to use"),
     raw: bool = typer.Option(None, "--raw/--no-raw", help="Store all 128 raw channels (default: the preset's)"),
     seed: int = typer.Option(0, help="Base seed of the scenes and of the split shuffle"),
-    sounds: str = typer.Option(None, help="real|procedural|mixed (default: real when a sound bank is built, "
-                                          "else procedural; build one with `make soundbank`)"),
-    images: bool = typer.Option(True, "--images/--no-images", help="MFCC acoustic images from all 128 channels "
-                                "(teachers need them); --no-images renders microphone 0 alone (students only, ~50x faster)"),
+    sounds: str = typer.Option(
+        None,
+        help="real|procedural|mixed (default: real when a sound bank is built, "
+        "else procedural; build one with `make soundbank`)",
+    ),
+    images: bool = typer.Option(
+        True,
+        "--images/--no-images",
+        help="MFCC acoustic images from all 128 channels "
+        "(teachers need them); --no-images renders microphone 0 alone (students only, ~50x faster)",
+    ),
 ):
     """Generate the simulated dataset as sessions plus a manifest with splits."""
     from ..config import get_settings
     from ..pipelines.dataset import make_dataset as build
 
     settings = get_settings()
-    manifest = build(out, preset=preset, workers=workers, raw=raw, seed=seed, progress=_progress(),
-                     geometry=settings.geometry(), cache_dir=settings.cache_dir,
-                     images=images, **({"sounds": sounds} if sounds else {}))
-    console.print(f"{len(manifest['sessions'])} sessions, "
-                  f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json", highlight=False)
+    manifest = build(
+        out,
+        preset=preset,
+        workers=workers,
+        raw=raw,
+        seed=seed,
+        progress=_progress(),
+        geometry=settings.geometry(),
+        cache_dir=settings.cache_dir,
+        images=images,
+        **({"sounds": sounds} if sounds else {}),
+    )
+    console.print(
+        f"{len(manifest['sessions'])} sessions, "
+        f"{sum(s['seconds'] for s in manifest['sessions']):.0f} s -> {out}/manifest.json",
+        highlight=False,
+    )
 
 
 @app.command("import-tfrecords")
@@ -205,12 +270,24 @@ def export_wav(
 def export_video(
     session: str = typer.Argument(..., help="Session directory"),
     out: str = typer.Option(..., "--out", help="Output .mp4"),
-    overlay: bool = typer.Option(True, help="Draw the acoustic image (colour map, source marker, dB legend) over the video"),
-    range_db: float = typer.Option(None, "--range-db", help="dB below each frame's peak the colour map covers (default: DUALCAM_VIEW_RANGE_DB, 10)"),
+    overlay: bool = typer.Option(
+        True, help="Draw the acoustic image (colour map, source marker, dB legend) over the video"
+    ),
+    range_db: float = typer.Option(
+        None, "--range-db", help="dB below each frame's peak the colour map covers (default: DUALCAM_VIEW_RANGE_DB, 10)"
+    ),
     band: str = typer.Option(None, help="Band summed, LO-HI Hz (default: DUALCAM_VIEW_BAND_HZ, 900-6400)"),
-    margin_db: float = typer.Option(None, "--margin-db", help="Show a source only this many dB above the median pixel (default: DUALCAM_VIEW_MARGIN_DB, 5)"),
-    predict: bool = typer.Option(False, "--predict", help="Label the source with the installed student's latest prediction"),
-    model: str = typer.Option(None, help="Model to label with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"),
+    margin_db: float = typer.Option(
+        None,
+        "--margin-db",
+        help="Show a source only this many dB above the median pixel (default: DUALCAM_VIEW_MARGIN_DB, 5)",
+    ),
+    predict: bool = typer.Option(
+        False, "--predict", help="Label the source with the installed student's latest prediction"
+    ),
+    model: str = typer.Option(
+        None, help="Model to label with (default: DUALCAM_DEFAULT_MODEL, else the first audio student)"
+    ),
     geometry_file: str = geometry_option(),
     grid: str = grid_option(),
 ):
@@ -222,9 +299,23 @@ def export_video(
 
     settings = with_array(get_settings(), geometry_file, grid)
     view = View(settings.view_band_hz, settings.view_range_db, settings.view_margin_db).changed(
-        band_hz=parse_band(band) if band else None, range_db=range_db, margin_db=margin_db)
-    student = load_model_set(settings.models_dir, settings.ort_threads, settings.default_model).get(model) if predict else None
-    path = run(session, out, settings.geometry(), overlay=overlay, beamform_backend=settings.beamform_backend,
-               cache_dir=settings.cache_dir, view=view, student=student, hop_s=settings.hop_s,
-               mic_channel=settings.mic_channel)
+        band_hz=parse_band(band) if band else None, range_db=range_db, margin_db=margin_db
+    )
+    student = (
+        load_model_set(settings.models_dir, settings.ort_threads, settings.default_model).get(model)
+        if predict
+        else None
+    )
+    path = run(
+        session,
+        out,
+        settings.geometry(),
+        overlay=overlay,
+        beamform_backend=settings.beamform_backend,
+        cache_dir=settings.cache_dir,
+        view=view,
+        student=student,
+        hop_s=settings.hop_s,
+        mic_channel=settings.mic_channel,
+    )
     console.print(f"wrote {path}", highlight=False)

@@ -15,8 +15,11 @@ import typer
 from . import app, console, fail
 
 _SCENARIOS = typer.Option("all", help="Training scenarios: 'all' or a list like '1' or '1,2'")
-_SPLIT = typer.Option("split", help="Split: 'split' (whole sequences), 'subject_split' (whole subjects) or "
-                     "'chunk_split' (the official code's 10-s chunks)")
+_SPLIT = typer.Option(
+    "split",
+    help="Split: 'split' (whole sequences), 'subject_split' (whole subjects) or "
+    "'chunk_split' (the official code's 10-s chunks)",
+)
 _EPOCHS = typer.Option(100, help="Maximum epochs (the paper: 100)")
 _BATCH = typer.Option(32, help="Batch size")
 _LR = typer.Option(None, help="Learning rate (default 1e-3 teachers, 1e-4 students)")
@@ -32,10 +35,15 @@ _VFRAMES = typer.Option(2, help="Video frames per clip for the visual teachers")
 _FSIZE = typer.Option("160x120", help="Frame size WIDTHxHEIGHT of the visual teachers (whole frames; 640x480 on GPU)")
 _MAXCLIPS = typer.Option(None, help="At most this many clips per session")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars or per-epoch lines")
-_AUGMENT = typer.Option(False, "--augment/--no-augment", help="Students: train on fresh microphone-and-room "
-                        "augmentations (gain -30..+6 dB, EQ tilt, high-pass, clipping, rooms, real ambience, shifts)")
-_BANK = typer.Option(None, "--bank", help="Sound bank whose ambience --augment and --background use "
-                     "(default <cache_dir>/soundbank)")
+_AUGMENT = typer.Option(
+    False,
+    "--augment/--no-augment",
+    help="Students: train on fresh microphone-and-room "
+    "augmentations (gain -30..+6 dB, EQ tilt, high-pass, clipping, rooms, real ambience, shifts)",
+)
+_BANK = typer.Option(
+    None, "--bank", help="Sound bank whose ambience --augment and --background use (default <cache_dir>/soundbank)"
+)
 
 
 def _torch() -> None:
@@ -71,12 +79,27 @@ def _command() -> str:
     return "dualcam-rt " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _load(data: str, split: str, clip_seconds: float, mfcc_seconds: int, video_frames: int, frame_size: str,
-          max_clips: int | None, need_mfcc: bool, need_video: bool):
+def _load(
+    data: str,
+    split: str,
+    clip_seconds: float,
+    mfcc_seconds: int,
+    video_frames: int,
+    frame_size: str,
+    max_clips: int | None,
+    need_mfcc: bool,
+    need_video: bool,
+):
     from ..training.data import ClipOptions, load_clips
 
-    opts = ClipOptions(clip_seconds=clip_seconds, mfcc_seconds=mfcc_seconds, video_frames=video_frames,
-                       frame_size=_frame_size(frame_size), max_clips_per_session=max_clips, split_column=split)
+    opts = ClipOptions(
+        clip_seconds=clip_seconds,
+        mfcc_seconds=mfcc_seconds,
+        video_frames=video_frames,
+        frame_size=_frame_size(frame_size),
+        max_clips_per_session=max_clips,
+        split_column=split,
+    )
     return load_clips(data, opts, need_mfcc=need_mfcc, need_video=need_video)
 
 
@@ -102,8 +125,10 @@ def _bank_ambience(bank: str | None, needed: bool) -> dict[str, list]:
     except NotFound:
         if bank:
             fail(f"no sound bank in {path}: build one with `dualcam-rt soundbank build --out {path}`")
-        console.print(f"[yellow]no sound bank in {path}: no real ambience in the augmentation or background; "
-                      "build one with `make soundbank`[/]")
+        console.print(
+            f"[yellow]no sound bank in {path}: no real ambience in the augmentation or background; "
+            "build one with `make soundbank`[/]"
+        )
         return {}
     return {s: bank_ambience(sound_bank, s) for s in SPLITS}
 
@@ -122,8 +147,12 @@ def _with_background(clips, ambience: dict, seed: int):
     from ..training.augment import background_waves, with_background
 
     rng = np.random.default_rng([seed, 12])
-    waves = {s: background_waves(max(1, int(np.sum(clips.split == s)) // len(CLASSES)), clips.mic.shape[1], rng,
-                                 ambience.get(s, [])) for s in ("train", "val", "test")}
+    waves = {
+        s: background_waves(
+            max(1, int(np.sum(clips.split == s)) // len(CLASSES)), clips.mic.shape[1], rng, ambience.get(s, [])
+        )
+        for s in ("train", "val", "test")
+    }
     return with_background(clips, waves)
 
 
@@ -134,23 +163,37 @@ def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: 
 
     init_distributed(cfg.device)
     train, val = clips.select("train", scen), clips.select("val", scen)
-    info = fit(cfg, train, val, out, soft=extra.pop("_soft", None), resume=resume, progress=not quiet, extra_info=extra,
-               augmenter=augmenter)
+    info = fit(
+        cfg,
+        train,
+        val,
+        out,
+        soft=extra.pop("_soft", None),
+        resume=resume,
+        progress=not quiet,
+        extra_info=extra,
+        augmenter=augmenter,
+    )
     model = info.pop("_model")
     if not is_main_process():
         return info
     test = clips.select("test")
     logits = predict_logits(model, test, info["input_kind"], device=info["device"])
     mine = np.isin(test.scenario, scen)
-    info["test"] = {"test_accuracy": accuracy(logits[mine], test.label[mine]),
-                    **{f"test_accuracy_scenario_{k}": accuracy(logits[test.scenario == k],
-                                                               test.label[test.scenario == k])
-                       for k in (1, 2, 3)}}
+    info["test"] = {
+        "test_accuracy": accuracy(logits[mine], test.label[mine]),
+        **{
+            f"test_accuracy_scenario_{k}": accuracy(logits[test.scenario == k], test.label[test.scenario == k])
+            for k in (1, 2, 3)
+        },
+    }
     write_run_info(out, info)
-    console.print(f"{cfg.model}: best val acc {info['best_val_accuracy']}, "
-                  f"test acc {info['test']['test_accuracy']:.3f} (epoch {info['best_epoch']} of "
-                  f"{info['epochs_run']}, {info['seconds_per_epoch']:.1f} s/epoch) -> {out}",
-                  highlight=False)
+    console.print(
+        f"{cfg.model}: best val acc {info['best_val_accuracy']}, "
+        f"test acc {info['test']['test_accuracy']:.3f} (epoch {info['best_epoch']} of "
+        f"{info['epochs_run']}, {info['seconds_per_epoch']:.1f} s/epoch) -> {out}",
+        highlight=False,
+    )
     return info
 
 
@@ -159,17 +202,34 @@ def train(
     model: str = typer.Argument(..., help="dualcamnet|resnet50|temporal_resnet50|avnet|hearnet|soundnet"),
     data: str = typer.Option(..., help="Dataset directory (with manifest.json)"),
     out: str = typer.Option(..., help="Run directory (run.json, last.pt, best.pt)"),
-    scenarios: str = _SCENARIOS, split: str = _SPLIT, epochs: int = _EPOCHS, batch_size: int = _BATCH,
-    lr: float = _LR, weight_decay: float = _WD, patience: int = _PATIENCE, seed: int = _SEED,
-    device: str = _DEVICE, threads: int = _THREADS, resume: bool = _RESUME,
+    scenarios: str = _SCENARIOS,
+    split: str = _SPLIT,
+    epochs: int = _EPOCHS,
+    batch_size: int = _BATCH,
+    lr: float = _LR,
+    weight_decay: float = _WD,
+    patience: int = _PATIENCE,
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    threads: int = _THREADS,
+    resume: bool = _RESUME,
     variant: str = typer.Option("code", help="DualCamNet: 'code' (official code) or 'paper' (the paper's text)"),
     weights: str = typer.Option(None, help="Local pretrained weights (state dict) for the visual teachers"),
-    clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
-    frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
-    augment: bool = _AUGMENT, bank: str = _BANK,
-    background: bool = typer.Option(False, "--background/--no-background", help="Students: learn a 15th class, "
-                                    "no_action, from clips of real ambience, quiet rooms, hum and noise at random "
-                                    "levels"),
+    clip_seconds: float = _CLIP,
+    mfcc_seconds: int = _MFCC_S,
+    video_frames: int = _VFRAMES,
+    frame_size: str = _FSIZE,
+    max_clips_per_session: int = _MAXCLIPS,
+    quiet: bool = _QUIET,
+    augment: bool = _AUGMENT,
+    bank: str = _BANK,
+    background: bool = typer.Option(
+        False,
+        "--background/--no-background",
+        help="Students: learn a 15th class, "
+        "no_action, from clips of real ambience, quiet rooms, hum and noise at random "
+        "levels",
+    ),
 ):
     """Train a teacher (DualCamNet, ResNet-50, Temporal ResNet-50, AVNet) or a student on hard labels."""
     _torch()
@@ -180,17 +240,45 @@ def train(
         fail(f"--variant must be 'code' or 'paper', got {variant!r}")
     if weights and not Path(weights).is_file():
         fail(f"weights file {weights} does not exist")
-    cfg = TrainConfig(model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                      seed=seed, device=device, threads=threads, variant=variant, weights=weights, augment=augment,
-                      background=background)
+    cfg = TrainConfig(
+        model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        patience=patience,
+        seed=seed,
+        device=device,
+        threads=threads,
+        variant=variant,
+        weights=weights,
+        augment=augment,
+        background=background,
+    )
     scen = _scenarios(scenarios)
-    clips = _load(data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
-                  *_needs(input_kind(model)))
+    clips = _load(
+        data,
+        split,
+        clip_seconds,
+        mfcc_seconds,
+        video_frames,
+        frame_size,
+        max_clips_per_session,
+        *_needs(input_kind(model)),
+    )
     ambience = _bank_ambience(bank, augment or background)
     if background:
         clips = _with_background(clips, ambience, seed)
-    _fit_and_test(cfg, clips, scen, out, resume, quiet, {"dataset": str(data), "command": _command()},
-                  augmenter=_augmenter(augment, ambience))
+    _fit_and_test(
+        cfg,
+        clips,
+        scen,
+        out,
+        resume,
+        quiet,
+        {"dataset": str(data), "command": _command()},
+        augmenter=_augmenter(augment, ambience),
+    )
 
 
 @app.command()
@@ -201,12 +289,25 @@ def distill(
     out: str = typer.Option(..., help="Run directory for the student"),
     lam: float = typer.Option(0.5, "--lambda", help="Imitation weight: (1-λ)·CE(y) + λ·CE(soft labels)"),
     temperature: float = typer.Option(1.0, help="Softmax temperature T of the teacher's soft labels"),
-    scenarios: str = _SCENARIOS, split: str = _SPLIT, epochs: int = _EPOCHS, batch_size: int = _BATCH,
-    lr: float = _LR, weight_decay: float = _WD, patience: int = _PATIENCE, seed: int = _SEED,
-    device: str = _DEVICE, threads: int = _THREADS, resume: bool = _RESUME,
-    clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
-    frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
-    augment: bool = _AUGMENT, bank: str = _BANK,
+    scenarios: str = _SCENARIOS,
+    split: str = _SPLIT,
+    epochs: int = _EPOCHS,
+    batch_size: int = _BATCH,
+    lr: float = _LR,
+    weight_decay: float = _WD,
+    patience: int = _PATIENCE,
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    threads: int = _THREADS,
+    resume: bool = _RESUME,
+    clip_seconds: float = _CLIP,
+    mfcc_seconds: int = _MFCC_S,
+    video_frames: int = _VFRAMES,
+    frame_size: str = _FSIZE,
+    max_clips_per_session: int = _MAXCLIPS,
+    quiet: bool = _QUIET,
+    augment: bool = _AUGMENT,
+    bank: str = _BANK,
 ):
     """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T)."""
     _torch()
@@ -216,23 +317,44 @@ def distill(
 
     if student not in model_names("student"):
         fail(f"the student must be one of {', '.join(model_names('student'))}, got {student!r}")
-    cfg = TrainConfig(student, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      patience=patience, seed=seed, device=device, threads=threads, lam=lam,
-                      temperature=temperature, teacher=str(teacher), augment=augment)
+    cfg = TrainConfig(
+        student,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        patience=patience,
+        seed=seed,
+        device=device,
+        threads=threads,
+        lam=lam,
+        temperature=temperature,
+        teacher=str(teacher),
+        augment=augment,
+    )
     teacher_model, tinfo = load_run(teacher)
     need_mfcc, need_video = _needs(tinfo["input_kind"])
     scen = _scenarios(scenarios)
-    clips = _load(data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
-                  need_mfcc, need_video)
+    clips = _load(
+        data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session, need_mfcc, need_video
+    )
     train_clips = clips.select("train", scen)
     soft = soft_labels(teacher_model, train_clips, tinfo["input_kind"], temperature)
     teacher_acc = float(np.mean(soft.argmax(1) == train_clips.label)) if len(train_clips) else float("nan")
-    console.print(f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, "
-                  f"teacher train acc {teacher_acc:.3f}",
-                  highlight=False)
-    _fit_and_test(cfg, clips, scen, out, resume, quiet,
-                  {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft},
-                  augmenter=_augmenter(augment, _bank_ambience(bank, augment)))
+    console.print(
+        f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, teacher train acc {teacher_acc:.3f}",
+        highlight=False,
+    )
+    _fit_and_test(
+        cfg,
+        clips,
+        scen,
+        out,
+        resume,
+        quiet,
+        {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft},
+        augmenter=_augmenter(augment, _bank_ambience(bank, augment)),
+    )
 
 
 @app.command()
@@ -257,9 +379,14 @@ def evaluate(
     measure_batches: int = typer.Option(2, help="Batches (of up to 16 clips) timed per model for the plan"),
     resume: bool = typer.Option(False, "--resume", help="Skip the finished cells in --out, continue unfinished runs"),
     work: str = typer.Option("runs/evaluate", help="Run directories (checkpoints) of every cell"),
-    device: str = _DEVICE, threads: int = _THREADS,
-    clip_seconds: float = _CLIP, mfcc_seconds: int = _MFCC_S, video_frames: int = _VFRAMES,
-    frame_size: str = _FSIZE, max_clips_per_session: int = _MAXCLIPS, quiet: bool = _QUIET,
+    device: str = _DEVICE,
+    threads: int = _THREADS,
+    clip_seconds: float = _CLIP,
+    mfcc_seconds: int = _MFCC_S,
+    video_frames: int = _VFRAMES,
+    frame_size: str = _FSIZE,
+    max_clips_per_session: int = _MAXCLIPS,
+    quiet: bool = _QUIET,
 ):
     """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first."""
     _torch()
@@ -293,8 +420,16 @@ def evaluate(
     pinned = resume and epochs is None and plan_file.is_file()
     if pinned:
         epochs = json.loads(plan_file.read_text())["epoch_cap"]  # a resumed run keeps its epoch cap
-    base = shrink(every, epochs=epochs, patience=patience, batch_size=batch_size, temperature=temperature, lam=lam,
-                  seeds=seeds, splits=split_list)
+    base = shrink(
+        every,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        temperature=temperature,
+        lam=lam,
+        seeds=seeds,
+        splits=split_list,
+    )
     columns = {}
     if teachers:
         columns[1] = tuple(t.strip().upper() for t in teachers.split(",") if t.strip())
@@ -311,12 +446,33 @@ def evaluate(
     teacher_models = {c.model for c in base[1].columns} if 1 in base else set()
     kinds = {input_kind(c.model) for r in chosen.values() for c in r.columns} | {input_kind(m) for m in teacher_models}
     first_split = next(iter(chosen.values())).splits[0]
-    clips = _load(data, first_split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session,
-                  any(k.uses_mfcc for k in kinds), any(k.uses_video for k in kinds))
-    identity = {"dataset": str(Path(data).resolve()), "clip_options": clips.options.to_dict() | {"split_column": None},
-                "max_train_clips": max_train_clips}
-    ev = Evaluation(clips, out_dir, work_dir, identity, resume=resume, device=device, threads=threads,
-                    max_train_clips=max_train_clips, progress=not quiet)
+    clips = _load(
+        data,
+        first_split,
+        clip_seconds,
+        mfcc_seconds,
+        video_frames,
+        frame_size,
+        max_clips_per_session,
+        any(k.uses_mfcc for k in kinds),
+        any(k.uses_video for k in kinds),
+    )
+    identity = {
+        "dataset": str(Path(data).resolve()),
+        "clip_options": clips.options.to_dict() | {"split_column": None},
+        "max_train_clips": max_train_clips,
+    }
+    ev = Evaluation(
+        clips,
+        out_dir,
+        work_dir,
+        identity,
+        resume=resume,
+        device=device,
+        threads=threads,
+        max_train_clips=max_train_clips,
+        progress=not quiet,
+    )
 
     for p in plan_cells(chosen, base):
         ev.finished(p)  # refuses, before any measuring, a resume whose finished cells had other settings
@@ -339,13 +495,24 @@ def evaluate(
         estimate = planner.estimate(chosen, ev, measured, setting.teachers(base))
     cut = setting.apply(chosen)
     _print_plan(measured, estimate, threads)
-    console.print(f"setting: {setting.describe(chosen)}" + (f" (chosen for --budget-hours {budget_hours:g})"
-                                                            if budget_hours is not None else ""), highlight=False)
+    console.print(
+        f"setting: {setting.describe(chosen)}"
+        + (f" (chosen for --budget-hours {budget_hours:g})" if budget_hours is not None else ""),
+        highlight=False,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = {"command": _command(), "epoch_cap": max(r.epochs for r in cut.values()), "setting": asdict(setting),
-            "describe": setting.describe(chosen), "budget_hours": budget_hours,
-            "expected_hours_at_most": estimate.hours,
-            "runs": estimate.runs, "cells": estimate.cells, "by_model": estimate.by_model, "threads": threads}
+    plan = {
+        "command": _command(),
+        "epoch_cap": max(r.epochs for r in cut.values()),
+        "setting": asdict(setting),
+        "describe": setting.describe(chosen),
+        "budget_hours": budget_hours,
+        "expected_hours_at_most": estimate.hours,
+        "runs": estimate.runs,
+        "cells": estimate.cells,
+        "by_model": estimate.by_model,
+        "threads": threads,
+    }
     write_json_atomic(out_dir / "timings.json", {"seconds_per_clip": measured, "threads": threads, "device": device})
     if plan_only:
         print(json.dumps(plan, indent=2))
@@ -353,17 +520,24 @@ def evaluate(
     write_json_atomic(plan_file, plan)
 
     preset = read_manifest(data).get("preset", "?")
-    header = (f"Dataset: `{data}` (preset `{preset}`), {len(clips)} clips of {clip_seconds:g} s; teachers see "
-              f"{mfcc_seconds} s of MFCC volumes and {video_frames} video frame(s) of {frame_size} per clip. "
-              f"{setting.describe(chosen)}; patience {next(iter(cut.values())).patience}, Adam (lr 1e-3 teachers, "
-              f"1e-4 students)" + (f", training sets subsampled to {max_train_clips} clips" if max_train_clips else
-                                   ", whole training splits") + f".\n\nMade by: `{plan['command']}`")
+    header = (
+        f"Dataset: `{data}` (preset `{preset}`), {len(clips)} clips of {clip_seconds:g} s; teachers see "
+        f"{mfcc_seconds} s of MFCC volumes and {video_frames} video frame(s) of {frame_size} per clip. "
+        f"{setting.describe(chosen)}; patience {next(iter(cut.values())).patience}, Adam (lr 1e-3 teachers, "
+        f"1e-4 students)"
+        + (f", training sets subsampled to {max_train_clips} clips" if max_train_clips else ", whole training splits")
+        + f".\n\nMade by: `{plan['command']}`"
+    )
     t0 = time.perf_counter()
-    done = run_recipes(cut, ev, teachers=setting.teachers(base),
-                       after_cell=lambda _: write_tables(out_dir, every, header, png=False))
+    done = run_recipes(
+        cut, ev, teachers=setting.teachers(base), after_cell=lambda _: write_tables(out_dir, every, header, png=False)
+    )
     written = write_tables(out_dir, every, header)
-    console.print(f"{done['made']} cell(s) made, {done['skipped']} skipped; {len(written)} table files under {out_dir} "
-                  f"in {time.perf_counter() - t0:.0f} s", highlight=False)
+    console.print(
+        f"{done['made']} cell(s) made, {done['skipped']} skipped; {len(written)} table files under {out_dir} "
+        f"in {time.perf_counter() - t0:.0f} s",
+        highlight=False,
+    )
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -382,14 +556,23 @@ def _print_plan(measured: dict, estimate, threads: int | None) -> None:
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for model, m in sorted(estimate.by_model.items()):
         t = measured[model]
-        table.add_row(model, str(m["runs"]), f"{m['train_clips']:.0f}", f"{t['train_s_per_clip']:.4f}",
-                      f"{t['eval_s_per_clip']:.4f}", f"{m['hours']:.3f}")
+        table.add_row(
+            model,
+            str(m["runs"]),
+            f"{m['train_clips']:.0f}",
+            f"{t['train_s_per_clip']:.4f}",
+            f"{t['eval_s_per_clip']:.4f}",
+            f"{m['hours']:.3f}",
+        )
     console.print(table)
     from ..training.distributed import torch_threads
 
     cores = threads or torch_threads()
-    console.print(f"expected at most {estimate.hours:.3f} h on this machine ({estimate.runs} runs, {estimate.cells} "
-                  f"cells to make; {cores} thread(s): {estimate.hours * cores:.3f} CPU-core hours)", highlight=False)
+    console.print(
+        f"expected at most {estimate.hours:.3f} h on this machine ({estimate.runs} runs, {estimate.cells} "
+        f"cells to make; {cores} thread(s): {estimate.hours * cores:.3f} CPU-core hours)",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -409,8 +592,11 @@ def export(
         info["reproduce"] = reproduce
         write_run_info(run, info)
     card = export_run(run, out, name)
-    console.print(f"{card['name']}: {Path(out) / card['file']} (onnxruntime vs PyTorch max |diff| "
-                  f"{card['metrics']['onnx_max_abs_diff']:.2e})", highlight=False)
+    console.print(
+        f"{card['name']}: {Path(out) / card['file']} (onnxruntime vs PyTorch max |diff| "
+        f"{card['metrics']['onnx_max_abs_diff']:.2e})",
+        highlight=False,
+    )
     print(json.dumps(card, indent=2))
 
 
@@ -425,7 +611,9 @@ def quantize(
     from ..pipelines.quantize import quantize_student
 
     measured = quantize_student(data, model, out, threads)
-    console.print(f"int8 test accuracy {measured['test_accuracy']:.3f} (fp32 {measured['test_accuracy_fp32']:.3f}), "
-                  f"{measured['ms_per_item_int8'][1]} vs {measured['ms_per_item_fp32'][1]} ms per item",
-                  highlight=False)
+    console.print(
+        f"int8 test accuracy {measured['test_accuracy']:.3f} (fp32 {measured['test_accuracy_fp32']:.3f}), "
+        f"{measured['ms_per_item_int8'][1]} vs {measured['ms_per_item_fp32'][1]} ms per item",
+        highlight=False,
+    )
     print(json.dumps(measured, indent=2))

@@ -46,8 +46,9 @@ def import_sounddevice():
     try:
         import sounddevice
     except OSError as err:  # sounddevice raises OSError when libportaudio cannot be loaded
-        raise DeviceError(f"mic:// needs the PortAudio library ({err}); install it, e.g. "
-                          "`apt-get install libportaudio2`") from None
+        raise DeviceError(
+            f"mic:// needs the PortAudio library ({err}); install it, e.g. `apt-get install libportaudio2`"
+        ) from None
     except ImportError:
         raise DeviceError("mic:// needs the 'audio' extra: pip install 'dualcam-rt[audio]'") from None
     return sounddevice
@@ -69,8 +70,9 @@ def query_input(sd, name: str | None) -> dict:
             with _streams_lock:
                 if attempt or _open_streams:
                     inputs = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
-                    raise NotFound(f"no input device {name or 'default'!r} ({err}); inputs: "
-                                   f"{', '.join(inputs) or 'none'}") from None
+                    raise NotFound(
+                        f"no input device {name or 'default'!r} ({err}); inputs: {', '.join(inputs) or 'none'}"
+                    ) from None
                 sd._terminate()  # sounddevice's documented way to rescan (no public API yet)
                 sd._initialize()
         except sd.PortAudioError as err:
@@ -115,21 +117,31 @@ class Camera:
 class MicDevice(Device):
     kind = "mic"
 
-    def __init__(self, uri: str, name: str | None = None, camera: int | None = None, rate: int | None = None,
-                 full_scale_pa: float = DEFAULT_FULL_SCALE_PA, channels: int = 1,
-                 channel_map: list[int] | None = None):
+    def __init__(
+        self,
+        uri: str,
+        name: str | None = None,
+        camera: int | None = None,
+        rate: int | None = None,
+        full_scale_pa: float = DEFAULT_FULL_SCALE_PA,
+        channels: int = 1,
+        channel_map: list[int] | None = None,
+    ):
         if channels < 1:
             raise BadInput(f"channels must be at least 1, not {channels}")
         if channel_map is not None and sorted(channel_map) != list(range(channels)):
-            raise BadInput(f"map must list each of the {channels} device channels 0..{channels - 1} once, "
-                           f"not {channel_map}")
+            raise BadInput(
+                f"map must list each of the {channels} device channels 0..{channels - 1} once, not {channel_map}"
+            )
         self.sd = import_sounddevice()
         self.name = name
         self.full_scale_pa = full_scale_pa
         self.info = query_input(self.sd, name)
         if channels > int(self.info["max_input_channels"]):
-            raise BadInput(f"input {self.info['name']!r} has {self.info['max_input_channels']} channel(s), "
-                           f"not the {channels} asked for")
+            raise BadInput(
+                f"input {self.info['name']!r} has {self.info['max_input_channels']} channel(s), "
+                f"not the {channels} asked for"
+            )
         self.channel_map = channel_map
         if channels == 1:  # the students' microphone: resampled to the sensor rate
             self.capture_rate = int(rate or self._supported_rate())
@@ -137,10 +149,13 @@ class MicDevice(Device):
         else:  # an array: its own rate, blocks of 1/12 s
             self.capture_rate = int(rate or self.info["default_samplerate"])
             if self.capture_rate % FPS:
-                raise BadInput(f"an array's rate must be a multiple of {FPS} Hz (a block is 1/{FPS} s), "
-                               f"not {self.capture_rate}: e.g. rate=48000")
-            super().__init__(uri, channels=channels, sample_rate=self.capture_rate,
-                             block_samples=self.capture_rate // FPS)
+                raise BadInput(
+                    f"an array's rate must be a multiple of {FPS} Hz (a block is 1/{FPS} s), "
+                    f"not {self.capture_rate}: e.g. rate=48000"
+                )
+            super().__init__(
+                uri, channels=channels, sample_rate=self.capture_rate, block_samples=self.capture_rate // FPS
+            )
         self._stream = None
         self._camera = Camera(camera) if camera is not None else None
         self._closed = False
@@ -168,8 +183,10 @@ class MicDevice(Device):
             if query.get("map"):
                 kwargs["channel_map"] = [int(c) for c in query["map"].split(",")]
         except ValueError:
-            raise BadInput(f"camera, rate and channels must be integers, map a list like 0,1,2 and full_scale_pa "
-                           f"a number in {uri!r}") from None
+            raise BadInput(
+                f"camera, rate and channels must be integers, map a list like 0,1,2 and full_scale_pa "
+                f"a number in {uri!r}"
+            ) from None
         kwargs.update(options)
         return cls(uri, **kwargs)
 
@@ -194,8 +211,14 @@ class MicDevice(Device):
         global _open_streams
         with _streams_lock:
             try:
-                stream = self.sd.InputStream(device=self.name, channels=self.channels, samplerate=self.capture_rate,
-                                             dtype="float32", blocksize=0, callback=callback)
+                stream = self.sd.InputStream(
+                    device=self.name,
+                    channels=self.channels,
+                    samplerate=self.capture_rate,
+                    dtype="float32",
+                    blocksize=0,
+                    callback=callback,
+                )
             except self.sd.PortAudioError as err:
                 raise DeviceError(f"{self.uri}: cannot open capture: {err}") from None
             try:
@@ -221,10 +244,15 @@ class MicDevice(Device):
                     block, pending = pending[:, :block_n], pending[:, block_n:]
                     video, video_ts = self._video(clock_start)
                     self.stats.audio_blocks += 1
-                    yield SensorFrame(index=index, first_sample=first_sample,
-                                      timestamp=first_sample / self.sample_rate,
-                                      audio=np.ascontiguousarray(block * np.float32(self.full_scale_pa)),
-                                      video=video, video_timestamp=video_ts, sample_rate=self.sample_rate)
+                    yield SensorFrame(
+                        index=index,
+                        first_sample=first_sample,
+                        timestamp=first_sample / self.sample_rate,
+                        audio=np.ascontiguousarray(block * np.float32(self.full_scale_pa)),
+                        video=video,
+                        video_timestamp=video_ts,
+                        sample_rate=self.sample_rate,
+                    )
                     index += 1
                     first_sample += block_n
         finally:
@@ -252,7 +280,12 @@ class MicDevice(Device):
             self._camera.close()
 
     def describe(self) -> dict:
-        return {**super().describe(), "input": self.info.get("name"), "capture_rate": self.capture_rate,
-                "resampled": self.capture_rate != self.sample_rate, "camera": self._camera is not None,
-                "full_scale_pa": self.full_scale_pa,
-                "channel_map": self.channel_map or list(range(self.channels))}  # frame channel i <- device channel
+        return {
+            **super().describe(),
+            "input": self.info.get("name"),
+            "capture_rate": self.capture_rate,
+            "resampled": self.capture_rate != self.sample_rate,
+            "camera": self._camera is not None,
+            "full_scale_pa": self.full_scale_pa,
+            "channel_map": self.channel_map or list(range(self.channels)),
+        }  # frame channel i <- device channel

@@ -41,9 +41,9 @@ def core_products(cores, core_offsets, grids, bins, spec, z, z_offsets):
     for k in prange(bins[-1, 1]):
         b = np.searchsorted(bins[:, 1], k, side="right")
         n_q, i = grids[b, 0] * grids[b, 1], k - bins[b, 0]
-        core = cores[core_offsets[b] + i * n_q * n:core_offsets[b] + (i + 1) * n_q * n].reshape(n_q, n)
+        core = cores[core_offsets[b] + i * n_q * n : core_offsets[b] + (i + 1) * n_q * n].reshape(n_q, n)
         n_band = bins[b, 1] - bins[b, 0]
-        fields = z[z_offsets[b]:z_offsets[b] + n_frames * n_band * n_q].reshape(n_frames, n_band, n_q)
+        fields = z[z_offsets[b] : z_offsets[b] + n_frames * n_band * n_q].reshape(n_frames, n_band, n_q)
         u = np.empty((n_frames, 2, n), np.float32)
         for f in range(n_frames):
             for m in range(n // 2):
@@ -81,8 +81,16 @@ def _product(weights, x, p0, acc):
     y3[:] = 0
     w = np.empty((4, 8), np.float32)
     for a in range(0, n_terms, 8):
-        terms = (a, min(a + 1, n_terms - 1), min(a + 2, n_terms - 1), min(a + 3, n_terms - 1),
-                 min(a + 4, n_terms - 1), min(a + 5, n_terms - 1), min(a + 6, n_terms - 1), min(a + 7, n_terms - 1))
+        terms = (
+            a,
+            min(a + 1, n_terms - 1),
+            min(a + 2, n_terms - 1),
+            min(a + 3, n_terms - 1),
+            min(a + 4, n_terms - 1),
+            min(a + 5, n_terms - 1),
+            min(a + 6, n_terms - 1),
+            min(a + 7, n_terms - 1),
+        )
         for i in range(4):
             for t in range(8):
                 w[i, t] = weights[p[i], terms[t]] if a + t < n_terms else np.float32(0)
@@ -109,7 +117,7 @@ def _columns(cols, zt, t, n_bins, acc):
         for i in range(4):
             y, pc = acc[i], p[i]
             for ca in range(t.shape[0]):  # a transposing store, nb values at a time
-                dst, src = t[ca, pc * n_bins:(pc + 1) * n_bins], y[ca * n_bins:(ca + 1) * n_bins]
+                dst, src = t[ca, pc * n_bins : (pc + 1) * n_bins], y[ca * n_bins : (ca + 1) * n_bins]
                 for k in range(n_bins):  # views indexed from 0: vectorised (computed indices were not)
                     dst[k] = src[k]
 
@@ -125,8 +133,8 @@ def _rows_power(rows, t, out, start, n_bins, acc):
         for i in range(4):
             re, im = acc[0, i], acc[1, i]
             for pc in range(width // n_bins):
-                dst = out[p[i], pc, start:start + n_bins]
-                x, y = re[pc * n_bins:(pc + 1) * n_bins], im[pc * n_bins:(pc + 1) * n_bins]
+                dst = out[p[i], pc, start : start + n_bins]
+                x, y = re[pc * n_bins : (pc + 1) * n_bins], im[pc * n_bins : (pc + 1) * n_bins]
                 for k in range(n_bins):
                     dst[k] = x[k] * x[k] + y[k] * y[k]
 
@@ -144,8 +152,21 @@ def expand_power(z, z_offsets, rows, rows_offsets, cols, cols_offsets, grids, bi
     n_frames = out.shape[0]
     for f in prange(n_frames):
         for b in range(len(bins)):
-            _band_power(z, z_offsets, rows, rows_offsets, cols, cols_offsets, grids, bins, f, n_frames, b, out[f],
-                        work[get_thread_id()])
+            _band_power(
+                z,
+                z_offsets,
+                rows,
+                rows_offsets,
+                cols,
+                cols_offsets,
+                grids,
+                bins,
+                f,
+                n_frames,
+                b,
+                out[f],
+                work[get_thread_id()],
+            )
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -155,11 +176,11 @@ def _band_power(z, z_offsets, rows, rows_offsets, cols, cols_offsets, grids, bin
     qr, qc = grids[b, 0], grids[b, 1]
     start, n_bins = bins[b, 0], bins[b, 1] - bins[b, 0]
     n_q = qr * qc
-    zb = z[z_offsets[b]:z_offsets[b] + n_frames * n_bins * n_q].reshape(n_frames, n_bins, n_q)[f]
-    band_rows = rows[rows_offsets[b]:rows_offsets[b] + n_rows * qr].reshape(n_rows, qr)
-    band_cols = cols[cols_offsets[b]:cols_offsets[b] + n_cols * qc].reshape(n_cols, qc)
+    zb = z[z_offsets[b] : z_offsets[b] + n_frames * n_bins * n_q].reshape(n_frames, n_bins, n_q)[f]
+    band_rows = rows[rows_offsets[b] : rows_offsets[b] + n_rows * qr].reshape(n_rows, qr)
+    band_cols = cols[cols_offsets[b] : cols_offsets[b] + n_cols * qc].reshape(n_cols, qc)
     sizes = _work_sizes(qr, qc, n_bins, n_cols)
-    zt = work[:sizes[0]].reshape(qc, 2, qr, n_bins)  # (b, re/im, a, k): long rows for the columns product
+    zt = work[: sizes[0]].reshape(qc, 2, qr, n_bins)  # (b, re/im, a, k): long rows for the columns product
     for bb in range(qc):  # written in order (gathered reads): scattered writes cost ~0.4 ms per frame more
         for a in range(qr):
             re, im = zt[bb, 0, a], zt[bb, 1, a]
@@ -168,12 +189,12 @@ def _band_power(z, z_offsets, rows, rows_offsets, cols, cols_offsets, grids, bin
                 re[k] = v.real
                 im[k] = v.imag
     at = sizes[0]
-    t = work[at:at + sizes[1]].reshape(2, qr, n_cols * n_bins)
+    t = work[at : at + sizes[1]].reshape(2, qr, n_cols * n_bins)
     at += sizes[1]
-    columns_acc = work[at:at + sizes[2]].reshape(4, 2 * qr * n_bins)
+    columns_acc = work[at : at + sizes[2]].reshape(4, 2 * qr * n_bins)
     at += sizes[2]
     _columns(band_cols, zt.reshape(qc, 2 * qr * n_bins), t.reshape(2 * qr, n_cols * n_bins), n_bins, columns_acc)
-    _rows_power(band_rows, t, out, start, n_bins, work[at:at + sizes[3]].reshape(2, 4, n_cols * n_bins))
+    _rows_power(band_rows, t, out, start, n_bins, work[at : at + sizes[3]].reshape(2, 4, n_cols * n_bins))
 
 
 @njit(cache=True)

@@ -66,7 +66,9 @@ class View:
         try:
             return replace(self, **{k: v for k, v in changes.items() if v is not None})
         except (TypeError, ValueError):
-            raise BadInput(f"bad view values {changes}: band_hz is [LO, HI] Hz, range_db and margin_db numbers") from None
+            raise BadInput(
+                f"bad view values {changes}: band_hz is [LO, HI] Hz, range_db and margin_db numbers"
+            ) from None
 
     def describe(self) -> dict:
         return {**asdict(self), "band_hz": list(self.band_hz)}
@@ -97,8 +99,9 @@ def level_db(energy: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.maximum(np.asarray(energy, dtype=np.float64), 1e-30) / REFERENCE_PA**2)
 
 
-def colour_layer(energy: np.ndarray, view: View = DEFAULT_VIEW, size: tuple[int, int] = (640, 480),
-                 alpha: float = ALPHA) -> np.ndarray:
+def colour_layer(
+    energy: np.ndarray, view: View = DEFAULT_VIEW, size: tuple[int, int] = (640, 480), alpha: float = ALPHA
+) -> np.ndarray:
     """The map as a BGRA layer (h, w, 4) uint8 of ``size`` (w, h): coloured where a pixel is within
     ``range_db`` of the peak and ``margin_db`` above the floor, alpha 0 elsewhere."""
     db = level_db(energy)
@@ -143,9 +146,15 @@ def localise(energy: np.ndarray, geometry: Geometry | None = None) -> dict:
     u_px = (col + 0.5) * cam.width / cols
     v_px = (row + 0.5) * cam.height / rows
     azimuth, elevation = cam.angles_deg(np.array([u_px, v_px]))
-    return {"row": float(row), "col": float(col), "u_px": float(u_px), "v_px": float(v_px),
-            "azimuth_deg": float(azimuth), "elevation_deg": float(elevation),
-            "peak_db": float(level_db(energy[r, c]))}
+    return {
+        "row": float(row),
+        "col": float(col),
+        "u_px": float(u_px),
+        "v_px": float(v_px),
+        "azimuth_deg": float(azimuth),
+        "elevation_deg": float(elevation),
+        "peak_db": float(level_db(energy[r, c])),
+    }
 
 
 def describe(energy: np.ndarray, geometry: Geometry | None = None, view: View = DEFAULT_VIEW) -> dict:
@@ -155,8 +164,13 @@ def describe(energy: np.ndarray, geometry: Geometry | None = None, view: View = 
     db = level_db(energy)
     peak, floor = float(db.max()), float(np.median(db))
     found = peak - floor >= view.margin_db
-    return {"peak_db": round(peak, 2), "floor_db": round(floor, 2), "contrast_db": round(peak - floor, 2),
-            "source": localise(energy, geometry) if found else None, "reason": None if found else NO_SOURCE}
+    return {
+        "peak_db": round(peak, 2),
+        "floor_db": round(floor, 2),
+        "contrast_db": round(peak - floor, 2),
+        "source": localise(energy, geometry) if found else None,
+        "reason": None if found else NO_SOURCE,
+    }
 
 
 LEGEND_BOX = (564, 26, 640, 208)  # x0, y0, x1, y1 on a 640x480 frame: the colour bar and its dB labels
@@ -170,8 +184,15 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def overlay(frame_bgr: np.ndarray, energy: np.ndarray, view: View = DEFAULT_VIEW, geometry: Geometry | None = None,
-            label: str | None = None, alpha: float = ALPHA, legend: bool = True) -> np.ndarray:
+def overlay(
+    frame_bgr: np.ndarray,
+    energy: np.ndarray,
+    view: View = DEFAULT_VIEW,
+    geometry: Geometry | None = None,
+    label: str | None = None,
+    alpha: float = ALPHA,
+    legend: bool = True,
+) -> np.ndarray:
     """A new BGR frame: the map of ``energy`` (36, 48) over ``frame_bgr`` (H, W, 3) uint8, and the
     source marker with its level and ``label`` when there is a source ("no source" otherwise), and a
     dB legend (the colour bar from peak - range_db to the peak, in ``LEGEND_BOX``)."""
@@ -193,7 +214,7 @@ def overlay(frame_bgr: np.ndarray, energy: np.ndarray, view: View = DEFAULT_VIEW
     if legend:
         x0, y0, x1, y1 = LEGEND_BOX
         bar = cv2.applyColorMap(np.linspace(255, 0, y1 - y0 - 36).astype(np.uint8)[:, None], COLORMAP)
-        shown[y0 + 18:y1 - 18, x1 - 14:x1 - 4] = np.repeat(bar, 10, axis=1)
+        shown[y0 + 18 : y1 - 18, x1 - 14 : x1 - 4] = np.repeat(bar, 10, axis=1)
         _text(shown, f"{seen['peak_db']:.0f}", (x0 + 36, y0 + 16), 0.38)
         _text(shown, f"{seen['peak_db'] - view.range_db:.0f} dB", (x0 + 6, y1 - 6), 0.38)
     return shown

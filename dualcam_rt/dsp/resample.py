@@ -77,11 +77,11 @@ class StreamResampler:
         if final <= self.emitted:
             return np.zeros(0, np.float32)
         first = self.x_base * self.up // self.down  # output index of y[0] (exact: x_base is on the grid)
-        y = polyphase(self.x, self.up, self.down)[self.emitted - first:final - first]
+        y = polyphase(self.x, self.up, self.down)[self.emitted - first : final - first]
         self.emitted = final
         # later outputs need input from emitted * down / up - reach on: keep from the grid point before
         keep = max(0, (self.emitted * self.down // self.up - self.reach) // self.down * self.down)
         if keep > self.x_base:
-            self.x = self.x[keep - self.x_base:]
+            self.x = self.x[keep - self.x_base :]
             self.x_base = keep
         return y

@@ -55,8 +55,9 @@ class Recipe:
 
     def __post_init__(self):
         if self.normalise not in NORMALISATIONS or self.magnitude not in MAGNITUDES:
-            raise BadInput(f"unknown feature recipe {self.normalise!r}/{self.magnitude!r}; "
-                           f"known: {NORMALISATIONS} x {MAGNITUDES}")
+            raise BadInput(
+                f"unknown feature recipe {self.normalise!r}/{self.magnitude!r}; known: {NORMALISATIONS} x {MAGNITUDES}"
+            )
 
     @classmethod
     def of(cls, feature: dict | None) -> Recipe:
@@ -76,13 +77,27 @@ def input_gain(x: np.ndarray, recipe: Recipe = Recipe()) -> float:
 
 def feature_params(kind: InputKind | str, recipe: Recipe = Recipe()) -> dict:
     """The parameters of a student input kind, as written into model cards."""
-    common = {"resample_hz": TARGET_RATE, "seconds": CLIP_SECONDS, "normalise": recipe.normalise,
-              **({"reference_pa": REFERENCE_PA} if recipe.normalise == "fixed" else {}),
-              "scale": SCALE, "short_clips": "looped", "long_clips": "first 5 s", "channel": 0}
+    common = {
+        "resample_hz": TARGET_RATE,
+        "seconds": CLIP_SECONDS,
+        "normalise": recipe.normalise,
+        **({"reference_pa": REFERENCE_PA} if recipe.normalise == "fixed" else {}),
+        "scale": SCALE,
+        "short_clips": "looped",
+        "long_clips": "first 5 s",
+        "channel": 0,
+    }
     if kind == InputKind.SPECTROGRAM:
-        return {**common, "window": "hann_periodic", "win_samples": WIN_SAMPLES, "hop_samples": HOP_SAMPLES,
-                "nfft": NFFT, "magnitude": recipe.magnitude,
-                **({"floor_db": FLOOR_DB} if recipe.magnitude == "db" else {}), "shape": [N_FREQ, N_FRAMES]}
+        return {
+            **common,
+            "window": "hann_periodic",
+            "win_samples": WIN_SAMPLES,
+            "hop_samples": HOP_SAMPLES,
+            "nfft": NFFT,
+            "magnitude": recipe.magnitude,
+            **({"floor_db": FLOOR_DB} if recipe.magnitude == "db" else {}),
+            "shape": [N_FREQ, N_FRAMES],
+        }
     if kind == InputKind.WAVEFORM:
         return {**common, "shape": [CLIP_SAMPLES]}
     raise BadInput(f"unknown student input kind {str(kind)!r}; known: {', '.join(MICROPHONE_KINDS)}")
@@ -135,8 +150,9 @@ def spectrogram_of(waveform: np.ndarray, magnitude: str = "db") -> np.ndarray:
     return np.ascontiguousarray(np.sqrt(power).T)  # sqrt beats np.abs's hypot
 
 
-def student_input(kind: InputKind | str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                  recipe: Recipe = Recipe()) -> np.ndarray:
+def student_input(
+    kind: InputKind | str, wave: np.ndarray, sample_rate: int = SAMPLE_RATE, recipe: Recipe = Recipe()
+) -> np.ndarray:
     """The input of a student of ``kind`` (spectrogram or waveform) for one clip, at ``recipe``'s level."""
     if kind == InputKind.SPECTROGRAM:
         return hearnet_input(wave, sample_rate, recipe)
@@ -150,5 +166,3 @@ def _hann() -> np.ndarray:
     n = np.arange(WIN_SAMPLES)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * n / WIN_SAMPLES)  # periodic, as tf.signal / scipy "hann"
     return window.astype(np.float32)
-
-

@@ -33,8 +33,9 @@ from .score import BATCH, NO_ACTION, read_labels
 MAX_FALSE_ALARM = 0.02
 
 
-def measure_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.0,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def measure_clips(
+    model: Model, clips_dir: str | Path, max_seconds: float = 600.0, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Per clip of ``clips_dir``: ``level_db``, ``top_probability`` (of the actions), ``background``
     (the background class is the top class) and ``empty`` (labelled no action)."""
     rows = read_labels(clips_dir, model.classes)
@@ -42,8 +43,10 @@ def measure_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.
     window = int(model.seconds * model.sample_rate)
     levels, tops, bg = [], [], []
     for start in range(0, len(rows), BATCH):
-        waves = [decode_audio(clip.read_bytes(), max_seconds, model.sample_rate)[0][-window:]
-                 for clip, _, _ in rows[start:start + BATCH]]
+        waves = [
+            decode_audio(clip.read_bytes(), max_seconds, model.sample_rate)[0][-window:]
+            for clip, _, _ in rows[start : start + BATCH]
+        ]
         probs, _ = predict_waves(model, waves)
         for w, p in zip(waves, probs):
             keep = [i for i, c in enumerate(model.classes) if c != background]
@@ -52,8 +55,13 @@ def measure_clips(model: Model, clips_dir: str | Path, max_seconds: float = 600.
             bg.append(model.classes[int(np.argmax(p))] == background)
         if progress:
             progress(len(levels), len(rows))
-    return {"level_db": np.array(levels), "top_probability": np.array(tops), "background": np.array(bg),
-            "empty": np.array([cls == NO_ACTION for _, cls, _ in rows]), "files": [c.name for c, _, _ in rows]}
+    return {
+        "level_db": np.array(levels),
+        "top_probability": np.array(tops),
+        "background": np.array(bg),
+        "empty": np.array([cls == NO_ACTION for _, cls, _ in rows]),
+        "files": [c.name for c, _, _ in rows],
+    }
 
 
 def error_rates(m: dict[str, Any], silence_db: float, min_confidence: float) -> dict:
@@ -61,15 +69,20 @@ def error_rates(m: dict[str, Any], silence_db: float, min_confidence: float) -> 
     labelled = (m["level_db"] >= silence_db) & ~m["background"] & (m["top_probability"] >= min_confidence)
     empty, action = m["empty"], ~m["empty"]
     silent = m["level_db"] < silence_db
-    return {"no_action_clips": int(empty.sum()), "false_alarms": int((labelled & empty).sum()),
-            "false_alarm_rate": round(float((labelled & empty).sum() / max(empty.sum(), 1)), 4),
-            "action_clips": int(action.sum()), "misses": int((~labelled & action).sum()),
-            "miss_rate": round(float((~labelled & action).sum() / max(action.sum(), 1)), 4),
-            "action_clips_below_level_gate": int((silent & action).sum())}
+    return {
+        "no_action_clips": int(empty.sum()),
+        "false_alarms": int((labelled & empty).sum()),
+        "false_alarm_rate": round(float((labelled & empty).sum() / max(empty.sum(), 1)), 4),
+        "action_clips": int(action.sum()),
+        "misses": int((~labelled & action).sum()),
+        "miss_rate": round(float((~labelled & action).sum() / max(action.sum(), 1)), 4),
+        "action_clips_below_level_gate": int((silent & action).sum()),
+    }
 
 
-def choose_gate(m: dict[str, Any], background_class: str | None = None,
-                max_false_alarm: float = MAX_FALSE_ALARM) -> tuple[Gate, dict]:
+def choose_gate(
+    m: dict[str, Any], background_class: str | None = None, max_false_alarm: float = MAX_FALSE_ALARM
+) -> tuple[Gate, dict]:
     """The gate meeting ``max_false_alarm`` with the fewest misses (see the module docstring), and its rates."""
     if not m["empty"].any() or m["empty"].all():
         raise BadInput("calibration needs both no-action clips (empty class) and action clips")
@@ -91,15 +104,22 @@ def choose_gate(m: dict[str, Any], background_class: str | None = None,
     return Gate(float(s) if np.isfinite(s) else -200.0, float(min(c, 1.0)), background_class), rates
 
 
-def calibrate_gate(model: Model, clips_dir: str | Path, max_false_alarm: float = MAX_FALSE_ALARM,
-                   max_seconds: float = 600.0, progress: Callable[[int, int], None] | None = None) -> dict:
+def calibrate_gate(
+    model: Model,
+    clips_dir: str | Path,
+    max_false_alarm: float = MAX_FALSE_ALARM,
+    max_seconds: float = 600.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """The calibrated gate of ``model`` on ``clips_dir`` (``gate``: the card entry) and its error rates
     there, next to those of the card's current gate."""
     description = Path(clips_dir) / "testset.json"
     split = json.loads(description.read_text()).get("split", "test") if description.is_file() else None
     if split == "test":
-        raise BadInput(f"{clips_dir} was made from the bank's test split (testset.json): calibrate on a val-split "
-                       "folder (dualcam-rt soundbank testset --split val) so that score stays an honest test")
+        raise BadInput(
+            f"{clips_dir} was made from the bank's test split (testset.json): calibrate on a val-split "
+            "folder (dualcam-rt soundbank testset --split val) so that score stays an honest test"
+        )
     m = measure_clips(model, clips_dir, max_seconds, progress)
     current = Gate.of(model.card)
     gate, rates = choose_gate(m, current.background_class, max_false_alarm)
@@ -107,22 +127,40 @@ def calibrate_gate(model: Model, clips_dir: str | Path, max_false_alarm: float =
     target_met = rates["misses"] < rates["action_clips"]
     if not target_met and silence.any():
         quiet = {k: (v[silence | ~m["empty"]] if k != "files" else v) for k, v in m.items()}
-        gate, _ = choose_gate({**quiet, "top_probability": np.ones_like(quiet["top_probability"])},
-                              current.background_class, max_false_alarm)
+        gate, _ = choose_gate(
+            {**quiet, "top_probability": np.ones_like(quiet["top_probability"])},
+            current.background_class,
+            max_false_alarm,
+        )
         gate = Gate(gate.silence_db, 0.0, current.background_class)
         rates = error_rates(m, gate.silence_db, gate.min_confidence)
-    return {"model": model.name, "clips_dir": str(clips_dir), "split": split, "clips": len(m["files"]),
-            "max_false_alarm": max_false_alarm, "target_met": target_met, "gate": gate.card(), "rates": rates,
-            "silence_rates": error_rates({k: (v[silence | ~m["empty"]] if k != "files" else v) for k, v in m.items()},
-                                         gate.silence_db, gate.min_confidence),
-            "before": error_rates(m, current.silence_db, current.min_confidence),
-            "loudest_silence_clip_db": round(float(m["level_db"][silence].max()), 2) if silence.any() else None}
+    return {
+        "model": model.name,
+        "clips_dir": str(clips_dir),
+        "split": split,
+        "clips": len(m["files"]),
+        "max_false_alarm": max_false_alarm,
+        "target_met": target_met,
+        "gate": gate.card(),
+        "rates": rates,
+        "silence_rates": error_rates(
+            {k: (v[silence | ~m["empty"]] if k != "files" else v) for k, v in m.items()},
+            gate.silence_db,
+            gate.min_confidence,
+        ),
+        "before": error_rates(m, current.silence_db, current.min_confidence),
+        "loudest_silence_clip_db": round(float(m["level_db"][silence].max()), 2) if silence.any() else None,
+    }
 
 
 def write_gate(card_path: Path, result: dict) -> None:
     """Write a calibration's gate (and how it was measured) into the model card at ``card_path``."""
     card = json.loads(card_path.read_text())
-    card["gate"] = {**result["gate"], "calibration": {
-        k: result[k] for k in ("clips_dir", "split", "clips", "max_false_alarm", "target_met", "rates",
-                               "silence_rates")}}
+    card["gate"] = {
+        **result["gate"],
+        "calibration": {
+            k: result[k]
+            for k in ("clips_dir", "split", "clips", "max_false_alarm", "target_met", "rates", "silence_rates")
+        },
+    }
     card_path.write_text(json.dumps(card, indent=2) + "\n")

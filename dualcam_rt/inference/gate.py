@@ -66,10 +66,15 @@ class Gate:
         if spec is None:
             return DEFAULT_GATE
         try:
-            gate = cls(float(spec.get("silence_db", DEFAULT_SILENCE_DB)), float(spec.get("min_confidence", 0.0)),
-                       spec.get("background_class"))
+            gate = cls(
+                float(spec.get("silence_db", DEFAULT_SILENCE_DB)),
+                float(spec.get("min_confidence", 0.0)),
+                spec.get("background_class"),
+            )
         except (AttributeError, TypeError, ValueError):
-            raise BadInput(f"model card gate must be {{silence_db, min_confidence, background_class}}, got {spec!r}") from None
+            raise BadInput(
+                f"model card gate must be {{silence_db, min_confidence, background_class}}, got {spec!r}"
+            ) from None
         if gate.background_class is not None and gate.background_class not in card.get("classes", []):
             raise BadInput(f"model card gate: background class {gate.background_class!r} is not one of the classes")
         if not 0 <= gate.min_confidence <= 1:
@@ -79,9 +84,12 @@ class Gate:
     def card(self) -> dict:
         """The ``gate`` entry of a model card."""
         # rounded up: a calibrated threshold sits just above a measured clip and must stay above it
-        return {"background_class": self.background_class, "silence_db": math.ceil(self.silence_db * 100) / 100,
-                "min_confidence": math.ceil(self.min_confidence * 1e4) / 1e4,
-                "level": "RMS dB SPL re 20 uPa of the window in Pa (files and PCM: full scale = 20 Pa)"}
+        return {
+            "background_class": self.background_class,
+            "silence_db": math.ceil(self.silence_db * 100) / 100,
+            "min_confidence": math.ceil(self.min_confidence * 1e4) / 1e4,
+            "level": "RMS dB SPL re 20 uPa of the window in Pa (files and PCM: full scale = 20 Pa)",
+        }
 
     def actions(self, classes: list[str]) -> list[str]:
         """The classes that may be a label (all but the background class)."""
@@ -98,9 +106,11 @@ class Gate:
         order = np.argsort(p)[::-1][:top_k]
         names = [classes[i] for i in keep]
         answer: dict[str, Any] = {
-            "label": names[order[0]], "reason": None,
+            "label": names[order[0]],
+            "reason": None,
             "top_k": [{"label": names[i], "probability": round(float(p[i]), 6)} for i in order],
-            "probabilities": {c: round(float(v), 6) for c, v in zip(names, p)}}
+            "probabilities": {c: round(float(v), 6) for c, v in zip(names, p)},
+        }
         if classes[int(np.argmax(probs))] == self.background_class or p[order[0]] < self.min_confidence:
             answer["label"], answer["reason"] = None, NO_ACTION
         return answer
@@ -127,7 +137,7 @@ def onsets(wave: np.ndarray, end: int, sample_rate: int, floor_db: float, pa_per
     n = (len(wave) - skip) // frame
     if n <= ctx:
         return []
-    x = np.asarray(wave[skip:skip + n * frame], dtype=np.float32).reshape(n, frame)
+    x = np.asarray(wave[skip : skip + n * frame], dtype=np.float32).reshape(n, frame)
     power = np.einsum("ij,ij->i", x, x) / frame * (pa_per_unit / P0_PA) ** 2
     level = 10 * np.log10(np.maximum(power, 1e-12))
     background = np.median(np.lib.stride_tricks.sliding_window_view(level[:-1], ctx), axis=1)

@@ -74,10 +74,16 @@ class Model:
         return student_input(self.kind, wave, self.sample_rate, self.recipe)
 
     def describe(self) -> dict:
-        return {"name": self.name, "architecture": self.card.get("architecture"),
-                "classes": self.classes, "input": self.card["input"], "output": self.card.get("output"),
-                "providers": self.providers, "metrics": self.card.get("metrics", {}),
-                "audio": self.kind.one_microphone}
+        return {
+            "name": self.name,
+            "architecture": self.card.get("architecture"),
+            "classes": self.classes,
+            "input": self.card["input"],
+            "output": self.card.get("output"),
+            "providers": self.providers,
+            "metrics": self.card.get("metrics", {}),
+            "audio": self.kind.one_microphone,
+        }
 
 
 def read_card(path: Path) -> dict:
@@ -127,8 +133,10 @@ def load_model_set(models_dir: Path, threads: int = 0, default: str | None = Non
     NotFound when the directory holds no audio student."""
     models = ModelSet(load_models(models_dir, threads), default)
     if models.default is None:
-        raise NotFound(f"no models are installed in {models_dir} "
-                       "(train and export one with 'dualcam-rt export', or set DUALCAM_MODELS_DIR)")
+        raise NotFound(
+            f"no models are installed in {models_dir} "
+            "(train and export one with 'dualcam-rt export', or set DUALCAM_MODELS_DIR)"
+        )
     return models
 
 

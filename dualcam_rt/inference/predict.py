@@ -17,13 +17,16 @@ def prediction(probs: np.ndarray, classes: list[str], top_k: int = 3) -> dict:
     """JSON-ready prediction of one probability vector (n_classes,): top-k and every class, ungated
     (``Gate.decide`` gives the answer consumers see)."""
     order = np.argsort(probs)[::-1][:top_k]
-    return {"label": classes[order[0]],
-            "top_k": [{"label": classes[i], "probability": round(float(probs[i]), 6)} for i in order],
-            "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}
+    return {
+        "label": classes[order[0]],
+        "top_k": [{"label": classes[i], "probability": round(float(probs[i]), 6)} for i in order],
+        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)},
+    }
 
 
-def predict_batch(model: Model, make_inputs: list[Callable[[], np.ndarray]],
-                  pool: Executor | None = None) -> tuple[np.ndarray, dict]:
+def predict_batch(
+    model: Model, make_inputs: list[Callable[[], np.ndarray]], pool: Executor | None = None
+) -> tuple[np.ndarray, dict]:
     """Probabilities (B, n_classes) of B model inputs, each computed by a call (in ``pool``'s threads
     when given), and stage timings in ms."""
     t0 = time.perf_counter()
@@ -42,8 +45,9 @@ def predict_waves(model: Model, waves: list[np.ndarray]) -> tuple[np.ndarray, di
     return predict_batch(model, [partial(model.features, w) for w in waves])
 
 
-def gated_answers(model: Model, waves: list[np.ndarray], top_k: int = 3,
-                  pa_per_unit: float = 1.0) -> tuple[list[dict], dict]:
+def gated_answers(
+    model: Model, waves: list[np.ndarray], top_k: int = 3, pa_per_unit: float = 1.0
+) -> tuple[list[dict], dict]:
     """The gated answers of B mono clips at the model's rate (in units of ``pa_per_unit`` Pa):
     ``Gate.decide`` or, below the level gate, ``Gate.silence_answer`` without running the student;
     each with its ``level_db``. Stage timings in ms come back too."""

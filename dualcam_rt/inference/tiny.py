@@ -40,24 +40,36 @@ def write_tiny_model(models_dir: str | Path, name: str = "tone-bands") -> Path:
         helper.make_node("MatMul", ["level", "weights"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, name,
+        nodes,
+        name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, N_FREQ, N_FRAMES])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, n_classes])],
-        initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-                     numpy_helper.from_array(weights, "weights")])
+        initializer=[
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+            numpy_helper.from_array(weights, "weights"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     out = Path(models_dir)
     out.mkdir(parents=True, exist_ok=True)
     onnx.save(model, out / f"{name}.onnx")
     card = {
-        "name": name, "file": f"{name}.onnx", "architecture": "tone-bands (test stand-in)",
+        "name": name,
+        "file": f"{name}.onnx",
+        "architecture": "tone-bands (test stand-in)",
         "classes": list(CLASSES),
-        "input": {"name": "input", "kind": InputKind.SPECTROGRAM, "shape": [None, N_FREQ, N_FRAMES],
-                  "sample_rate": 12_288, "seconds": 5.0,  # its log1p graph wants linear magnitudes
-                  "feature": feature_params(InputKind.SPECTROGRAM, Recipe("max_abs", "linear"))},
+        "input": {
+            "name": "input",
+            "kind": InputKind.SPECTROGRAM,
+            "shape": [None, N_FREQ, N_FRAMES],
+            "sample_rate": 12_288,
+            "seconds": 5.0,  # its log1p graph wants linear magnitudes
+            "feature": feature_params(InputKind.SPECTROGRAM, Recipe("max_abs", "linear")),
+        },
         "output": {"name": "logits", "shape": [None, n_classes]},
-        "training": {"note": "not trained: fixed band-energy weights"}, "metrics": {},
+        "training": {"note": "not trained: fixed band-energy weights"},
+        "metrics": {},
         "reproduce": f"python -c \"from dualcam_rt.inference.tiny import write_tiny_model; write_tiny_model('models', '{name}')\"",
     }
     (out / f"{name}.json").write_text(json.dumps(card, indent=2))

@@ -54,6 +54,7 @@ PRESETS = {
     "ci": Preset(subjects=3, min_seconds=1.0, max_seconds=1.0),
 }
 
+
 def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
     """One spec per session (id, scenario, subject, label, scene seed, ticks), in a fixed order."""
     rng = random.Random(seed)
@@ -62,9 +63,18 @@ def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
         for subject in range(preset.subjects):
             for label in preset.classes:
                 seconds = rng.uniform(preset.min_seconds, preset.max_seconds)
-                specs.append({"id": f"sc{scenario}_s{subject}_{label}", "scenario": scenario, "subject": subject,
-                              "label": label, "seed": seed * 1_000_003 + len(specs),
-                              "ticks": max(1, round(seconds * FPS)), "raw": preset.raw, "images": preset.images})
+                specs.append(
+                    {
+                        "id": f"sc{scenario}_s{subject}_{label}",
+                        "scenario": scenario,
+                        "subject": subject,
+                        "label": label,
+                        "seed": seed * 1_000_003 + len(specs),
+                        "ticks": max(1, round(seconds * FPS)),
+                        "raw": preset.raw,
+                        "images": preset.images,
+                    }
+                )
     return specs
 
 
@@ -77,26 +87,56 @@ def render_session(spec: dict, out_dir: str, imaging: ImagingStage, cache_dir: s
     """Simulate and write one session; returns its manifest entry (without splits)."""
     images = spec.get("images", True)
     mic0 = Geometry(mics=imaging.geometry.mics[:1], dead_channels=())  # students need microphone 0 only
-    scene = Scene(scenario=spec["scenario"], seed=spec["seed"], label=spec["label"], subject=spec["subject"],
-                  cache_dir=cache_dir, sounds=spec["sounds"], bank=spec["bank"], split=spec["bank_split"],
-                  split_subjects=spec["split_subjects"], geometry=None if images else mic0)
+    scene = Scene(
+        scenario=spec["scenario"],
+        seed=spec["seed"],
+        label=spec["label"],
+        subject=spec["subject"],
+        cache_dir=cache_dir,
+        sounds=spec["sounds"],
+        bank=spec["bank"],
+        split=spec["bank_split"],
+        split_subjects=spec["split_subjects"],
+        geometry=None if images else mic0,
+    )
     path = Path(out_dir) / spec["id"]
-    sounds = {"mode": scene.sounds, "bank_split": spec["bank_split"], "real_ambience": scene.real_ambience,
-              **scene.sound_sources(spec["ticks"] / FPS)}  # events of real takes and procedural ones
-    meta = {"label": spec["label"], "scenario": spec["scenario"], "subject": spec["subject"],
-            "scene_seed": spec["seed"], "sounds": sounds,
-            "device": {"uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
-                              f"&label={spec['label']}&subject={spec['subject']}&sounds={scene.sounds}",
-                       "kind": "sim", "simulated": True}}
+    sounds = {
+        "mode": scene.sounds,
+        "bank_split": spec["bank_split"],
+        "real_ambience": scene.real_ambience,
+        **scene.sound_sources(spec["ticks"] / FPS),
+    }  # events of real takes and procedural ones
+    meta = {
+        "label": spec["label"],
+        "scenario": spec["scenario"],
+        "subject": spec["subject"],
+        "scene_seed": spec["seed"],
+        "sounds": sounds,
+        "device": {
+            "uri": f"sim://?scenario={spec['scenario']}&seed={spec['seed']}"
+            f"&label={spec['label']}&subject={spec['subject']}&sounds={scene.sounds}",
+            "kind": "sim",
+            "simulated": True,
+        },
+    }
     writer = SessionWriter(path, meta, channels=None if spec["raw"] else [0], mfcc=images, geometry=imaging.geometry)
     tick = 0
     while tick < spec["ticks"]:
         batch = [scene.next_tick() for _ in range(min(FPS, spec["ticks"] - tick))]
         mfcc = imaging.mfcc(np.stack([b.audio for b in batch])) if images else [None] * len(batch)  # (n, 36, 48, 12)
         for b, volume in zip(batch, mfcc):
-            writer.write(SensorFrame(index=tick, first_sample=tick * BLOCK_SAMPLES, timestamp=tick / FPS,
-                                     audio=b.audio, video=b.video, video_timestamp=tick / FPS, truth=b.truth),
-                         mfcc=volume)
+            writer.write(
+                SensorFrame(
+                    index=tick,
+                    first_sample=tick * BLOCK_SAMPLES,
+                    timestamp=tick / FPS,
+                    audio=b.audio,
+                    video=b.video,
+                    video_timestamp=tick / FPS,
+                    truth=b.truth,
+                ),
+                mfcc=volume,
+            )
             tick += 1
     m = writer.close()
     return {**manifest_entry(path, Path(out_dir), m), "sounds": sounds}
@@ -112,13 +152,24 @@ def _check_same_dataset(out: Path, preset: str, config: dict, seed: int) -> None
     except (OSError, json.JSONDecodeError) as err:
         raise BadInput(f"{path} is not a manifest ({err}); use another --out") from None
     if (old.get("preset"), old.get("config"), old.get("seed")) != (preset, config, seed):
-        raise BadInput(f"{out} already holds the dataset of preset {old.get('preset')!r} with other settings; "
-                       "use another --out")
+        raise BadInput(
+            f"{out} already holds the dataset of preset {old.get('preset')!r} with other settings; use another --out"
+        )
 
 
-def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: bool | None = None, seed: int = 0,
-                 progress=None, *, geometry: Geometry, cache_dir: str | Path | None = None, bank=None,
-                 **overrides) -> dict:
+def make_dataset(
+    out: str | Path,
+    preset: str = "ci",
+    workers: int = 2,
+    raw: bool | None = None,
+    seed: int = 0,
+    progress=None,
+    *,
+    geometry: Geometry,
+    cache_dir: str | Path | None = None,
+    bank=None,
+    **overrides,
+) -> dict:
     """Generate the dataset into ``out`` (created) and write ``out/manifest.json``; returns it.
 
     The MFCC volumes are beamformed with ``geometry``; ``cache_dir`` keeps the beamformer's steering
@@ -149,8 +200,12 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
     subject_split = assign_splits([dict(s) for s in specs])["subject_split"]["subjects"]
     for spec in specs:
         split = subject_split[str(spec["subject"])]
-        spec.update(sounds=sounds, bank=str(bank.root) if bank else None, bank_split=split,
-                    split_subjects=[int(s) for s, v in subject_split.items() if v == split])
+        spec.update(
+            sounds=sounds,
+            bank=str(bank.root) if bank else None,
+            bank_split=split,
+            split_subjects=[int(s) for s, v in subject_split.items() if v == split],
+        )
     entries, todo = [], []
     for spec in specs:
         meta = finished_session(out / spec["id"])
@@ -186,8 +241,11 @@ def make_dataset(out: str | Path, preset: str = "ci", workers: int = 2, raw: boo
             progress.stop()
     order = {s["id"]: i for i, s in enumerate(specs)}
     entries.sort(key=lambda e: order[e["id"]])
-    return write_manifest(out, {"preset": preset, "seed": seed, "config": config_json,
-                                "sounds": _sounds_summary(sounds, bank, entries)}, entries)
+    return write_manifest(
+        out,
+        {"preset": preset, "seed": seed, "config": config_json, "sounds": _sounds_summary(sounds, bank, entries)},
+        entries,
+    )
 
 
 def _sounds_summary(sounds: str, bank, entries: list[dict]) -> dict:
@@ -196,8 +254,11 @@ def _sounds_summary(sounds: str, bank, entries: list[dict]) -> dict:
     for label in CLASSES:
         counts = [e["sounds"] for e in entries if e["label"] == label and e.get("sounds")]
         real, procedural = sum(c["real"] for c in counts), sum(c["procedural"] for c in counts)
-        per_class[label] = {"real_events": real, "procedural_events": procedural,
-                            "procedural_share": round(procedural / (real + procedural), 3) if real + procedural else None}
+        per_class[label] = {
+            "real_events": real,
+            "procedural_events": procedural,
+            "procedural_share": round(procedural / (real + procedural), 3) if real + procedural else None,
+        }
         if bank is not None:
             per_class[label]["bank_recordings"] = bank.summary().get(label, {}).get("recordings", 0)
     return {"mode": sounds, "bank": str(bank.root) if bank else None, "per_class": per_class}

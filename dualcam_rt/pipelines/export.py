@@ -34,9 +34,18 @@ def export_wav(session: str | Path, out: str | Path, channel: int = 0) -> Path:
     return out
 
 
-def export_video(session: str | Path, out: str | Path, geometry: Geometry, overlay: bool = True,
-                 beamform_backend: str = "auto", cache_dir: str | Path | None = None, view: View = DEFAULT_VIEW,
-                 student: Model | None = None, hop_s: float = 0.5, mic_channel: int = 0) -> Path:
+def export_video(
+    session: str | Path,
+    out: str | Path,
+    geometry: Geometry,
+    overlay: bool = True,
+    beamform_backend: str = "auto",
+    cache_dir: str | Path | None = None,
+    view: View = DEFAULT_VIEW,
+    student: Model | None = None,
+    hop_s: float = 0.5,
+    mic_channel: int = 0,
+) -> Path:
     """Write the session's video frames to MP4 at 12 fps; with ``overlay`` (and 128 stored
     channels) each frame carries its tick's acoustic image as the live view draws it (``view``'s
     band and dB range; the source marker and level only when there is a source, with the label of
@@ -48,8 +57,10 @@ def export_video(session: str | Path, out: str | Path, geometry: Geometry, overl
             raise BadInput(f"session {s.id} has no video frames")
         recorded = recorded_geometry(s.meta, geometry)  # the array the session was recorded with
         if overlay and s.channels != recorded.n_mics:
-            raise BadInput(f"session {s.id} stored {s.channels} channel(s): the overlay needs all {recorded.n_mics} "
-                           f"of {recorded.name} (use --no-overlay, or --geometry FILE.xml for another array)")
+            raise BadInput(
+                f"session {s.id} stored {s.channels} channel(s): the overlay needs all {recorded.n_mics} "
+                f"of {recorded.name} (use --no-overlay, or --geometry FILE.xml for another array)"
+            )
         imaging = ImagingStage(recorded, beamform_backend, cache_dir) if overlay else None
         predictor = StreamPredictor(student, s.sample_rate, hop_s) if student is not None and overlay else None
         column = s.column_of(mic_channel) if predictor is not None else None

@@ -44,12 +44,19 @@ class AcousticImage:
 class ImagingStage:
     """Beamforming and what is made of it, for one geometry (dead channels excluded)."""
 
-    def __init__(self, geometry: Geometry, backend: str = "auto", cache_dir: str | Path | None = None,
-                 beamformer: Beamformer | None = None, batch_frames: int = 16):
+    def __init__(
+        self,
+        geometry: Geometry,
+        backend: str = "auto",
+        cache_dir: str | Path | None = None,
+        beamformer: Beamformer | None = None,
+        batch_frames: int = 16,
+    ):
         self.geometry = geometry
         # steering for 1728 points x 126 mics x 512 bins: seconds to build, unless the cache holds it
-        self.beamformer = beamformer or Beamformer(geometry, backend=backend, batch_frames=batch_frames,
-                                                   cache_dir=cache_dir)
+        self.beamformer = beamformer or Beamformer(
+            geometry, backend=backend, batch_frames=batch_frames, cache_dir=cache_dir
+        )
 
     @property
     def backend(self) -> str | None:
@@ -75,7 +82,9 @@ class ImagingStage:
         _, png = cv2.imencode(".png", colour_layer(image.energy, view, size), [cv2.IMWRITE_PNG_COMPRESSION, 3])
         return png.tobytes()
 
-    def overlay(self, video: np.ndarray, image: AcousticImage, view: View = DEFAULT_VIEW, label: str | None = None) -> np.ndarray:
+    def overlay(
+        self, video: np.ndarray, image: AcousticImage, view: View = DEFAULT_VIEW, label: str | None = None
+    ) -> np.ndarray:
         """The video frame (480, 640, 3) BGR with the map, the source marker, level and ``label`` (or
         "no source") and the dB legend drawn over it."""
         return overlay(video, image.energy, view, self.geometry, label)

@@ -36,34 +36,55 @@ def view(message: dict | None, device: str, shown: int) -> Table:
         return table
     if message["label"] is None:
         level = message.get("level_db")
-        table.add_row(f"[bold]{shown_reason(message['reason'])}[/]",
-                      "" if level is None else f"{level:.0f} dB SPL", "")
+        table.add_row(f"[bold]{shown_reason(message['reason'])}[/]", "" if level is None else f"{level:.0f} dB SPL", "")
     for item in message["top_k"]:
         p = item["probability"]
-        table.add_row(item["label"], f"{100 * p:5.1f} %", "█" * int(round(30 * p)),
-                      style="dim" if message["label"] is None else None)
+        table.add_row(
+            item["label"],
+            f"{100 * p:5.1f} %",
+            "█" * int(round(30 * p)),
+            style="dim" if message["label"] is None else None,
+        )
     for event in message.get("events", []):
         table.add_row(f"event: {event['label']}", f"at {event['onset_s']:.2f} s", "")
     table.add_row("latency", f"{message['latency_ms']:.1f} ms", f"window {message['window_s']:.1f} s")
     return table
 
 
-def listen(uri: str, models: ModelSet, geometry: Geometry, model_name: str | None = None, hop_s: float = 0.5,
-           seconds: float | None = None, as_json: bool = False, mic_channel: int = 0) -> int:
+def listen(
+    uri: str,
+    models: ModelSet,
+    geometry: Geometry,
+    model_name: str | None = None,
+    hop_s: float = 0.5,
+    seconds: float | None = None,
+    as_json: bool = False,
+    mic_channel: int = 0,
+) -> int:
     """Classify a microphone live until Ctrl-C (or ``seconds``) with ``models``' model ``model_name``
     (its default when None); the number of predictions comes back."""
     model = models.get(model_name)
     device = open_device(uri)
     events: queue.Queue = queue.Queue()
-    pipeline = LivePipeline(device, model, events.put, geometry=geometry, hop_s=hop_s, imaging=False,
-                            mic_channel=min(mic_channel, device.channels - 1))
+    pipeline = LivePipeline(
+        device,
+        model,
+        events.put,
+        geometry=geometry,
+        hop_s=hop_s,
+        imaging=False,
+        mic_channel=min(mic_channel, device.channels - 1),
+    )
     shown, last = 0, None
     deadline = time.monotonic() + seconds if seconds else float("inf")
     console = Console()
     pipeline.start()
     try:
-        with Live(view(None, uri, 0), console=console, refresh_per_second=8,
-                  transient=False) if not as_json else _NoLive() as live:
+        with (
+            Live(view(None, uri, 0), console=console, refresh_per_second=8, transient=False)
+            if not as_json
+            else _NoLive() as live
+        ):
             while time.monotonic() < deadline:
                 try:
                     message = events.get(timeout=0.2)

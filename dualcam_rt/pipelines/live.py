@@ -56,10 +56,22 @@ def percentiles(values, qs=(50, 90, 99)) -> dict:
 class LivePipeline:
     """Runs a device through the student and the imaging chain in worker threads (``start``/``stop``)."""
 
-    def __init__(self, device: Device, model: Model | None, publish: Callable[[dict | bytes], None], *,
-                 geometry: Geometry, hop_s: float = 0.5, mic_channel: int = 0, imaging: bool = True,
-                 beamform_backend: str = "auto", cache_dir: str | Path | None = None, beamformer=None,
-                 top_k: int = 3, view: View = DEFAULT_VIEW):
+    def __init__(
+        self,
+        device: Device,
+        model: Model | None,
+        publish: Callable[[dict | bytes], None],
+        *,
+        geometry: Geometry,
+        hop_s: float = 0.5,
+        mic_channel: int = 0,
+        imaging: bool = True,
+        beamform_backend: str = "auto",
+        cache_dir: str | Path | None = None,
+        beamformer=None,
+        top_k: int = 3,
+        view: View = DEFAULT_VIEW,
+    ):
         self.device, self.model, self.publish = device, model, publish
         self.hop_s, self.mic_channel, self.imaging, self.top_k = hop_s, mic_channel, imaging, top_k
         self.beamform_backend, self.geometry, self.cache_dir = beamform_backend, geometry, cache_dir
@@ -117,13 +129,23 @@ class LivePipeline:
     def status(self) -> dict:
         """Counters, rates and latency percentiles (ms) for ``/v1/status``."""
         elapsed = max(time.time() - self.started_at, 1e-9)
-        return {"state": self.state, "error": self.error, "frames": self.frames,
-                "frame_rate_hz": round(self.frames / elapsed, 3), "visual_dropped": self.visual_dropped,
-                "imaged_frames": self.imaged, "predictions": self.predictions, "gate_skipped": self.gate_skipped,
-                "audio_queue": self.audio_queue.qsize(), "hop_s": self.hop_s, "mic_channel": self.mic_channel,
-                "model": self.model.name if self.model else None, "beamform_backend": self.beamform_backend_used,
-                "prediction_latency_ms": percentiles(self.prediction_ms),
-                "imaging_latency_ms": percentiles(self.imaging_ms)}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "frames": self.frames,
+            "frame_rate_hz": round(self.frames / elapsed, 3),
+            "visual_dropped": self.visual_dropped,
+            "imaged_frames": self.imaged,
+            "predictions": self.predictions,
+            "gate_skipped": self.gate_skipped,
+            "audio_queue": self.audio_queue.qsize(),
+            "hop_s": self.hop_s,
+            "mic_channel": self.mic_channel,
+            "model": self.model.name if self.model else None,
+            "beamform_backend": self.beamform_backend_used,
+            "prediction_latency_ms": percentiles(self.prediction_ms),
+            "imaging_latency_ms": percentiles(self.imaging_ms),
+        }
 
     # -- stages ----------------------------------------------------------------------------
     def _guard(self, stage: Callable[[], None]) -> None:
@@ -179,12 +201,21 @@ class LivePipeline:
                 self.prediction_ms.append(latency_ms)
                 self.predictions += 1
                 self.gate_skipped = predictor.skipped
-                self.publish({"type": "prediction", "model": self.model.name, "tick": frame.index,
-                              "t_s": round(p.t_s, 4), "window_s": round(p.window_s, 3),
-                              "arrived_at": arrived, "latency_ms": round(latency_ms, 3),
-                              "features_ms": round(p.timing.get("features_ms", 0.0), 3),
-                              "inference_ms": round(p.timing.get("inference_ms", 0.0), 3),
-                              "truth": (frame.truth or {}).get("label"), **p.answer()})
+                self.publish(
+                    {
+                        "type": "prediction",
+                        "model": self.model.name,
+                        "tick": frame.index,
+                        "t_s": round(p.t_s, 4),
+                        "window_s": round(p.window_s, 3),
+                        "arrived_at": arrived,
+                        "latency_ms": round(latency_ms, 3),
+                        "features_ms": round(p.timing.get("features_ms", 0.0), 3),
+                        "inference_ms": round(p.timing.get("inference_ms", 0.0), 3),
+                        "truth": (frame.truth or {}).get("label"),
+                        **p.answer(),
+                    }
+                )
 
     def _image(self) -> None:
         try:  # imaging may drop frames, predictions may not lag: let the audio path win the CPU
@@ -210,10 +241,19 @@ class LivePipeline:
             self.imaged += 1
             self.imaging_ms.append((time.time() - arrived) * 1e3)
             truth = frame.truth or {}
-            self.publish({"type": "position", "tick": frame.index, "t_s": round(frame.timestamp, 4),
-                          "arrived_at": arrived, "imaging_ms": round(self.imaging_ms[-1], 3),
-                          **seen, **view.describe(), "truth_px": truth.get("source_px"),
-                          **({"layer": layer} if images else {})})
+            self.publish(
+                {
+                    "type": "position",
+                    "tick": frame.index,
+                    "t_s": round(frame.timestamp, 4),
+                    "arrived_at": arrived,
+                    "imaging_ms": round(self.imaging_ms[-1], 3),
+                    **seen,
+                    **view.describe(),
+                    "truth_px": truth.get("source_px"),
+                    **({"layer": layer} if images else {}),
+                }
+            )
             if images:
                 ok, jpeg = cv2.imencode(".jpg", frame.video, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:

@@ -26,8 +26,9 @@ from ..sessions.reader import recorded_geometry
 class TimeData:
     """Audio blocks of a recording: ``n_frames`` blocks of (channels, nfft) float32 Pa."""
 
-    def __init__(self, read: Callable[[int, int], np.ndarray], n_frames: int, channels: int, sample_rate: int,
-                 name: str):
+    def __init__(
+        self, read: Callable[[int, int], np.ndarray], n_frames: int, channels: int, sample_rate: int, name: str
+    ):
         self._read = read  # (first_frame, stop_frame) -> (channels, samples)
         self.n_frames, self.channels, self.sample_rate, self.name = n_frames, channels, sample_rate, name
 
@@ -44,8 +45,9 @@ def open_time_data(path: str | Path, stack: ExitStack, nfft: int) -> TimeData:
         raise NotFound(f"no such file or session: {path}")
     if path.is_dir():
         session = stack.enter_context(open_session(path))
-        return TimeData(lambda a, b: session.audio(a, b), session.n_ticks, session.channels,
-                        session.sample_rate, str(path))
+        return TimeData(
+            lambda a, b: session.audio(a, b), session.n_ticks, session.channels, session.sample_rate, str(path)
+        )
     try:
         h5 = stack.enter_context(h5py.File(path, "r"))
     except OSError as err:
@@ -55,8 +57,13 @@ def open_time_data(path: str | Path, stack: ExitStack, nfft: int) -> TimeData:
     td = h5["time_data"]
     if "sample_freq" not in td.attrs:
         raise BadInput(f"{path}: 'time_data' has no 'sample_freq' attribute")
-    return TimeData(lambda a, b: td[a * nfft:b * nfft].T, td.shape[0] // nfft, td.shape[1],
-                    int(round(float(td.attrs["sample_freq"]))), str(path))
+    return TimeData(
+        lambda a, b: td[a * nfft : b * nfft].T,
+        td.shape[0] // nfft,
+        td.shape[1],
+        int(round(float(td.attrs["sample_freq"]))),
+        str(path),
+    )
 
 
 def _recording_geometry(path: str | Path, geometry: Geometry) -> Geometry:
@@ -72,14 +79,22 @@ def check_compatible(data: TimeData, geometry: Geometry) -> None:
     if data.channels != geometry.n_mics:
         raise BadInput(f"{data.name} has {data.channels} channels; the geometry has {geometry.n_mics} microphones")
     if data.sample_rate != geometry.sample_rate:
-        raise BadInput(f"{data.name} is sampled at {data.sample_rate} Hz; the beamformer needs {geometry.sample_rate} Hz")
+        raise BadInput(
+            f"{data.name} is sampled at {data.sample_rate} Hz; the beamformer needs {geometry.sample_rate} Hz"
+        )
     if data.n_frames == 0:
         raise BadInput(f"{data.name} holds less than one {geometry.nfft}-sample block")
 
 
-def beamform_recording(path: str | Path, out: str | Path, geometry: Geometry, backend: str = "auto",
-                       batch_frames: int = 64, progress: Callable[[int, int], None] | None = None,
-                       cache_dir: str | Path | None = None) -> tuple[int, ...]:
+def beamform_recording(
+    path: str | Path,
+    out: str | Path,
+    geometry: Geometry,
+    backend: str = "auto",
+    batch_frames: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[int, ...]:
     """Shape of the (frames, rows, cols, bins) float32 .npy written to ``out`` from the recording at
     ``path``: (frames, 36, 48, 512) for the DualCam. A session is beamformed with the array, rate
     and block size it recorded (``recorded_geometry``: a UMA-16 at 48 kHz gives 2000 bins); an HDF5

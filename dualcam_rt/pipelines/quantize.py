@@ -22,15 +22,13 @@ from ..training.data import ClipOptions, load_clips, read_manifest
 CALIBRATION_CLIPS = 64
 
 
-
-
 def quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.items = iter(calibration[i:i + 8] for i in range(0, len(calibration), 8))
+            self.items = iter(calibration[i : i + 8] for i in range(0, len(calibration), 8))
 
         def get_next(self):
             batch = next(self.items, None)
@@ -39,15 +37,22 @@ def quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_nam
     prepared = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared))
     try:
-        quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
     finally:
         prepared.unlink(missing_ok=True)
 
 
 def predicted(session, x: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 16]})[0] for i in range(0, len(x), 16)]).argmax(1)
+    return np.concatenate([session.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)]).argmax(1)
 
 
 def ms_per_item(session, x: np.ndarray, batch: int, repeats: int = 10) -> float:
@@ -73,8 +78,9 @@ def _machine() -> str:
     return f"{model}, {cpu_budget()} CPU(s) usable, VNNI {'yes' if vnni else 'no'}"
 
 
-def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json", out: str | Path = "models",
-                     threads: int = 1) -> dict:
+def quantize_student(
+    data: str | Path, model: str | Path = "models/hearnet.json", out: str | Path = "models", threads: int = 1
+) -> dict:
     """Write ``<name>_int8.onnx`` and its card into ``out`` for the fp32 student whose card is
     ``model``, calibrated on ``data``'s train clips; returns what was measured on val and test."""
     card_path = Path(model)
@@ -99,25 +105,40 @@ def quantize_student(data: str | Path, model: str | Path = "models/hearnet.json"
         part = clips.select(split)
         x = part.student_features(kind)
         a, b = predicted(fp32, x), predicted(int8, x)
-        measured.update({f"{split}_clips": len(part), f"{split}_accuracy_fp32": float(np.mean(a == part.label)),
-                         f"{split}_accuracy": float(np.mean(b == part.label)),
-                         f"{split}_agreement_with_fp32": float(np.mean(a == b))})
+        measured.update(
+            {
+                f"{split}_clips": len(part),
+                f"{split}_accuracy_fp32": float(np.mean(a == part.label)),
+                f"{split}_accuracy": float(np.mean(b == part.label)),
+                f"{split}_agreement_with_fp32": float(np.mean(a == b)),
+            }
+        )
     measured.update({"ms_per_item_fp32": {}, "ms_per_item_int8": {}})
     for batch in (1, 16):  # interleaved, so that both see the same machine load
         for _ in range(3):
             for key, session in (("ms_per_item_fp32", fp32), ("ms_per_item_int8", int8)):
                 ms = round(ms_per_item(session, x, batch), 3)
                 measured[key][batch] = min(ms, measured[key].get(batch, ms))
-    new_card = {**card, "name": name, "file": int8_path.name,
-                "quantization": {"of": card["file"], "tool": "onnxruntime.quantization.quantize_static",
-                                 "format": "QDQ", "activations": "uint8", "weights": "int8 per channel",
-                                 "calibration": f"MinMax on {len(calibration)} clips of the train split of the "
-                                                f"simulated {preset} dataset (dualcam-rt make-dataset --preset {preset})",
-                                 "measured": {**measured, "threads": threads, "machine": _machine()},
-                                 "reproduce": f"dualcam-rt make-dataset --out data/{preset} --preset {preset} && "
-                                              f"dualcam-rt quantize --data data/{preset} --model {model} "
-                                              f"--out {out}"}}
-    new_card["metrics"] = {k: measured[k] for k in ("val_accuracy", "test_accuracy", "test_accuracy_fp32",
-                                                    "test_agreement_with_fp32")}
+    new_card = {
+        **card,
+        "name": name,
+        "file": int8_path.name,
+        "quantization": {
+            "of": card["file"],
+            "tool": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ",
+            "activations": "uint8",
+            "weights": "int8 per channel",
+            "calibration": f"MinMax on {len(calibration)} clips of the train split of the "
+            f"simulated {preset} dataset (dualcam-rt make-dataset --preset {preset})",
+            "measured": {**measured, "threads": threads, "machine": _machine()},
+            "reproduce": f"dualcam-rt make-dataset --out data/{preset} --preset {preset} && "
+            f"dualcam-rt quantize --data data/{preset} --model {model} "
+            f"--out {out}",
+        },
+    }
+    new_card["metrics"] = {
+        k: measured[k] for k in ("val_accuracy", "test_accuracy", "test_accuracy_fp32", "test_agreement_with_fp32")
+    }
     (out / f"{name}.json").write_text(json.dumps(new_card, indent=2) + "\n")
     return measured

@@ -42,8 +42,13 @@ class Recording:
 
     def __init__(self, rec_id: str, path: Path, spec: RecordingSpec, live: LivePipeline):
         self.id, self.path, self.spec, self.live = rec_id, path, spec, live
-        meta: dict[str, Any] = {"label": spec.label, "scenario": spec.scenario, "subject": spec.subject,
-                                "device": live.device.describe(), "source": "service"}
+        meta: dict[str, Any] = {
+            "label": spec.label,
+            "scenario": spec.scenario,
+            "subject": spec.subject,
+            "device": live.device.describe(),
+            "source": "service",
+        }
         if spec.label is not None:
             meta["class_index"] = CLASSES.index(spec.label)
         # the session keeps the geometry the live pipeline images with (its dead channels included)
@@ -88,10 +93,19 @@ class Recording:
         self.thread.join(10)
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "path": str(self.path), "seconds": self.spec.seconds,
-                "label": self.spec.label, "scenario": self.spec.scenario, "subject": self.spec.subject,
-                "recorded_s": round(self.writer.seconds, 3), "started_at": self.started_at,
-                "result": self.result, "error": self.error}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "path": str(self.path),
+            "seconds": self.spec.seconds,
+            "label": self.spec.label,
+            "scenario": self.spec.scenario,
+            "subject": self.spec.subject,
+            "recorded_s": round(self.writer.seconds, 3),
+            "started_at": self.started_at,
+            "result": self.result,
+            "error": self.error,
+        }
 
 
 class Recorder:
@@ -110,8 +124,9 @@ class Recorder:
             raise DeviceError("no live device to record from")
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            rec_id = check_name(f"{default_session_name(spec.label, spec.scenario, spec.subject)}"
-                                f"-{secrets.token_hex(3)}")
+            rec_id = check_name(
+                f"{default_session_name(spec.label, spec.scenario, spec.subject)}-{secrets.token_hex(3)}"
+            )
             recording = Recording(rec_id, self.sessions_dir / rec_id, spec, live)
             self.items[rec_id] = recording
         return recording

@@ -22,9 +22,18 @@ def replay_uri(path: str | Path, speed: str = "max") -> str:
     return f"replay://{quote(str(Path(path).resolve()))}?speed={quote(str(speed))}"
 
 
-def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | None = None, model: str | None = None,
-                    speed: str = "max", localise: bool = True, hop_s: float = 0.5, mic_channel: int = 0,
-                    beamform_backend: str = "auto", cache_dir: str | Path | None = None) -> dict:
+def replay_timeline(
+    path: str | Path,
+    geometry: Geometry,
+    models: ModelSet | None = None,
+    model: str | None = None,
+    speed: str = "max",
+    localise: bool = True,
+    hop_s: float = 0.5,
+    mic_channel: int = 0,
+    beamform_backend: str = "auto",
+    cache_dir: str | Path | None = None,
+) -> dict:
     """The session's timeline: one row per tick (video, localisation: ``ImagingStage.describe``'s
     peak/floor/contrast and source or None) and, with ``models``, the
     predictions of model ``model`` (their default when None) every ``hop_s`` seconds over its
@@ -42,9 +51,14 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
         predictor, col = None, device.session.column_of(mic_channel) if student is not None else None
         for frame in device.frames():
             truth = frame.truth or {}
-            row = {"tick": frame.index, "time_s": round(frame.timestamp, 4), "video": frame.video is not None,
-                   "lost_samples": frame.lost_samples,
-                   "truth_px": truth.get("source_px"), "truth_active": truth.get("active")}
+            row = {
+                "tick": frame.index,
+                "time_s": round(frame.timestamp, 4),
+                "video": frame.video is not None,
+                "lost_samples": frame.lost_samples,
+                "truth_px": truth.get("source_px"),
+                "truth_active": truth.get("active"),
+            }
             if imaging is not None:
                 row["localisation"] = imaging.describe(imaging.image(frame.audio))  # source None between events
             if student is not None:
@@ -54,7 +68,13 @@ def replay_timeline(path: str | Path, geometry: Geometry, models: ModelSet | Non
                     predictions.append(pred)
                     row["prediction"] = pred
             rows.append(row)
-    return {"session": info, "frames": len(rows), "video_frames": sum(r["video"] for r in rows),
-            "localised": imaging is not None, "model": student.name if student else None,
-            "predictions": predictions, "events": predictor.events.reported if predictor else [],
-            "timeline": rows}
+    return {
+        "session": info,
+        "frames": len(rows),
+        "video_frames": sum(r["video"] for r in rows),
+        "localised": imaging is not None,
+        "model": student.name if student else None,
+        "predictions": predictions,
+        "events": predictor.events.reported if predictor else [],
+        "timeline": rows,
+    }

@@ -60,9 +60,15 @@ class Prediction:
         """The JSON fields every consumer sends: label, reason (None when labelled), top-k, every
         action's probability, level, the window's newest onset (``onset_s``, None without one) and
         the events new in this window."""
-        return {"label": self.label, "reason": self.reason, "top_k": self.top_k,
-                "probabilities": self.probabilities, "level_db": self.level_db,
-                "onset_s": self.onsets_s[-1] if self.onsets_s else None, "events": list(self.events)}
+        return {
+            "label": self.label,
+            "reason": self.reason,
+            "top_k": self.top_k,
+            "probabilities": self.probabilities,
+            "level_db": self.level_db,
+            "onset_s": self.onsets_s[-1] if self.onsets_s else None,
+            "events": list(self.events),
+        }
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,15 @@ class StreamPredictor:
     def _prediction(self, window: Window, answer: dict, found: list[float], timing: dict[str, float]) -> Prediction:
         start_s = (window.end - len(window.wave)) / self.sample_rate
         new = self.events.update(found, answer["label"], start_s)
-        return Prediction(t_s=window.end / self.sample_rate, window_s=len(window.wave) / self.sample_rate,
-                          **answer, level_db=round(window.level_db, 2) if np.isfinite(window.level_db) else None,
-                          onsets_s=tuple(found), events=tuple(new), timing=timing)
+        return Prediction(
+            t_s=window.end / self.sample_rate,
+            window_s=len(window.wave) / self.sample_rate,
+            **answer,
+            level_db=round(window.level_db, 2) if np.isfinite(window.level_db) else None,
+            onsets_s=tuple(found),
+            events=tuple(new),
+            timing=timing,
+        )
 
     def push(self, samples: np.ndarray) -> list[Prediction]:
         """The predictions of the windows that ended inside ``samples``, computed in this thread."""

@@ -26,15 +26,19 @@ STATIC_DIR = Path(__file__).parent / "static"
 AUDIO_MEDIA_TYPES = ("audio/wav", "audio/flac", "audio/ogg", "application/octet-stream")
 MULTIPART = "multipart/form-data"
 _BINARY = {"type": "string", "format": "binary"}
-PREDICT_BODY = {"requestBody": {
-    "required": True,
-    "description": "The audio file itself (WAV, FLAC or OGG; any rate, any channels; the format is read "
-                   "from the bytes, so any `audio/*` type is accepted), or a multipart form whose first file "
-                   "field is that file. At most `DUALCAM_MAX_UPLOAD_BYTES` bytes (413 beyond) and "
-                   "`DUALCAM_MAX_UPLOAD_SECONDS` of audio.",
-    "content": {**{t: {"schema": _BINARY} for t in AUDIO_MEDIA_TYPES},
-                MULTIPART: {"schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]}}},
-}}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The audio file itself (WAV, FLAC or OGG; any rate, any channels; the format is read "
+        "from the bytes, so any `audio/*` type is accepted), or a multipart form whose first file "
+        "field is that file. At most `DUALCAM_MAX_UPLOAD_BYTES` bytes (413 beyond) and "
+        "`DUALCAM_MAX_UPLOAD_SECONDS` of audio.",
+        "content": {
+            **{t: {"schema": _BINARY} for t in AUDIO_MEDIA_TYPES},
+            MULTIPART: {"schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]}},
+        },
+    }
+}
 
 
 @router.get("/", include_in_schema=False)
@@ -67,11 +71,13 @@ class PredictAnswer(BaseModel):
     label: str | None = Field(description="The most probable action, or null when the clip holds none (see reason)")
     reason: Literal["silence", "no_action"] | None = Field(
         description="Why label is null: silence (below the model's level gate; the student did not run, "
-                    "top_k and probabilities are empty) or no_action (background class or low confidence)")
+        "top_k and probabilities are empty) or no_action (background class or low confidence)"
+    )
     top_k: list[LabelProbability]
     probabilities: dict[str, float] = Field(description="Every action of the model (raw; empty for silence)")
-    level_db: float | None = Field(description="RMS level of the classified window, dB SPL (full scale = 20 Pa); "
-                                               "null for digital silence")
+    level_db: float | None = Field(
+        description="RMS level of the classified window, dB SPL (full scale = 20 Pa); null for digital silence"
+    )
     input: UploadedAudio
     latency_ms: float = Field(description="Body read to answer ready")
     timing_ms: dict[str, float] = Field(description="Stages: features_ms, inference_ms")
@@ -84,15 +90,20 @@ class Readiness(BaseModel):
     error: ErrorDetail | None = None
 
 
-@router.get("/readyz", response_model=Readiness,
-            responses={503: {"model": Readiness, "description": "Not ready yet; `error` says what is missing"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready yet; `error` says what is missing"}},
+)
 async def readyz(svc: ServiceDep) -> JSONResponse:
     """200 once models are loaded and the device streams (when one is opened); 503 until then."""
-    checks = {"models": len(svc.models) > 0,
-              "device": svc.live.streaming if svc.live is not None else None}
+    checks = {"models": len(svc.models) > 0, "device": svc.live.streaming if svc.live is not None else None}
     ready = checks["models"] and checks["device"] is not False
-    body: dict[str, Any] = {"ready": ready, "checks": checks,
-                            "providers": {m.name: m.providers for m in svc.models.models.values()}}
+    body: dict[str, Any] = {
+        "ready": ready,
+        "checks": checks,
+        "providers": {m.name: m.providers for m in svc.models.models.values()},
+    }
     if not ready:
         failing = ", ".join(k for k, v in checks.items() if v is False)
         body["error"] = {"code": "not_ready", "message": f"not ready: {failing}"}
@@ -106,13 +117,16 @@ async def status(svc: ServiceDep) -> dict[str, Any]:
     device = dict(svc.device_info)
     if live is not None:
         device["stats"] = live.device.stats.to_dict()
-    return {"device": device or None, "simulated": device.get("simulated") if device else None,
-            "fallback": bool(device.get("fallback")) if device else False,
-            "live": live.status() if live is not None else None,
-            "models": {m.name: {"providers": m.providers} for m in svc.models.models.values()},
-            "default_model": svc.models.default,
-            "clients": svc.hub.counts(),
-            "batching": {name: {"batches": b.batches, "items": b.items} for name, b in svc.batchers.items()}}
+    return {
+        "device": device or None,
+        "simulated": device.get("simulated") if device else None,
+        "fallback": bool(device.get("fallback")) if device else False,
+        "live": live.status() if live is not None else None,
+        "models": {m.name: {"providers": m.providers} for m in svc.models.models.values()},
+        "default_model": svc.models.default,
+        "clients": svc.hub.counts(),
+        "batching": {name: {"batches": b.batches, "items": b.items} for name, b in svc.batchers.items()},
+    }
 
 
 @router.get("/v1/models")
@@ -124,10 +138,16 @@ async def models(models: ModelsDep) -> dict[str, Any]:
 def _check_media_type(request: Request) -> str:
     """The body's media type; UnsupportedMediaType unless it is audio, binary or a multipart form."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type and media_type != MULTIPART and not media_type.startswith("audio/") \
-            and media_type not in AUDIO_MEDIA_TYPES:
-        raise UnsupportedMediaType(f"content type {media_type!r} is not audio; send the file as audio/wav, "
-                                   f"audio/flac, audio/ogg, application/octet-stream or {MULTIPART}")
+    if (
+        media_type
+        and media_type != MULTIPART
+        and not media_type.startswith("audio/")
+        and media_type not in AUDIO_MEDIA_TYPES
+    ):
+        raise UnsupportedMediaType(
+            f"content type {media_type!r} is not audio; send the file as audio/wav, "
+            f"audio/flac, audio/ogg, application/octet-stream or {MULTIPART}"
+        )
     return media_type
 
 
@@ -147,6 +167,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 async def _file_of_form(request: Request, body: bytes) -> bytes:
     """The first file field of a multipart form body."""
+
     async def chunks():
         yield body
 
@@ -160,11 +181,19 @@ async def _file_of_form(request: Request, body: bytes) -> bytes:
     return await files[0].read()
 
 
-@router.post("/v1/predict", response_model=PredictAnswer, openapi_extra=PREDICT_BODY,
-             responses=error_responses(400, 404, 413, 415, 422))
-async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
-                  model: Annotated[str | None, Query(description="Model name (default: the service's default model)")] = None,
-                  top_k: Annotated[int, Query(ge=1, le=14, description="How many labels to list")] = 3) -> JSONResponse:
+@router.post(
+    "/v1/predict",
+    response_model=PredictAnswer,
+    openapi_extra=PREDICT_BODY,
+    responses=error_responses(400, 404, 413, 415, 422),
+)
+async def predict(
+    request: Request,
+    svc: ServiceDep,
+    settings: SettingsDep,
+    model: Annotated[str | None, Query(description="Model name (default: the service's default model)")] = None,
+    top_k: Annotated[int, Query(ge=1, le=14, description="How many labels to list")] = 3,
+) -> JSONResponse:
     """Classify an audio file (WAV/FLAC/OGG, any rate, any channels): top-k, probabilities, latency.
 
     The body is the file itself (or a multipart form with one file field). It is mixed to mono
@@ -179,7 +208,7 @@ async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
 
     def run():
         wave, source = decode_audio(body, settings.max_upload_seconds, m.sample_rate)
-        window = wave[-int(m.seconds * m.sample_rate):]
+        window = wave[-int(m.seconds * m.sample_rate) :]
         answers, timing = gated_answers(m, [window], top_k, FILE_FULL_SCALE_PA)
         return answers[0], timing, source
 
@@ -190,14 +219,24 @@ async def predict(request: Request, svc: ServiceDep, settings: SettingsDep,
         svc.metrics.gate_skipped.labels("predict").inc()
     svc.metrics.latency.labels("predict").observe(latency_s)
     # a plain dict of str/float/int: JSONResponse directly, without FastAPI's jsonable_encoder walk
-    return JSONResponse({"model": m.name, **answer, "input": source,
-                         "latency_ms": round(latency_s * 1e3, 3),
-                         "timing_ms": {k: round(v, 3) for k, v in timing.items()}})
+    return JSONResponse(
+        {
+            "model": m.name,
+            **answer,
+            "input": source,
+            "latency_ms": round(latency_s * 1e3, 3),
+            "timing_ms": {k: round(v, 3) for k, v in timing.items()},
+        }
+    )
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text exposition"}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text exposition"}
+    },
+)
 async def metrics(svc: ServiceDep) -> Response:
     """Prometheus metrics of this service (predictions, latency, errors, clients, drops)."""
     live = svc.live

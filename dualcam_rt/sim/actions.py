@@ -53,14 +53,18 @@ def subject_traits(subject: int) -> Traits:
         raise BadInput(f"subject must be 0..{N_SUBJECTS - 1}, got {subject}")
     r = np.random.default_rng(9000 + subject)
     high_voice = subject % 2 == 1
-    return Traits(pitch=float(r.uniform(0.85, 1.18)), tempo=float(r.uniform(0.8, 1.25)),
-                  level_db=float(r.uniform(-3, 3)),
-                  f0_hz=float(r.uniform(180, 230) if high_voice else r.uniform(95, 135)),
-                  whistle_hz=float(r.uniform(1200, 2000)),
-                  formant_scale=float(r.uniform(1.05, 1.18) if high_voice else r.uniform(0.92, 1.04)))
+    return Traits(
+        pitch=float(r.uniform(0.85, 1.18)),
+        tempo=float(r.uniform(0.8, 1.25)),
+        level_db=float(r.uniform(-3, 3)),
+        f0_hz=float(r.uniform(180, 230) if high_voice else r.uniform(95, 135)),
+        whistle_hz=float(r.uniform(1200, 2000)),
+        formant_scale=float(r.uniform(1.05, 1.18) if high_voice else r.uniform(0.92, 1.04)),
+    )
 
 
 # --- building blocks ------------------------------------------------------------------------
+
 
 def band_noise(rng: np.random.Generator, n: int, lo_hz: float, hi_hz: float, fs: int) -> np.ndarray:
     """Unit-rms white noise confined to lo..hi Hz (brick-wall in the FFT domain)."""
@@ -98,7 +102,7 @@ def _resonate(x: np.ndarray, f_hz: float, q: float, fs: int) -> np.ndarray:
 def _add(out: np.ndarray, event: np.ndarray, start: int) -> int:
     """Add event at sample start, cut at the end of out; returns the samples placed."""
     n = max(0, min(len(event), len(out) - start))
-    out[start:start + n] += event[:n]
+    out[start : start + n] += event[:n]
     return n
 
 
@@ -133,6 +137,7 @@ def _impacts(seconds, fs, rng, times, make_event, level_pa) -> tuple[np.ndarray,
 
 # --- the fourteen generators -----------------------------------------------------------------
 
+
 def clapping(rng, tr: Traits, seconds: float, fs: int):
     res = rng.uniform(900, 1700) * tr.pitch
 
@@ -155,8 +160,15 @@ def snapping_fingers(rng, tr: Traits, seconds: float, fs: int):
     return _impacts(seconds, fs, rng, _onsets(rng, seconds, 1.5 * tr.tempo, 0.25), snap, 1.0)
 
 
-_VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
-           (640, 1190, 2390), (490, 1350, 1690), (660, 1720, 2410))  # Peterson & Barney (male) F1-F3
+_VOWELS = (
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (300, 870, 2240),
+    (530, 1840, 2480),
+    (640, 1190, 2390),
+    (490, 1350, 1690),
+    (660, 1720, 2410),
+)  # Peterson & Barney (male) F1-F3
 
 
 def speaking(rng, tr: Traits, seconds: float, fs: int):
@@ -175,14 +187,13 @@ def speaking(rng, tr: Traits, seconds: float, fs: int):
             pulses = np.diff(np.floor(phase), prepend=0.0) * (1 + 0.1 * rng.standard_normal(n))
             src = np.convolve(pulses, np.exp(-np.arange(40) / 6.0))[:n]  # smooth glottal shape
             f1, f2, f3 = np.asarray(_VOWELS[rng.integers(len(_VOWELS))]) * tr.formant_scale
-            voiced = (_resonate(src, f1, 5, fs) + 0.5 * _resonate(src, f2, 8, fs)
-                      + 0.2 * _resonate(src, f3, 10, fs))
+            voiced = _resonate(src, f1, 5, fs) + 0.5 * _resonate(src, f2, 8, fs) + 0.2 * _resonate(src, f3, 10, fs)
             env = np.sin(np.linspace(0, np.pi, n)) ** 0.6
             syll = voiced * env
             if rng.random() < 0.3:  # a fricative onset (s, f, sh)
                 nf = int(0.06 * fs)
                 fric = band_noise(rng, nf, 2500, 5800, fs) * np.hanning(nf) * 0.15 * np.std(voiced)
-                syll[:nf] += fric[:min(nf, n)]
+                syll[:nf] += fric[: min(nf, n)]
             placed = _add(out, _rms(syll, 0.06 * rng.uniform(0.7, 1.3)), int(t * fs))
             if placed:  # each syllable is an event (the mouth opens with it)
                 events.append((float(t), float(t + placed / fs)))
@@ -268,7 +279,9 @@ def knocking(rng, tr: Traits, seconds: float, fs: int):
     def knock():
         n = int(0.12 * fs)
         hit = _burst(rng, n, 80, 1200, 0.002, fs)
-        return 0.3 * hit + _modes(panel * rng.uniform(0.97, 1.03, 4), (0.03, 0.025, 0.02, 0.015), (1, 0.9, 0.6, 0.35), n, fs, rng)
+        return 0.3 * hit + _modes(
+            panel * rng.uniform(0.97, 1.03, 4), (0.03, 0.025, 0.02, 0.015), (1, 0.9, 0.6, 0.35), n, fs, rng
+        )
 
     times = []
     for t0 in _onsets(rng, seconds, 0.6 * tr.tempo, 0.3):
@@ -373,18 +386,27 @@ def stick_dropping(rng, tr: Traits, seconds: float, fs: int):
 
 
 GENERATORS: dict[str, Callable] = {
-    "clapping": clapping, "snapping_fingers": snapping_fingers, "speaking": speaking,
-    "whistling": whistling, "playing_kendama": playing_kendama, "clicking": clicking,
-    "typing": typing, "knocking": knocking, "hammering": hammering,
-    "peanut_breaking": peanut_breaking, "paper_ripping": paper_ripping,
-    "plastic_crumpling": plastic_crumpling, "paper_shaking": paper_shaking,
+    "clapping": clapping,
+    "snapping_fingers": snapping_fingers,
+    "speaking": speaking,
+    "whistling": whistling,
+    "playing_kendama": playing_kendama,
+    "clicking": clicking,
+    "typing": typing,
+    "knocking": knocking,
+    "hammering": hammering,
+    "peanut_breaking": peanut_breaking,
+    "paper_ripping": paper_ripping,
+    "plastic_crumpling": plastic_crumpling,
+    "paper_shaking": paper_shaking,
     "stick_dropping": stick_dropping,
 }
 assert tuple(GENERATORS) == CLASSES  # one generator per class, in class-index order
 
 
-def synthesize(label: str, subject: int, seconds: float, rng: np.random.Generator,
-               sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, Events]:
+def synthesize(
+    label: str, subject: int, seconds: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
+) -> tuple[np.ndarray, Events]:
     """The action sound (Pa at 1 m, float64, seconds * sample_rate samples) and its event spans (s)."""
     if label not in GENERATORS:
         raise BadInput(f"unknown class {label!r}; known: {', '.join(CLASSES)}")

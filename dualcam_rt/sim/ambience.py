@@ -19,9 +19,14 @@ from .actions import Traits, band_noise, speaking
 
 
 def _stranger(rng: np.random.Generator) -> Traits:
-    return Traits(pitch=1.0, tempo=float(rng.uniform(0.9, 1.1)), level_db=0.0,
-                  f0_hz=float(rng.choice([rng.uniform(100, 130), rng.uniform(190, 220)])),
-                  whistle_hz=1500.0, formant_scale=float(rng.uniform(0.95, 1.12)))
+    return Traits(
+        pitch=1.0,
+        tempo=float(rng.uniform(0.9, 1.1)),
+        level_db=0.0,
+        f0_hz=float(rng.choice([rng.uniform(100, 130), rng.uniform(190, 220)])),
+        whistle_hz=1500.0,
+        formant_scale=float(rng.uniform(0.95, 1.12)),
+    )
 
 
 def voice(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:

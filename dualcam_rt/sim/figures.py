@@ -46,7 +46,7 @@ def make(out_dir: str | Path = "docs/spectrograms") -> list[Path]:
     for ax, label in zip(axes.flat, CLASSES):
         x, _ = synthesize(label, 0, SECONDS, np.random.default_rng([0, 1]))
         _show(ax, x, label)
-    for ax in axes.flat[len(CLASSES):]:
+    for ax in axes.flat[len(CLASSES) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("kHz", fontsize=8)

@@ -39,14 +39,38 @@ BUILD_HINT = "build one with `make soundbank` or `dualcam-rt soundbank build`"
 
 # (measure, Pa at 1 m) as the procedural generators level each class, and the mean silence (s)
 # between the end of one take and the next onset at tempo 1.
-LEVEL = {"clapping": ("peak", 2.0), "snapping_fingers": ("peak", 1.0), "speaking": ("rms", 0.06),
-         "whistling": ("rms", 0.1), "playing_kendama": ("peak", 0.6), "clicking": ("peak", 0.25),
-         "typing": ("peak", 0.3), "knocking": ("peak", 1.5), "hammering": ("peak", 4.0),
-         "peanut_breaking": ("peak", 0.3), "paper_ripping": ("rms", 0.12), "plastic_crumpling": ("rms", 0.06),
-         "paper_shaking": ("rms", 0.06), "stick_dropping": ("peak", 2.0)}
-GAP_S = {"clapping": 0.25, "snapping_fingers": 0.6, "speaking": 0.5, "whistling": 0.7, "playing_kendama": 0.4,
-         "clicking": 0.7, "typing": 0.1, "knocking": 0.8, "hammering": 0.5, "peanut_breaking": 1.2,
-         "paper_ripping": 0.9, "plastic_crumpling": 0.7, "paper_shaking": 0.9, "stick_dropping": 1.5}
+LEVEL = {
+    "clapping": ("peak", 2.0),
+    "snapping_fingers": ("peak", 1.0),
+    "speaking": ("rms", 0.06),
+    "whistling": ("rms", 0.1),
+    "playing_kendama": ("peak", 0.6),
+    "clicking": ("peak", 0.25),
+    "typing": ("peak", 0.3),
+    "knocking": ("peak", 1.5),
+    "hammering": ("peak", 4.0),
+    "peanut_breaking": ("peak", 0.3),
+    "paper_ripping": ("rms", 0.12),
+    "plastic_crumpling": ("rms", 0.06),
+    "paper_shaking": ("rms", 0.06),
+    "stick_dropping": ("peak", 2.0),
+}
+GAP_S = {
+    "clapping": 0.25,
+    "snapping_fingers": 0.6,
+    "speaking": 0.5,
+    "whistling": 0.7,
+    "playing_kendama": 0.4,
+    "clicking": 0.7,
+    "typing": 0.1,
+    "knocking": 0.8,
+    "hammering": 0.5,
+    "peanut_breaking": 1.2,
+    "paper_ripping": 0.9,
+    "plastic_crumpling": 0.7,
+    "paper_shaking": 0.9,
+    "stick_dropping": 1.5,
+}
 assert set(LEVEL) == set(GAP_S) == set(CLASSES)
 CROSSFADE_S = 0.1
 FADE_OUT_S = 0.01  # a take cut by the end of a chunk dies away instead of clicking
@@ -55,9 +79,11 @@ HIT_GATE_DB = -25.0  # a hit is where the envelope is within this of the take's 
 HIT_GAP_S = 0.04  # quieter stretches shorter than this do not split a hit
 
 # the bank's ambience categories each procedural sound is replaced by
-AMBIENCE_KINDS = {"hum": ("appliance", "machine"),  # no real ventilation recording exists: appliances, machines
-                  "traffic": ("traffic",),
-                  "voices": ("crowd", "children", "indoor")}  # babble: crowds, a schoolyard, taverns
+AMBIENCE_KINDS = {
+    "hum": ("appliance", "machine"),  # no real ventilation recording exists: appliances, machines
+    "traffic": ("traffic",),
+    "voices": ("crowd", "children", "indoor"),
+}  # babble: crowds, a schoolyard, taverns
 
 
 def procedural_share(n_takes: int) -> float:
@@ -87,8 +113,7 @@ def resolve_sounds(sounds: str | None, bank, cache_dir: str | Path | None):
         if not (path / "manifest.json").is_file():
             if sounds is not None:
                 raise BadInput(f"sounds={sounds} needs a sound bank, and {path} holds none; {BUILD_HINT}")
-            warnings.warn(f"no sound bank in {path}: the simulator uses procedural sounds; {BUILD_HINT}",
-                          stacklevel=3)
+            warnings.warn(f"no sound bank in {path}: the simulator uses procedural sounds; {BUILD_HINT}", stacklevel=3)
             return "procedural", None
         bank = _open_bank(str(path.resolve()))
     return sounds or "real", bank
@@ -125,7 +150,7 @@ def hits(x: np.ndarray, fs: int) -> list[tuple[int, int]]:
     n = len(x) // frame
     if n == 0:
         return [(0, len(x))] if len(x) else []
-    energy = np.mean(np.asarray(x[:n * frame], float).reshape(n, frame) ** 2, axis=1)
+    energy = np.mean(np.asarray(x[: n * frame], float).reshape(n, frame) ** 2, axis=1)
     loud = energy > energy.max() * 10 ** (HIT_GATE_DB / 10)
     spans: list[list[int]] = []
     for i in np.flatnonzero(loud):
@@ -145,8 +170,9 @@ def _level(x: np.ndarray, label: str) -> np.ndarray:
 class RealAction:
     """The subject's sound, ``(rng, seconds) -> (Pa at 1 m, event spans (s), "real" | "procedural")``."""
 
-    def __init__(self, label: str, subject: int, takes: Sequence, fs: int, mode: str = "real",
-                 share: float | None = None):
+    def __init__(
+        self, label: str, subject: int, takes: Sequence, fs: int, mode: str = "real", share: float | None = None
+    ):
         self.label, self.subject, self.fs = label, subject, fs
         tr = subject_traits(subject)
         self.traits = tr
@@ -172,7 +198,7 @@ class RealAction:
             take = self.takes[k]
             start = int(t * fs)
             n = max(0, min(len(take), len(out) - start))
-            out[start:start + n] += take[:n] * 10 ** (rng.uniform(-2, 2) / 20)
+            out[start : start + n] += take[:n] * 10 ** (rng.uniform(-2, 2) / 20)
             events += [(float(t + a / fs), float(t + min(b, n) / fs)) for a, b in self.hits[k] if a < n]
             t += len(take) / fs + GAP_S[self.label] / tr.tempo * max(0.2, 1 + 0.3 * rng.standard_normal())
         fade = int(FADE_OUT_S * fs)
@@ -185,8 +211,11 @@ class RealAmbience:
 
     def __init__(self, recordings: Sequence[np.ndarray], fs: int, pause_s: tuple[float, float] = (0.0, 0.0)):
         self.fs, self.pause_s = fs, pause_s
-        self.recordings = [r / (np.sqrt(np.mean(r**2)) + 1e-12) for r in (np.asarray(x, float) for x in recordings)
-                           if len(r) > 2 * CROSSFADE_S * fs]
+        self.recordings = [
+            r / (np.sqrt(np.mean(r**2)) + 1e-12)
+            for r in (np.asarray(x, float) for x in recordings)
+            if len(r) > 2 * CROSSFADE_S * fs
+        ]
         if not self.recordings:
             raise BadInput("no ambience recording longer than two cross-fades")
 
@@ -197,14 +226,14 @@ class RealAmbience:
         first = True
         while pos < n:
             rec = self.recordings[int(rng.integers(len(self.recordings)))]
-            piece = rec[int(rng.integers(0, max(1, len(rec) - 2 * fade))) if first else 0:]
-            piece = piece[:n + fade - pos].copy()
+            piece = rec[int(rng.integers(0, max(1, len(rec) - 2 * fade))) if first else 0 :]
+            piece = piece[: n + fade - pos].copy()
             m = min(fade, len(piece))
             angle = np.linspace(0, np.pi / 2, m)
             if not first:  # equal-power cross-fade out of what is there into the new piece
-                out[pos:pos + m] *= np.cos(angle)
+                out[pos : pos + m] *= np.cos(angle)
                 piece[:m] *= np.sin(angle)
-            out[pos:pos + len(piece)] += piece
+            out[pos : pos + len(piece)] += piece
             pos += max(len(piece) - fade, 1) + int(rng.uniform(*self.pause_s) * self.fs)
             first = False
         return out[:n], []

@@ -29,14 +29,50 @@ from .rooms import subject_positions
 CAMERA_HEIGHT_M = 1.5  # above the floor; the floor is the plane y = -1.5
 EVENT_CONTEXT_S = 1.5  # a frame's pose depends on the events at most this far before or after it
 VOICE_CLASSES = ("speaking", "whistling")  # the sound comes from the mouth, not the hands
-SHIRTS = ((40, 40, 160), (150, 80, 30), (40, 120, 40), (20, 140, 200), (120, 40, 120),
-          (90, 90, 90), (160, 140, 40), (30, 60, 110), (200, 200, 200))  # BGR, one per subject
-SKINS = ((140, 170, 220), (100, 130, 180), (70, 95, 140), (150, 180, 230), (90, 120, 170),
-         (120, 150, 200), (60, 80, 120), (130, 160, 210), (110, 140, 190))
-TROUSERS = ((60, 50, 40), (40, 40, 40), (110, 80, 50), (70, 90, 100), (30, 30, 80), (100, 100, 110),
-            (50, 70, 50), (140, 120, 90), (20, 20, 20))
-HAIR = ((20, 20, 20), (30, 50, 90), (40, 40, 40), (60, 110, 160), (10, 10, 10), (120, 120, 130),
-        (20, 30, 60), (80, 130, 190), (30, 30, 30))
+SHIRTS = (
+    (40, 40, 160),
+    (150, 80, 30),
+    (40, 120, 40),
+    (20, 140, 200),
+    (120, 40, 120),
+    (90, 90, 90),
+    (160, 140, 40),
+    (30, 60, 110),
+    (200, 200, 200),
+)  # BGR, one per subject
+SKINS = (
+    (140, 170, 220),
+    (100, 130, 180),
+    (70, 95, 140),
+    (150, 180, 230),
+    (90, 120, 170),
+    (120, 150, 200),
+    (60, 80, 120),
+    (130, 160, 210),
+    (110, 140, 190),
+)
+TROUSERS = (
+    (60, 50, 40),
+    (40, 40, 40),
+    (110, 80, 50),
+    (70, 90, 100),
+    (30, 30, 80),
+    (100, 100, 110),
+    (50, 70, 50),
+    (140, 120, 90),
+    (20, 20, 20),
+)
+HAIR = (
+    (20, 20, 20),
+    (30, 50, 90),
+    (40, 40, 40),
+    (60, 110, 160),
+    (10, 10, 10),
+    (120, 120, 130),
+    (20, 30, 60),
+    (80, 130, 190),
+    (30, 30, 30),
+)
 LEFT_HANDED = (2, 5, 8)  # subjects who act with the left hand (one in three, in training and test alike)
 WOOD, DARK_WOOD, METAL = (40, 90, 140), (30, 60, 95), (150, 150, 155)
 
@@ -86,7 +122,9 @@ def background(scenario: int, seed: int, camera: Camera | None = None) -> np.nda
         x = 0
         while x < w:
             bw, bh = int(rng.integers(30, 80)), int(rng.integers(15, 70))
-            cv2.rectangle(img, (x, horizon - bh), (x + bw, horizon), tuple(int(v) for v in rng.integers(110, 160, 3)), -1)
+            cv2.rectangle(
+                img, (x, horizon - bh), (x + bw, horizon), tuple(int(v) for v in rng.integers(110, 160, 3)), -1
+            )
             x += bw + int(rng.integers(0, 15))
         img[horizon:] = (150, 165, 175)
         for z in (2.2, 2.8, 3.6, 5.0, 7.5, 12.0):
@@ -114,8 +152,14 @@ def subject_look(subject: int) -> Look:
     """The fixed appearance of subject 0..8."""
     r = np.random.default_rng(7000 + subject)
     k = subject % len(SHIRTS)
-    return Look(SHIRTS[k], TROUSERS[k], SKINS[k], HAIR[k], height=float(r.uniform(0.9, 1.1)),
-                hand=-1 if subject in LEFT_HANDED else 1)
+    return Look(
+        SHIRTS[k],
+        TROUSERS[k],
+        SKINS[k],
+        HAIR[k],
+        height=float(r.uniform(0.9, 1.1)),
+        hand=-1 if subject in LEFT_HANDED else 1,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +195,7 @@ def event_timing(time_s: float, events: Sequence[tuple[float, float]]) -> Timing
         return Timing(time_s, inf, until, inf, None, 0)
     sounding = time_s < last[1]
     progress = (time_s - last[0]) / max(last[1] - last[0], 1e-6) if sounding else None
-    return Timing(time_s, time_s - last[0], until, 0.0 if sounding else since_end, progress,
-                  int(round(last[0] * 1000)))
+    return Timing(time_s, time_s - last[0], until, 0.0 if sounding else since_end, progress, int(round(last[0] * 1000)))
 
 
 def _smooth(x: float) -> float:
@@ -181,8 +224,10 @@ class _Figure:
 
     def p(self, dx: float, dy: float, dz: float = 0.0) -> tuple[int, int]:
         z = self.z0 + dz
-        return (int(round(self.cx + self.fx * (self.x0 + self.look.hand * dx) / z)),
-                int(round(self.cy - self.fy * (self.y0 + dy) / z)))
+        return (
+            int(round(self.cx + self.fx * (self.x0 + self.look.hand * dx) / z)),
+            int(round(self.cy - self.fy * (self.y0 + dy) / z)),
+        )
 
     def n(self, metres: float) -> int:
         return max(1, int(round(metres * self.scale)))
@@ -200,16 +245,27 @@ class _Figure:
         cv2.circle(self.frame, self.p(*centre), self.n(radius_m), colour, -1, cv2.LINE_AA)
 
     def ellipse(self, centre, rx: float, ry: float, colour, angle_deg: float = 0.0, arc=(0, 360)) -> None:
-        cv2.ellipse(self.frame, self.p(*centre), (self.n(rx), self.n(ry)), self.look.hand * angle_deg,
-                    arc[0], arc[1], colour, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            self.frame,
+            self.p(*centre),
+            (self.n(rx), self.n(ry)),
+            self.look.hand * angle_deg,
+            arc[0],
+            arc[1],
+            colour,
+            -1,
+            cv2.LINE_AA,
+        )
 
     def body(self) -> None:
         """Legs, torso, neck and head; the arms come with the action."""
         h, bx, bz, sh, hip = self.look.height, self.body_dx, self.body_dz, self.shoulder_dy, self.hip_dy
         for side in (-1, 1):
             self.line((bx + 0.07 * side, hip, bz), (bx + 0.11 * side, self.floor_dy, bz), self.look.trousers, 0.12)
-        self.poly([(bx - 0.2 * h, sh, bz), (bx + 0.2 * h, sh, bz), (bx + 0.16 * h, hip, bz), (bx - 0.16 * h, hip, bz)],
-                  self.look.shirt)
+        self.poly(
+            [(bx - 0.2 * h, sh, bz), (bx + 0.2 * h, sh, bz), (bx + 0.16 * h, hip, bz), (bx - 0.16 * h, hip, bz)],
+            self.look.shirt,
+        )
         self.line((bx, sh, bz), (bx, sh + 0.08 * h, bz), self.look.skin, 0.07)
         self.head = (bx, sh + 0.2 * h, bz)
         self.disc(self.head, 0.105 * h, self.look.skin)
@@ -259,15 +315,32 @@ class _Figure:
 
 # class -> the usual time between its hits (s), for spans that hold several (split_long_events);
 # textures (rips, crumples, rustles), whistled phrases and a stick's bounces are one long event
-HIT_PERIOD_S = {"clapping": 0.33, "snapping_fingers": 0.6, "speaking": 0.25, "playing_kendama": 0.35,
-                "clicking": 0.4, "typing": 0.17, "knocking": 0.2, "hammering": 0.65, "peanut_breaking": 0.5}
+HIT_PERIOD_S = {
+    "clapping": 0.33,
+    "snapping_fingers": 0.6,
+    "speaking": 0.25,
+    "playing_kendama": 0.35,
+    "clicking": 0.4,
+    "typing": 0.17,
+    "knocking": 0.2,
+    "hammering": 0.65,
+    "peanut_breaking": 0.5,
+}
 # class -> (shoulders above the hands in metres per unit height, body centre's offset towards the
 # acting side); the voice classes place the head at the source instead
 LAYOUT = {
-    "clapping": (0.24, 0.0), "snapping_fingers": (0.02, -0.3), "playing_kendama": (0.2, -0.14),
-    "clicking": (0.3, -0.22), "typing": (0.3, 0.0), "knocking": (0.05, -0.34), "hammering": (0.32, 0.1),
-    "peanut_breaking": (0.22, 0.0), "paper_ripping": (0.34, 0.0), "plastic_crumpling": (0.24, 0.0),
-    "paper_shaking": (0.24, 0.0), "stick_dropping": (0.3, -0.3),
+    "clapping": (0.24, 0.0),
+    "snapping_fingers": (0.02, -0.3),
+    "playing_kendama": (0.2, -0.14),
+    "clicking": (0.3, -0.22),
+    "typing": (0.3, 0.0),
+    "knocking": (0.05, -0.34),
+    "hammering": (0.32, 0.1),
+    "peanut_breaking": (0.22, 0.0),
+    "paper_ripping": (0.34, 0.0),
+    "plastic_crumpling": (0.24, 0.0),
+    "paper_shaking": (0.24, 0.0),
+    "stick_dropping": (0.3, -0.3),
 }
 
 
@@ -321,7 +394,7 @@ def _playing_kendama(f: _Figure, tm: Timing) -> None:
     cup, hang = (0.0, 0.03), (0.06, -0.3)
     if tm.gap < 0.8:  # in flight from cup to cup, a free-fall parabola g*gap^2/8 high
         s = tm.since / tm.gap
-        ball = (0.0, cup[1] + 4 * 1.23 * tm.gap ** 2 * s * (1 - s))
+        ball = (0.0, cup[1] + 4 * 1.23 * tm.gap**2 * s * (1 - s))
     elif tm.until < 0.35:  # swung up from the string onto the cup
         s = 1 - tm.until / 0.35
         ball = (hang[0] * (1 - s), hang[1] + (cup[1] - hang[1]) * s + 0.6 * s * (1 - s))
@@ -481,7 +554,7 @@ def _stick_dropping(f: _Figure, tm: Timing) -> None:
     hold = 0.22  # the stick's height above the table while held
     released = (0.05, hold + 0.05, -0.05)
     if tm.until <= 0.3:  # falling onto the table (the first impact is the onset)
-        lift, hand = 4.9 * tm.until ** 2, released
+        lift, hand = 4.9 * tm.until**2, released
     elif tm.progress is not None:  # bouncing, lower each time
         lift = 0.08 * math.exp(-tm.since / 0.15) * abs(math.sin(math.pi * tm.since / 0.13))
         hand = released
@@ -502,18 +575,33 @@ def _stick_dropping(f: _Figure, tm: Timing) -> None:
 
 
 ACTIONS: dict[str, Callable[[_Figure, Timing], None]] = {
-    "clapping": _clapping, "snapping_fingers": _snapping_fingers, "speaking": _speaking,
-    "whistling": _whistling, "playing_kendama": _playing_kendama, "clicking": _clicking,
-    "typing": _typing, "knocking": _knocking, "hammering": _hammering,
-    "peanut_breaking": _peanut_breaking, "paper_ripping": _paper_ripping,
-    "plastic_crumpling": _plastic_crumpling, "paper_shaking": _paper_shaking,
+    "clapping": _clapping,
+    "snapping_fingers": _snapping_fingers,
+    "speaking": _speaking,
+    "whistling": _whistling,
+    "playing_kendama": _playing_kendama,
+    "clicking": _clicking,
+    "typing": _typing,
+    "knocking": _knocking,
+    "hammering": _hammering,
+    "peanut_breaking": _peanut_breaking,
+    "paper_ripping": _paper_ripping,
+    "plastic_crumpling": _plastic_crumpling,
+    "paper_shaking": _paper_shaking,
     "stick_dropping": _stick_dropping,
 }
 assert set(ACTIONS) == set(LAYOUT) | set(VOICE_CLASSES)
 
 
-def draw_subject(frame: np.ndarray, camera: Camera, source_m, label: str, subject: int, time_s: float,
-                 events: Sequence[tuple[float, float]]) -> None:
+def draw_subject(
+    frame: np.ndarray,
+    camera: Camera,
+    source_m,
+    label: str,
+    subject: int,
+    time_s: float,
+    events: Sequence[tuple[float, float]],
+) -> None:
     """Draw the subject in place, its sounding part at source_m (m), posed for time_s (s) among
     the action's event spans [(onset_s, end_s), ...] within EVENT_CONTEXT_S of it."""
     fig = _Figure(frame, camera, source_m, subject_look(subject), label)
@@ -561,14 +649,22 @@ def frame_grid(size: tuple[int, int] = (160, 120), frames: int = 8, closeup: boo
             if closeup:
                 u, v = (int(c) for c in camera.project(positions[7]))
                 top, left = v - 2 * h // 3, u - w // 2
-                tile = frame[top:top + h, left:left + w]
+                tile = frame[top : top + h, left : left + w]
             else:
                 tile = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-            grid[row * h:(row + 1) * h, margin + col * w:margin + (col + 1) * w] = tile
+            grid[row * h : (row + 1) * h, margin + col * w : margin + (col + 1) * w] = tile
         cv2.putText(grid, label, (4, row * h + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     for col, dt in enumerate(offsets_s):
-        cv2.putText(grid, f"{dt * 1000:+.0f} ms", (margin + col * w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            grid,
+            f"{dt * 1000:+.0f} ms",
+            (margin + col * w + 4, 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return grid
 
 

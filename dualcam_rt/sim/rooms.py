@@ -70,17 +70,39 @@ class Scenario:
 
 ROOMS: dict[int, Scenario] = {
     1: Scenario(1, SCENARIOS[1], (8.0, 8.0, 4.0), (4.0, 1.0, 1.5), ism_order=0, rir_seconds=0.04),
-    2: Scenario(2, SCENARIOS[2], (14.0, 11.0, 3.6), (7.0, 1.5, 1.5), ism_order=12,
-                rir_seconds=0.9, rt60_s=0.8,
-                interferers=(Interferer("voice", ((2.3, 0.1, 5.0),), sir_db=8.0),  # a colleague at the view's right edge
-                             Interferer("hum", ((-3.0, 1.9, 3.0),), sir_db=12.0))),  # a ceiling vent, out of view
-    3: Scenario(3, SCENARIOS[3], (140.0, 140.0, 40.0), (70.0, 70.0, 1.5), ism_order=1,
-                rir_seconds=0.08, floor_absorption=0.05, snr_db=5.0,
-                interferers=(Interferer("voice", ((-2.5, 0.1, 6.0),), sir_db=8.0),
-                             Interferer("traffic", tuple((x, -1.3, 25.0) for x in (-30.0, -15.0, 0.0, 15.0, 30.0)),
-                                        sir_db=6.0, far=True)),  # a road behind the terrace
-                background=(Interferer("traffic", ((-50.0, -1.3, 45.0), (55.0, -1.3, -40.0), (0.0, -1.3, -60.0)), 0.0, True),
-                            Interferer("voices", ((-18.0, 0.0, 12.0), (20.0, 0.0, -15.0)), 0.0, True))),
+    2: Scenario(
+        2,
+        SCENARIOS[2],
+        (14.0, 11.0, 3.6),
+        (7.0, 1.5, 1.5),
+        ism_order=12,
+        rir_seconds=0.9,
+        rt60_s=0.8,
+        interferers=(
+            Interferer("voice", ((2.3, 0.1, 5.0),), sir_db=8.0),  # a colleague at the view's right edge
+            Interferer("hum", ((-3.0, 1.9, 3.0),), sir_db=12.0),
+        ),
+    ),  # a ceiling vent, out of view
+    3: Scenario(
+        3,
+        SCENARIOS[3],
+        (140.0, 140.0, 40.0),
+        (70.0, 70.0, 1.5),
+        ism_order=1,
+        rir_seconds=0.08,
+        floor_absorption=0.05,
+        snr_db=5.0,
+        interferers=(
+            Interferer("voice", ((-2.5, 0.1, 6.0),), sir_db=8.0),
+            Interferer(
+                "traffic", tuple((x, -1.3, 25.0) for x in (-30.0, -15.0, 0.0, 15.0, 30.0)), sir_db=6.0, far=True
+            ),
+        ),  # a road behind the terrace
+        background=(
+            Interferer("traffic", ((-50.0, -1.3, 45.0), (55.0, -1.3, -40.0), (0.0, -1.3, -60.0)), 0.0, True),
+            Interferer("voices", ((-18.0, 0.0, 12.0), (20.0, 0.0, -15.0)), 0.0, True),
+        ),
+    ),
 }
 
 
@@ -125,15 +147,24 @@ def _to_room(scenario: Scenario, points_cam: np.ndarray) -> np.ndarray:
 
 
 def _cache_path(scenario: Scenario, geometry: Geometry, position_m, cache_dir: Path) -> Path:
-    key = json.dumps({"v": RIR_VERSION, "scenario": asdict(scenario), "fs": geometry.sample_rate,
-                      "mics": np.round(geometry.mics, 5).tolist(),
-                      "pos": [round(float(v), 3) for v in position_m]}, sort_keys=True, default=str)
+    key = json.dumps(
+        {
+            "v": RIR_VERSION,
+            "scenario": asdict(scenario),
+            "fs": geometry.sample_rate,
+            "mics": np.round(geometry.mics, 5).tolist(),
+            "pos": [round(float(v), 3) for v in position_m],
+        },
+        sort_keys=True,
+        default=str,
+    )
     digest = hashlib.sha1(key.encode()).hexdigest()[:20]
     return Path(cache_dir) / "sim-rir" / f"s{scenario.index}-{digest}.npy"
 
 
-def room_impulse_responses(scenario: Scenario, position_m, geometry: Geometry,
-                           cache_dir: str | Path | None = None, far: bool = False) -> np.ndarray:
+def room_impulse_responses(
+    scenario: Scenario, position_m, geometry: Geometry, cache_dir: str | Path | None = None, far: bool = False
+) -> np.ndarray:
     """RIRs (n_mics, rir_samples) float32 from a source at position_m (camera coords) to every mic.
 
     ``far`` sources (background, traffic) have their common propagation delay removed so their
@@ -163,23 +194,25 @@ def _compute(scenario: Scenario, position_m: np.ndarray, geometry: Geometry, far
         absorption, _ = pra.inverse_sabine(scenario.rt60_s, scenario.room_dim_m)
         materials = pra.Material(absorption)
     elif scenario.floor_absorption is not None:
-        materials = pra.make_materials(floor=scenario.floor_absorption, ceiling=1.0, east=1.0, west=1.0,
-                                       north=1.0, south=1.0)
+        materials = pra.make_materials(
+            floor=scenario.floor_absorption, ceiling=1.0, east=1.0, west=1.0, north=1.0, south=1.0
+        )
     else:
         materials = pra.Material(1.0)
-    room = pra.ShoeBox(list(scenario.room_dim_m), fs=fs, materials=materials, max_order=scenario.ism_order,
-                       air_absorption=False)
+    room = pra.ShoeBox(
+        list(scenario.room_dim_m), fs=fs, materials=materials, max_order=scenario.ism_order, air_absorption=False
+    )
     room.add_microphone_array(_to_room(scenario, geometry.mics).T)
     room.add_source(_to_room(scenario, position_m)[0])
     room.compute_rir()
     n_max = max(len(r[0]) for r in room.rir)
     rir = np.zeros((geometry.n_mics, max(n_max, n_out)))
     for m, per_source in enumerate(room.rir):
-        rir[m, :len(per_source[0])] = per_source[0]
-    rir = rir[:, pra.constants.get("frac_delay_length") // 2:]  # pra centres its delay filters: undo that lag
+        rir[m, : len(per_source[0])] = per_source[0]
+    rir = rir[:, pra.constants.get("frac_delay_length") // 2 :]  # pra centres its delay filters: undo that lag
     if far:  # drop the shared bulk delay, keep 64 samples of lead-in for the delay filters
         first = int(np.argmax(np.abs(rir).max(axis=0) > 1e-3 * np.abs(rir).max()))
-        rir = rir[:, max(0, first - 64):]
+        rir = rir[:, max(0, first - 64) :]
     if len(rir[0]) < n_out:
         rir = np.pad(rir, ((0, 0), (0, n_out - len(rir[0]))))
     rir = rir[:, :n_out]

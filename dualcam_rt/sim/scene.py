@@ -86,21 +86,25 @@ class _Emitter:
         while pos < start + n:
             k, off = divmod(pos, chunk_n)
             take = min(chunk_n - off, start + n - pos)
-            piece = self.chunk(seed, k)[0][off:off + take]
+            piece = self.chunk(seed, k)[0][off : off + take]
             if self.stationary and k > 0 and off < fade_n:  # equal-power fade from chunk k-1's overhang
                 m = min(take, fade_n - off)
                 angle = (off + np.arange(m)) / fade_n * (np.pi / 2)
-                prev = self.chunk(seed, k - 1)[0][chunk_n + off:chunk_n + off + m]
+                prev = self.chunk(seed, k - 1)[0][chunk_n + off : chunk_n + off + m]
                 piece = piece.copy()
                 piece[:m] = piece[:m] * np.sin(angle) + prev * np.cos(angle)
-            out[pos - start:pos - start + take] = piece
+            out[pos - start : pos - start + take] = piece
             pos += take
         return out
 
     def calibration_signal(self, seed: int) -> np.ndarray:
         """An independent CALIBRATION_S realisation of the source signal (never streamed)."""
-        return np.concatenate([self.make(np.random.default_rng([seed, self.key, 2, k]), CHUNK_S)[0]
-                               for k in range(int(CALIBRATION_S / CHUNK_S))])
+        return np.concatenate(
+            [
+                self.make(np.random.default_rng([seed, self.key, 2, k]), CHUNK_S)[0]
+                for k in range(int(CALIBRATION_S / CHUNK_S))
+            ]
+        )
 
 
 _AMBIENCE_POWER: dict[tuple, float] = {}  # calibration powers of ambient sounds, shared by all scenes
@@ -109,7 +113,7 @@ _AMBIENCE_POWER: dict[tuple, float] = {}  # calibration powers of ambient sounds
 def _power_at(dry: np.ndarray, rir0: np.ndarray) -> float:
     """Mean power of dry convolved with one microphone's RIR."""
     n = len(dry) + len(rir0)
-    return float(np.mean(sfft.irfft(sfft.rfft(dry, n) * sfft.rfft(rir0, n), n)[:len(dry)] ** 2))
+    return float(np.mean(sfft.irfft(sfft.rfft(dry, n) * sfft.rfft(rir0, n), n)[: len(dry)] ** 2))
 
 
 class Scene:
@@ -130,11 +134,22 @@ class Scene:
     ``split`` it shares, disjointly, with ``split_subjects`` (default: all nine); see ``real_sounds``.
     """
 
-    def __init__(self, scenario: int = 1, seed: int = 0, label: str | None = None,
-                 subject: int | None = None, geometry: Geometry | None = None,
-                 impulse_ticks: Sequence[int] = (), components: Sequence[str] = COMPONENTS,
-                 positions: Sequence[int] | None = None, cache_dir=None, sounds: str | None = None,
-                 bank=None, split: str = "train", split_subjects: Sequence[int] | None = None):
+    def __init__(
+        self,
+        scenario: int = 1,
+        seed: int = 0,
+        label: str | None = None,
+        subject: int | None = None,
+        geometry: Geometry | None = None,
+        impulse_ticks: Sequence[int] = (),
+        components: Sequence[str] = COMPONENTS,
+        positions: Sequence[int] | None = None,
+        cache_dir=None,
+        sounds: str | None = None,
+        bank=None,
+        split: str = "train",
+        split_subjects: Sequence[int] | None = None,
+    ):
         self.config: Scenario = get_scenario(scenario)
         self.scenario, self.seed = self.config.index, int(seed)
         self.label = CLASSES[self.seed % len(CLASSES)] if label is None else label
@@ -162,7 +177,9 @@ class Scene:
         self._emitters = self._build_emitters()
         self._spectra: OrderedDict = OrderedDict()
         rir_samples = int(round(self.config.rir_seconds * self.fs))
-        self._segment_ticks = int(np.clip(np.ceil(2 * rir_samples / BLOCK_SAMPLES), MIN_SEGMENT_TICKS, MAX_SEGMENT_TICKS))
+        self._segment_ticks = int(
+            np.clip(np.ceil(2 * rir_samples / BLOCK_SAMPLES), MIN_SEGMENT_TICKS, MAX_SEGMENT_TICKS)
+        )
         seg = self._segment_ticks * BLOCK_SAMPLES
         self._nfft = sfft.next_fast_len(seg + rir_samples)
         self._tail = np.zeros((self.geometry.n_mics, self._nfft - seg), np.float32)
@@ -178,8 +195,11 @@ class Scene:
     def __deepcopy__(self, memo: dict) -> Scene:
         """A copy that shares what never changes after set-up (the sound bank and the real-sound
         sources, which hold every take of a split) and copies the streaming state."""
-        shared = [self._bank, *self.subject_takes,
-                  *(e.make for e in self._emitters if not isinstance(e.make, _ProceduralAmbience))]
+        shared = [
+            self._bank,
+            *self.subject_takes,
+            *(e.make for e in self._emitters if not isinstance(e.make, _ProceduralAmbience)),
+        ]
         memo.update({id(x): x for x in shared if x is not None})
         new = object.__new__(Scene)
         memo[id(self)] = new
@@ -200,21 +220,43 @@ class Scene:
         ambient = {}  # one source per sound name, so that the members of a group share their calibration
         for it in self.config.interferers + self.config.background:
             if it.name not in ambient:
-                real = None if self._bank is None else real_ambience(self._bank, self.split, it.name, fs, self.subject_takes)
+                real = (
+                    None
+                    if self._bank is None
+                    else real_ambience(self._bank, self.split, it.name, fs, self.subject_takes)
+                )
                 ambient[it.name] = _ambience(it.name, fs) if real is None else real
         self.real_ambience = sorted(n for n, make in ambient.items() if not isinstance(make, _ProceduralAmbience))
         emitters = [_Emitter("subject", action, self._positions, key=1)]
         for i, it in enumerate(self.config.interferers):
-            emitters.append(_Emitter(f"interferer:{it.name}", ambient[it.name], np.asarray(it.positions_m),
-                                     key=10 + i, far=it.far, stationary=True))
+            emitters.append(
+                _Emitter(
+                    f"interferer:{it.name}",
+                    ambient[it.name],
+                    np.asarray(it.positions_m),
+                    key=10 + i,
+                    far=it.far,
+                    stationary=True,
+                )
+            )
         for i, bg in enumerate(self.config.background):
             for j, pos in enumerate(bg.positions_m):
-                emitters.append(_Emitter(f"background:{bg.name}", ambient[bg.name], np.asarray([pos]),
-                                         key=20 + 10 * i + j, far=bg.far, stationary=True))
+                emitters.append(
+                    _Emitter(
+                        f"background:{bg.name}",
+                        ambient[bg.name],
+                        np.asarray([pos]),
+                        key=20 + 10 * i + j,
+                        far=bg.far,
+                        stationary=True,
+                    )
+                )
         return emitters
 
     def _rir(self, emitter: _Emitter, p: int) -> np.ndarray:
-        return room_impulse_responses(self.config, emitter.positions_m[p], self.geometry, self.cache_dir, far=emitter.far)
+        return room_impulse_responses(
+            self.config, emitter.positions_m[p], self.geometry, self.cache_dir, far=emitter.far
+        )
 
     def _calibrate(self) -> None:
         """Set interferer and background gains from their power ratio to the subject at mic 0."""
@@ -271,7 +313,9 @@ class Scene:
         n = self._segment_ticks * BLOCK_SAMPLES
         acc = None
         for e in self._emitters:
-            group = {"subject": "subject", "interferer": "interferers", "background": "background"}[e.name.split(":")[0]]
+            group = {"subject": "subject", "interferer": "interferers", "background": "background"}[
+                e.name.split(":")[0]
+            ]
             if group not in self.components or e.gain == 0:
                 continue
             x = (e.signal(self.seed, start, n, self.fs) * e.gain).astype(np.float32)
@@ -287,7 +331,7 @@ class Scene:
             y = np.zeros((self.geometry.n_mics, self._nfft), np.float32)
         else:
             y = sfft.irfft(acc, self._nfft, axis=1, workers=1)
-        y[:, :self._tail.shape[1]] += self._tail
+        y[:, : self._tail.shape[1]] += self._tail
         self._tail = y[:, n:].copy()
         out = y[:, :n]
         white = self._noise_rng.standard_normal(out.shape, dtype=np.float32)  # independent per capsule
@@ -314,8 +358,15 @@ class Scene:
             render.flash(frame)
         else:
             time_s = (tick + 0.5) / FPS  # the frame shows the middle of its tick
-            render.draw_subject(frame, self.geometry.camera, truth["source_m"], self.label, self.subject, time_s,
-                                self.events(time_s - render.EVENT_CONTEXT_S, time_s + render.EVENT_CONTEXT_S))
+            render.draw_subject(
+                frame,
+                self.geometry.camera,
+                truth["source_m"],
+                self.label,
+                self.subject,
+                time_s,
+                self.events(time_s - render.EVENT_CONTEXT_S, time_s + render.EVENT_CONTEXT_S),
+            )
         return SceneTick(np.ascontiguousarray(audio), frame, truth)
 
     def truth(self, tick: int) -> dict:
@@ -327,15 +378,27 @@ class Scene:
         t0, t1 = tick / FPS, (tick + 1) / FPS
         events = [[round(a, 4), round(b, 4)] for a, b in self.events(t0, t1)]
         cam = self.geometry.camera
-        interferers = [{"name": e.name.split(":")[1], "source_m": self._where(e, start + BLOCK_SAMPLES // 2)}
-                       for e in self._emitters if e.name.startswith("interferer:")]
-        return {"tick": tick, "time_s": t0, "label": self.label, "class_index": class_index(self.label),
-                "subject": self.subject, "scenario": self.scenario, "source_m": [round(float(v), 4) for v in pos],
-                "source_px": [round(float(v), 2) for v in cam.project(pos)],
-                "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
-                "active": bool(events), "events": events, "impulse": tick in self.impulse_ticks,
-                "sound": self._emitters[0].chunk(self.seed, int(t0 // CHUNK_S))[2],
-                "interferers": interferers}
+        interferers = [
+            {"name": e.name.split(":")[1], "source_m": self._where(e, start + BLOCK_SAMPLES // 2)}
+            for e in self._emitters
+            if e.name.startswith("interferer:")
+        ]
+        return {
+            "tick": tick,
+            "time_s": t0,
+            "label": self.label,
+            "class_index": class_index(self.label),
+            "subject": self.subject,
+            "scenario": self.scenario,
+            "source_m": [round(float(v), 4) for v in pos],
+            "source_px": [round(float(v), 2) for v in cam.project(pos)],
+            "moving": any(w is not None for _, w in self._path.weights(start, BLOCK_SAMPLES)),
+            "active": bool(events),
+            "events": events,
+            "impulse": tick in self.impulse_ticks,
+            "sound": self._emitters[0].chunk(self.seed, int(t0 // CHUNK_S))[2],
+            "interferers": interferers,
+        }
 
     def sound_sources(self, seconds: float) -> dict[str, int]:
         """How many of the subject's events in its first ``seconds`` are real takes and how many procedural."""
@@ -431,7 +494,7 @@ def _passing(start: int, n: int, fs: int, n_positions: int) -> list[tuple[int, n
     t = (start + np.arange(n)) / fs
     phase = (t % PASS_PERIOD_S) / PASS_S  # 0..1 while passing
     passing = phase < 1
-    direction = ((t // PASS_PERIOD_S) % 2 == 1)
+    direction = (t // PASS_PERIOD_S) % 2 == 1
     where = np.where(direction, 1 - phase, phase) * (n_positions - 1)
     envelope = np.where(passing, np.sin(np.pi * np.clip(phase, 0, 1)) ** 0.5, 0.0)
     out = []

@@ -73,6 +73,7 @@ class AugmentConfig:
 
 # --- the steps, each a plain function --------------------------------------------------------
 
+
 def apply_gain(x: np.ndarray, gain_db: float) -> np.ndarray:
     return x * np.float32(10 ** (gain_db / 20))
 
@@ -108,10 +109,11 @@ def add_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.G
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """``x`` through a room (its RIR with the direct path at sample 0, gain 1), same length."""
-    return fftconvolve(x, rir)[:len(x)].astype(x.dtype)
+    return fftconvolve(x, rir)[: len(x)].astype(x.dtype)
 
 
 # --- the room pool ---------------------------------------------------------------------------
+
 
 def _draw_room(rng: np.random.Generator, fs: int) -> tuple[np.ndarray, dict]:
     import pyroomacoustics as pra
@@ -124,8 +126,9 @@ def _draw_room(rng: np.random.Generator, fs: int) -> tuple[np.ndarray, dict]:
         dim = rng.uniform((8.0, 6.0, 3.0), (25.0, 18.0, 8.0))
         target = rng.uniform(1.0, 1.8)  # shoebox image sources measure longer than Sabine's target
     absorption, order = pra.inverse_sabine(target, dim)
-    room = pra.ShoeBox(list(dim), fs=fs, materials=pra.Material(absorption), max_order=min(order, 60),
-                       air_absorption=False)
+    room = pra.ShoeBox(
+        list(dim), fs=fs, materials=pra.Material(absorption), max_order=min(order, 60), air_absorption=False
+    )
     mic, src = rng.uniform(0.15, 0.85, (2, 3)) * dim
     room.add_microphone_array(mic.reshape(3, 1))
     room.add_source(src)
@@ -133,13 +136,17 @@ def _draw_room(rng: np.random.Generator, fs: int) -> tuple[np.ndarray, dict]:
     rir = np.asarray(room.rir[0][0], np.float64)
     rt60 = float(pra.experimental.measure_rt60(rir, fs, decay_db=30))
     direct = int(np.argmax(np.abs(rir)))
-    rir = rir[max(0, direct - 8):] / np.abs(rir[direct])  # direct path at unit gain, ~time 0
-    return rir.astype(np.float32), {"dim_m": [round(float(v), 2) for v in dim], "rt60_s": round(rt60, 3),
-                                    "distance_m": round(float(np.linalg.norm(mic - src)), 2)}
+    rir = rir[max(0, direct - 8) :] / np.abs(rir[direct])  # direct path at unit gain, ~time 0
+    return rir.astype(np.float32), {
+        "dim_m": [round(float(v), 2) for v in dim],
+        "rt60_s": round(rt60, 3),
+        "distance_m": round(float(np.linalg.norm(mic - src)), 2),
+    }
 
 
-def room_pool(n: int = 12, seed: int = 0, fs: int = SAMPLE_RATE,
-              cache_dir: str | Path | None = None) -> tuple[list[np.ndarray], list[dict]]:
+def room_pool(
+    n: int = 12, seed: int = 0, fs: int = SAMPLE_RATE, cache_dir: str | Path | None = None
+) -> tuple[list[np.ndarray], list[dict]]:
     """``n`` RIRs (float32) of rooms unlike the scenarios, and their descriptions (size, measured RT60).
 
     Rooms whose measured RT60 falls in ``RT60_EXCLUDED_S`` or above ``RT60_MAX_S`` are drawn again.
@@ -172,6 +179,7 @@ def room_pool(n: int = 12, seed: int = 0, fs: int = SAMPLE_RATE,
 
 # --- the augmenter ---------------------------------------------------------------------------
 
+
 class Augmenter:
     """A random microphone-and-room chain over training waves; ``augmenter(wave, rng)`` -> new wave.
 
@@ -179,13 +187,19 @@ class Augmenter:
     without any, that step is skipped.
     """
 
-    def __init__(self, config: AugmentConfig | None = None, ambience: list[np.ndarray] | None = None,
-                 cache_dir: str | Path | None = None, fs: int = SAMPLE_RATE):
+    def __init__(
+        self,
+        config: AugmentConfig | None = None,
+        ambience: list[np.ndarray] | None = None,
+        cache_dir: str | Path | None = None,
+        fs: int = SAMPLE_RATE,
+    ):
         self.config = config or AugmentConfig()
         self.fs = fs
         self.ambience = [np.asarray(a, np.float32) for a in (ambience or []) if len(a) and np.any(a)]
-        self.rirs, self.rooms = room_pool(self.config.rooms, fs=fs, cache_dir=cache_dir) \
-            if self.config.room_p > 0 else ([], [])
+        self.rirs, self.rooms = (
+            room_pool(self.config.rooms, fs=fs, cache_dir=cache_dir) if self.config.room_p > 0 else ([], [])
+        )
 
     def describe(self) -> dict:
         """What the augmentation does, for the run's record and the model card."""
@@ -213,14 +227,16 @@ class Augmenter:
         return x
 
 
-def augmented_input(kind, wave: np.ndarray, augmenter: Augmenter, rng: np.random.Generator,
-                    recipe: Recipe = Recipe()) -> np.ndarray:
+def augmented_input(
+    kind, wave: np.ndarray, augmenter: Augmenter, rng: np.random.Generator, recipe: Recipe = Recipe()
+) -> np.ndarray:
     """A student's input (``dsp.spectrogram.student_input``) of a freshly augmented version of ``wave``."""
     return student_input(kind, augmenter(wave, rng), augmenter.fs, recipe)
 
 
-def background_waves(n: int, samples: int, rng: np.random.Generator, ambience: list[np.ndarray] = (),
-                     fs: int = SAMPLE_RATE) -> np.ndarray:
+def background_waves(
+    n: int, samples: int, rng: np.random.Generator, ambience: list[np.ndarray] = (), fs: int = SAMPLE_RATE
+) -> np.ndarray:
     """``n`` clips (n, samples) float32 Pa in which no action happens (see the module docstring)."""
     kinds = (["ambience"] * 5 if len(ambience) else []) + ["quiet"] * 2 + ["hum"] * 1 + ["noise"] * 2
     out = np.empty((n, samples), np.float32)
@@ -251,11 +267,17 @@ def with_background(clips, waves: dict[str, np.ndarray]):
     n = sum(len(w) for _, w in parts)
     tags = np.concatenate([np.full(len(w), split) for split, w in parts]) if parts else np.zeros(0, str)
     cat = lambda a, b: np.concatenate([a, np.asarray(b, a.dtype) if a.dtype.kind != "U" else np.asarray(b)])  # noqa: E731
-    return replace(clips, label=cat(clips.label, np.full(n, len(CLASSES))),
-                   scenario=cat(clips.scenario, np.arange(n) % 3 + 1), subject=cat(clips.subject, np.full(n, -1)),
-                   split=cat(clips.split, tags), session=cat(clips.session, [f"background-{i}" for i in range(n)]),
-                   mic=np.concatenate([clips.mic] + [w.astype(np.float32) for _, w in parts]),
-                   splits={k: cat(v, tags) for k, v in clips.splits.items()}, _features={})
+    return replace(
+        clips,
+        label=cat(clips.label, np.full(n, len(CLASSES))),
+        scenario=cat(clips.scenario, np.arange(n) % 3 + 1),
+        subject=cat(clips.subject, np.full(n, -1)),
+        split=cat(clips.split, tags),
+        session=cat(clips.session, [f"background-{i}" for i in range(n)]),
+        mic=np.concatenate([clips.mic] + [w.astype(np.float32) for _, w in parts]),
+        splits={k: cat(v, tags) for k, v in clips.splits.items()},
+        _features={},
+    )
 
 
 def bank_ambience(bank, split: str = "train") -> list[np.ndarray]:

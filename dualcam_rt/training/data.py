@@ -73,10 +73,19 @@ class Clips:
         idx = np.flatnonzero(mask_or_index) if np.asarray(mask_or_index).dtype == bool else np.asarray(mask_or_index)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         feats = {k: v[idx] for k, v in self._features.items()}
-        return replace(self, label=self.label[idx], scenario=self.scenario[idx], subject=self.subject[idx],
-                       split=self.split[idx], session=self.session[idx], mic=self.mic[idx],
-                       mfcc=pick(self.mfcc), frames=pick(self.frames), _features=feats,
-                       splits={k: v[idx] for k, v in self.splits.items()})
+        return replace(
+            self,
+            label=self.label[idx],
+            scenario=self.scenario[idx],
+            subject=self.subject[idx],
+            split=self.split[idx],
+            session=self.session[idx],
+            mic=self.mic[idx],
+            mfcc=pick(self.mfcc),
+            frames=pick(self.frames),
+            _features=feats,
+            splits={k: v[idx] for k, v in self.splits.items()},
+        )
 
     def with_split(self, column: str) -> Clips:
         """The same clips with ``split`` taken from another split column (one of SPLIT_COLUMNS)."""
@@ -123,8 +132,9 @@ def read_manifest(dataset_dir: str | Path) -> dict:
     return manifest
 
 
-def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
-               need_mfcc: bool = True, need_video: bool = True) -> Clips:
+def load_clips(
+    dataset_dir: str | Path, options: ClipOptions | None = None, need_mfcc: bool = True, need_video: bool = True
+) -> Clips:
     """Every session of a dataset cut into clips (see the module docstring)."""
     opt = options or ClipOptions()
     if opt.split_column not in SPLIT_COLUMNS:
@@ -139,8 +149,9 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
     columns = [c for c in SPLIT_COLUMNS if all(needs[c] in e for e in manifest["sessions"])]
     chunks = _chunks_by_session(manifest) if "chunk_split" in columns else {}
     if opt.split_column not in columns:
-        raise BadInput(f"{root / 'manifest.json'} has no {opt.split_column!r} column "
-                       "(remake the dataset with make-dataset)")
+        raise BadInput(
+            f"{root / 'manifest.json'} has no {opt.split_column!r} column (remake the dataset with make-dataset)"
+        )
     splits: dict[str, list] = {c: [] for c in columns}
     for entry in manifest["sessions"]:
         with open_session(root / entry["path"]) as s:
@@ -162,20 +173,27 @@ def load_clips(dataset_dir: str | Path, options: ClipOptions | None = None,
                 for c in columns:
                     splits[c].append(_chunk_of(chunks[entry["id"]], t0 / FPS) if c == "chunk_split" else str(entry[c]))
                 rows["session"].append(str(entry["id"]))
-                rows["mic"].append(_loop(mic[t0 * block:(t0 + clip_ticks) * block], clip_ticks * block))
+                rows["mic"].append(_loop(mic[t0 * block : (t0 + clip_ticks) * block], clip_ticks * block))
                 if mfcc is not None:
                     n = FPS * opt.mfcc_seconds
-                    rows["mfcc"].append(_loop(mfcc[t0:t0 + n], n).astype(np.float16))
+                    rows["mfcc"].append(_loop(mfcc[t0 : t0 + n], n).astype(np.float16))
                 if need_video:
                     rows["frames"].append(_clip_frames(s, stamps, t_base, t0, clip_ticks, opt))
     if not rows["label"]:
         raise BadInput(f"dataset {root} has no audio")
     split_arrays = {c: np.asarray(v) for c, v in splits.items()}
-    return Clips(label=np.asarray(rows["label"], np.int64), scenario=np.asarray(rows["scenario"]),
-                 subject=np.asarray(rows["subject"]), split=split_arrays[opt.split_column], splits=split_arrays,
-                 session=np.asarray(rows["session"]), mic=np.stack(rows["mic"]).astype(np.float32),
-                 mfcc=np.stack(rows["mfcc"]) if rows["mfcc"] else None,
-                 frames=np.stack(rows["frames"]) if rows["frames"] else None, options=opt)
+    return Clips(
+        label=np.asarray(rows["label"], np.int64),
+        scenario=np.asarray(rows["scenario"]),
+        subject=np.asarray(rows["subject"]),
+        split=split_arrays[opt.split_column],
+        splits=split_arrays,
+        session=np.asarray(rows["session"]),
+        mic=np.stack(rows["mic"]).astype(np.float32),
+        mfcc=np.stack(rows["mfcc"]) if rows["mfcc"] else None,
+        frames=np.stack(rows["frames"]) if rows["frames"] else None,
+        options=opt,
+    )
 
 
 def _chunks_by_session(manifest: dict) -> dict[str, list[dict]]:

@@ -102,8 +102,15 @@ class TrainConfig:
 class ClipDataset(Dataset):
     """Model inputs of clips: (inputs tuple, label, soft label (14,) or zeros)."""
 
-    def __init__(self, clips: Clips, kind: InputKind, train: bool = False, soft: np.ndarray | None = None,
-                 augmenter: Augmenter | None = None, seed: int = 0):
+    def __init__(
+        self,
+        clips: Clips,
+        kind: InputKind,
+        train: bool = False,
+        soft: np.ndarray | None = None,
+        augmenter: Augmenter | None = None,
+        seed: int = 0,
+    ):
         self.clips, self.kind, self.train = clips, InputKind(kind), train
         self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32)
         # training students see each clip through a new random microphone and room every time
@@ -122,7 +129,7 @@ class ClipDataset(Dataset):
         vol = torch.from_numpy(self.clips.mfcc[i].astype(np.float32))
         if self.train:  # a random 1-s window, as the teacher trains on 1-s records
             start = int(torch.randint(0, vol.shape[0] - FPS + 1, ()))
-            vol = vol[start:start + FPS]
+            vol = vol[start : start + FPS]
         return vol
 
     def _frames(self, i: int) -> torch.Tensor:
@@ -157,8 +164,9 @@ def _to(inputs, device) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, clips: Clips, kind: InputKind, batch_size: int = 32,
-                   device: str | torch.device = "cpu") -> np.ndarray:
+def predict_logits(
+    model: nn.Module, clips: Clips, kind: InputKind, batch_size: int = 32, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Logits (n, 14) float32 of whole clips (teachers see every stored MFCC second)."""
     model.eval()
     dev = torch.device(device) if isinstance(device, str) else device
@@ -172,8 +180,13 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels)) if len(labels) else float("nan")
 
 
-def soft_labels(teacher: nn.Module, clips: Clips, kind: InputKind, temperature: float = 1.0,
-                device: str | torch.device | None = None) -> np.ndarray:
+def soft_labels(
+    teacher: nn.Module,
+    clips: Clips,
+    kind: InputKind,
+    temperature: float = 1.0,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
     """The teacher's soft labels softmax(f_t(x*) / T), (n, 14) float32, for every clip."""
     device = device if device is not None else next(teacher.parameters()).device
     logits = torch.from_numpy(predict_logits(teacher, clips, kind, device=device))
@@ -229,8 +242,16 @@ class Trainer:
     With ``cfg.augment`` a student's training clips go through ``augmenter`` (default: one
     without ambience recordings; the CLI hands one with the sound bank's train ambience)."""
 
-    def __init__(self, cfg: TrainConfig, train: Clips, val: Clips, out_dir: str | Path,
-                 soft: np.ndarray | None = None, progress: bool = True, augmenter: Augmenter | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        train: Clips,
+        val: Clips,
+        out_dir: str | Path,
+        soft: np.ndarray | None = None,
+        progress: bool = True,
+        augmenter: Augmenter | None = None,
+    ):
         if len(train) == 0:
             raise BadInput("no training clips for this selection (check the scenarios and the split)")
         self.cfg, self.train_clips, self.val_clips, self.out = cfg, train, val, Path(out_dir)
@@ -256,11 +277,24 @@ class Trainer:
         if self.world > 1:
             self.sampler = DistributedSampler(train_ds, self.world, self.rank, shuffle=True, seed=cfg.seed)
         self.shuffle = torch.Generator()
-        self.loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=self.sampler is None,
-                                 sampler=self.sampler, generator=self.shuffle if self.sampler is None else None)
+        self.loader = DataLoader(
+            train_ds,
+            batch_size=cfg.batch_size,
+            shuffle=self.sampler is None,
+            sampler=self.sampler,
+            generator=self.shuffle if self.sampler is None else None,
+        )
         self.show = progress and self.rank == 0
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[info]}"), console=console, transient=True, disable=not self.show)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=True,
+            disable=not self.show,
+        )
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -270,8 +304,9 @@ class Trainer:
             self.sampler.set_epoch(epoch)
         self.shuffle.manual_seed(self.cfg.seed * 1000 + epoch)  # the same order whether resumed or not
         self.net.train()
-        task = self.bar.add_task(f"{self.cfg.model} epoch {epoch + 1}/{self.cfg.epochs}", total=len(self.loader),
-                                 info="")
+        task = self.bar.add_task(
+            f"{self.cfg.model} epoch {epoch + 1}/{self.cfg.epochs}", total=len(self.loader), info=""
+        )
         loss_sum, correct, seen = 0.0, 0, 0
         for inputs, labels, soft in self.loader:
             labels, soft = labels.to(self.device), soft.to(self.device)
@@ -300,9 +335,18 @@ class Trainer:
             return
         if improved:
             save_atomic({"model": self.model.state_dict()}, self.out / BEST_FILE)
-        save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                     "identity": self.cfg.training_identity(), "epoch": self.epoch, "history": self.history,
-                     "stopper": asdict(self.stopper), "rng": torch.get_rng_state()}, self.out / LAST_FILE)
+        save_atomic(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "identity": self.cfg.training_identity(),
+                "epoch": self.epoch,
+                "history": self.history,
+                "stopper": asdict(self.stopper),
+                "rng": torch.get_rng_state(),
+            },
+            self.out / LAST_FILE,
+        )
 
     def restore(self) -> bool:
         """Continue from ``last.pt`` if it holds this configuration; True when it did."""
@@ -323,8 +367,10 @@ class Trainer:
         return True
 
     def report(self, stats: EpochStats) -> None:
-        self._say(f"{self.cfg.model} epoch {stats.epoch}/{self.cfg.epochs}: loss {stats.loss:.4f} "
-                  f"train acc {stats.train_accuracy:.3f} val acc {stats.val_accuracy:.3f} ({stats.seconds:.1f} s)")
+        self._say(
+            f"{self.cfg.model} epoch {stats.epoch}/{self.cfg.epochs}: loss {stats.loss:.4f} "
+            f"train acc {stats.train_accuracy:.3f} val acc {stats.val_accuracy:.3f} ({stats.seconds:.1f} s)"
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -358,13 +404,19 @@ class Trainer:
         has_val = len(self.val_clips) > 0
         train_seconds = [h["seconds"] for h in self.history]
         return {
-            "model": self.cfg.model, "input_kind": str(self.kind), "config": asdict(self.cfg),
+            "model": self.cfg.model,
+            "input_kind": str(self.kind),
+            "config": asdict(self.cfg),
             "classes": self.cfg.classes,
-            "clip_options": self.train_clips.options.to_dict(), "world_size": self.world, "device": str(self.device),
-            "train_clips": len(self.train_clips), "val_clips": len(self.val_clips),
+            "clip_options": self.train_clips.options.to_dict(),
+            "world_size": self.world,
+            "device": str(self.device),
+            "train_clips": len(self.train_clips),
+            "val_clips": len(self.val_clips),
             "augmentation": self.augmenter.describe() if self.augmenter else None,
             "train_scenarios": sorted({int(s) for s in self.train_clips.scenario}),
-            "epochs_run": self.epoch, "best_epoch": self.stopper.best_epoch,
+            "epochs_run": self.epoch,
+            "best_epoch": self.stopper.best_epoch,
             "best_val_accuracy": self.stopper.best_score if has_val else None,
             "early_stopped": bool(has_val and self.stopper.should_stop),
             "seconds_per_epoch": float(np.mean(train_seconds)) if train_seconds else None,
@@ -376,9 +428,17 @@ class Trainer:
             console.print(text, highlight=False)
 
 
-def fit(cfg: TrainConfig, train: Clips, val: Clips, out_dir: str | Path, soft: np.ndarray | None = None,
-        resume: bool = False, progress: bool = True, extra_info: dict | None = None,
-        augmenter: Augmenter | None = None) -> dict:
+def fit(
+    cfg: TrainConfig,
+    train: Clips,
+    val: Clips,
+    out_dir: str | Path,
+    soft: np.ndarray | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    extra_info: dict | None = None,
+    augmenter: Augmenter | None = None,
+) -> dict:
     """Train one run (see ``Trainer``); returns its info, also written to ``out_dir/run.json``,
     with the trained model (best weights) under ``"_model"``."""
     trainer = Trainer(cfg, train, val, out_dir, soft=soft, progress=progress, augmenter=augmenter)

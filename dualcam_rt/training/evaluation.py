@@ -94,9 +94,17 @@ class RunSpec:
         return work / self.split / f"seed{self.seed}" / slug(self.train_set) / self.name
 
     def config(self, device: str, threads: int | None) -> TrainConfig:
-        return TrainConfig(self.model, epochs=self.epochs, batch_size=self.batch_size, patience=self.patience,
-                           seed=self.seed, device=device, threads=threads, lam=self.lam if self.teacher else 0.0,
-                           temperature=self.temperature)
+        return TrainConfig(
+            self.model,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.seed,
+            device=device,
+            threads=threads,
+            lam=self.lam if self.teacher else 0.0,
+            temperature=self.temperature,
+        )
 
     def settings(self) -> dict:
         """What decides this run's result, as recorded in its cell."""
@@ -115,8 +123,9 @@ class Planned:
     column: Column
 
 
-def teacher_run(recipes: dict[int, Recipe], column: str, train_set: str, scenarios: tuple[int, ...], seed: int,
-                split: str) -> RunSpec:
+def teacher_run(
+    recipes: dict[int, Recipe], column: str, train_set: str, scenarios: tuple[int, ...], seed: int, split: str
+) -> RunSpec:
     """The Table-1 run of ``column`` (its model, epoch cap, patience, batch size) on this data."""
     r = recipes[TEACHER_TABLE]
     return RunSpec(r.column(column).model, train_set, scenarios, seed, split, r.epochs, r.patience, r.batch_size)
@@ -137,10 +146,22 @@ def plan_cells(recipes: dict[int, Recipe], teachers: dict[int, Recipe] | None = 
                         if t == TEACHER_TABLE:
                             run = RunSpec(c.model, train_set, scen, seed, split, r.epochs, r.patience, r.batch_size)
                         else:
-                            teacher = (teacher_run(teachers, c.teacher, train_set, scen, seed, split)
-                                       if c.teacher else None)
-                            run = RunSpec(c.model, train_set, scen, seed, split, r.epochs, r.patience, r.batch_size,
-                                          c.lam if teacher else 0.0, r.temperature, teacher)
+                            teacher = (
+                                teacher_run(teachers, c.teacher, train_set, scen, seed, split) if c.teacher else None
+                            )
+                            run = RunSpec(
+                                c.model,
+                                train_set,
+                                scen,
+                                seed,
+                                split,
+                                r.epochs,
+                                r.patience,
+                                r.batch_size,
+                                c.lam if teacher else 0.0,
+                                r.temperature,
+                                teacher,
+                            )
                         out.append(Planned(Cell(t, c.name, train_set, seed, split), run, r, c))
     return sorted(out, key=lambda p: (p.cell.split, p.cell.seed, p.cell.train_set, p.cell.table))
 
@@ -169,8 +190,10 @@ class Evaluation:
             return False
         old = json.loads(path.read_text())
         if old.get("settings") != plain(self.cell_settings(p)):
-            raise BadInput(f"{path} was made with other settings (epoch cap, patience, λ, T, dataset or clips); "
-                           "resume with the same settings or choose another --out")
+            raise BadInput(
+                f"{path} was made with other settings (epoch cap, patience, λ, T, dataset or clips); "
+                "resume with the same settings or choose another --out"
+            )
         return True
 
     def data(self, split: str, scenarios: tuple[int, ...], seed: int) -> tuple[Clips, Clips, Clips]:
@@ -198,27 +221,59 @@ class Evaluation:
                 raise BadInput(f"{run.name} is distilled: its teacher's model is needed")
             soft = soft_labels(soft_from, train, input_kind(run.teacher.model), run.temperature)
         t0 = time.perf_counter()
-        info = fit(run.config(self.device, self.threads), train, val, out, soft=soft, resume=self.resume,
-                   progress=self.progress, extra_info={"evaluation": want, "dataset": self.data_identity["dataset"]})
+        info = fit(
+            run.config(self.device, self.threads),
+            train,
+            val,
+            out,
+            soft=soft,
+            resume=self.resume,
+            progress=self.progress,
+            extra_info={"evaluation": want, "dataset": self.data_identity["dataset"]},
+        )
         (out / LAST_FILE).unlink(missing_ok=True)  # finished: best.pt is all a later step needs
         best = info["best_val_accuracy"]
-        console.print(f"  {run.split}/seed{run.seed}/{slug(run.train_set)}/{run.name}: {info['epochs_run']} epochs "
-                      f"(best {info['best_epoch']}), val acc {best if best is not None else float('nan'):.3f}, "
-                      f"{time.perf_counter() - t0:.0f} s", highlight=False)
+        console.print(
+            f"  {run.split}/seed{run.seed}/{slug(run.train_set)}/{run.name}: {info['epochs_run']} epochs "
+            f"(best {info['best_epoch']}), val acc {best if best is not None else float('nan'):.3f}, "
+            f"{time.perf_counter() - t0:.0f} s",
+            highlight=False,
+        )
         return info.pop("_model"), info
 
     def write_cell(self, p: Planned, info: dict, results: dict, seconds: float) -> Path:
         path = p.cell.path(self.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {
-            **asdict(p.cell), "model": p.run.model, "train_scenarios": list(p.run.scenarios),
-            "teacher": p.column.teacher, "held_out_scenario": p.recipe.held_out_scenario, "results": results,
-            "settings": self.cell_settings(p),
-            "run": {k: info.get(k) for k in ("train_clips", "val_clips", "epochs_run", "best_epoch",
-                                             "best_val_accuracy", "early_stopped", "seconds_per_epoch", "device")},
-            "seconds_per_epoch_per_clip": (info["seconds_per_epoch"] / max(info["train_clips"], 1)
-                                           if info.get("seconds_per_epoch") else None),
-            "seconds": seconds, "finished_utc": datetime.now(UTC).isoformat(timespec="seconds")})
+        write_json_atomic(
+            path,
+            {
+                **asdict(p.cell),
+                "model": p.run.model,
+                "train_scenarios": list(p.run.scenarios),
+                "teacher": p.column.teacher,
+                "held_out_scenario": p.recipe.held_out_scenario,
+                "results": results,
+                "settings": self.cell_settings(p),
+                "run": {
+                    k: info.get(k)
+                    for k in (
+                        "train_clips",
+                        "val_clips",
+                        "epochs_run",
+                        "best_epoch",
+                        "best_val_accuracy",
+                        "early_stopped",
+                        "seconds_per_epoch",
+                        "device",
+                    )
+                },
+                "seconds_per_epoch_per_clip": (
+                    info["seconds_per_epoch"] / max(info["train_clips"], 1) if info.get("seconds_per_epoch") else None
+                ),
+                "seconds": seconds,
+                "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
         return path
 
 
@@ -229,8 +284,9 @@ def test_sets(scenarios: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
     return [(f"Scenario {k}", (k,)) for k in (1, 2, 3)]
 
 
-def run_recipes(recipes: dict[int, Recipe], ev: Evaluation, teachers: dict[int, Recipe] | None = None,
-                after_cell=None) -> dict:
+def run_recipes(
+    recipes: dict[int, Recipe], ev: Evaluation, teachers: dict[int, Recipe] | None = None, after_cell=None
+) -> dict:
     """Make every cell of ``recipes`` not yet finished; ``after_cell(path)`` is called after each.
     Returns {"made": n, "skipped": n}."""
     planned = plan_cells(recipes, teachers)
@@ -259,17 +315,23 @@ def run_recipes(recipes: dict[int, Recipe], ev: Evaluation, teachers: dict[int, 
         else:
             _, _, test = ev.data(p.run.split, p.run.scenarios, p.run.seed)
             logits = predict_logits(model, test, input_kind(p.run.model), device=next(model.parameters()).device)
-            results = {name: accuracy(logits[np.isin(test.scenario, s)], test.label[np.isin(test.scenario, s)])
-                       for name, s in test_sets(p.run.scenarios)}
+            results = {
+                name: accuracy(logits[np.isin(test.scenario, s)], test.label[np.isin(test.scenario, s)])
+                for name, s in test_sets(p.run.scenarios)
+            }
         path = ev.write_cell(p, info, results, time.perf_counter() - t0)
-        console.print(f"cell {path.relative_to(ev.out)}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in results.items() if isinstance(v, float)), highlight=False)
+        console.print(
+            f"cell {path.relative_to(ev.out)}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in results.items() if isinstance(v, float)),
+            highlight=False,
+        )
         if after_cell:
             after_cell(path)
     return {"made": len(todo), "skipped": skipped}
 
 
 # -- the transfer protocol --------------------------------------------------------------------
+
 
 def layer_features(model, clips: Clips, kind, layers: tuple[str, ...], batch_size: int = 32) -> dict[str, np.ndarray]:
     """Each layer's activations averaged over time: {layer: (n, channels)} float32."""
@@ -321,7 +383,13 @@ def transfer_results(model, p: Planned, ev: Evaluation) -> dict:
     feats = {s: layer_features(model, x, kind, p.column.layers) for s, x in parts.items()}
     out = {}
     for layer in p.column.layers:
-        knn, svm, k = transfer_scores(feats["train"][layer], parts["train"].label, feats["val"][layer],
-                                      parts["val"].label, feats["test"][layer], parts["test"].label)
+        knn, svm, k = transfer_scores(
+            feats["train"][layer],
+            parts["train"].label,
+            feats["val"][layer],
+            parts["val"].label,
+            feats["test"][layer],
+            parts["test"].label,
+        )
         out[layer] = {"kNN": knn, "SVM": svm, "k": k}
     return out

@@ -40,9 +40,16 @@ def export_onnx(model: torch.nn.Module, shape: list[int], path: Path) -> None:
     """Write ``model`` as ONNX with input ``input`` (batch, *shape) and output ``logits`` (batch, 14)."""
     model.eval()
     dummy = torch.zeros(2, *shape)
-    torch.onnx.export(model, (dummy,), str(path), input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-                      dynamo=False)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
 
 
 def onnx_parity(model: torch.nn.Module, path: Path, x: np.ndarray) -> float:
@@ -79,28 +86,54 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None
     kind = InputKind(info["input_kind"])
     parity = onnx_parity(model, onnx_path, example_inputs(kind))
     cfg = info["config"]
-    feature = (feature_params(kind) if kind.one_microphone else
-               {"frames": 12, "fps": 12, "mfcc": "per-pixel MFCC 1..12 of the 36x48x512 beamformed power "
-                "(dualcam_rt.dsp.mfcc.mfcc_volume)", "normalisation": "per-coefficient standardisation, in the graph"})
+    feature = (
+        feature_params(kind)
+        if kind.one_microphone
+        else {
+            "frames": 12,
+            "fps": 12,
+            "mfcc": "per-pixel MFCC 1..12 of the 36x48x512 beamformed power (dualcam_rt.dsp.mfcc.mfcc_volume)",
+            "normalisation": "per-coefficient standardisation, in the graph",
+        }
+    )
     if kind is InputKind.SPECTROGRAM:
         feature["normalisation"] = "per-bin standardisation (training-set mean and std), in the graph"
     card = {
-        "name": name, "file": onnx_path.name, "architecture": ARCHITECTURES[arch],
+        "name": name,
+        "file": onnx_path.name,
+        "architecture": ARCHITECTURES[arch],
         "classes": info["classes"],
-        "input": {"name": "input", "kind": str(kind), "shape": [None, *EXPORTABLE[arch]], "sample_rate": SAMPLE_RATE,
-                  "seconds": 1.0 if kind is InputKind.MFCC_VOLUME else 5.0, "feature": feature},
+        "input": {
+            "name": "input",
+            "kind": str(kind),
+            "shape": [None, *EXPORTABLE[arch]],
+            "sample_rate": SAMPLE_RATE,
+            "seconds": 1.0 if kind is InputKind.MFCC_VOLUME else 5.0,
+            "feature": feature,
+        },
         "output": {"name": "logits", "shape": [None, len(info["classes"])]},
-        "training": {"dataset": info.get("dataset"), "train_scenarios": info["train_scenarios"],
-                     "split_column": info["clip_options"]["split_column"], "train_clips": info["train_clips"],
-                     "val_clips": info["val_clips"], "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"],
-                     "batch_size": cfg["batch_size"], "lr": cfg["lr"], "seed": cfg["seed"],
-                     "supervision": ("distilled" if cfg["lam"] > 0 else "hard labels"), "lambda": cfg["lam"],
-                     "temperature": cfg["temperature"], "teacher": info.get("teacher_model"),
-                     "seconds_per_epoch": info.get("seconds_per_epoch"), "device": info.get("device"),
-                     "pretrained": "none (trained from scratch)", "augmentation": info.get("augmentation"),
-                     "sounds": _dataset_sounds(info.get("dataset"))},
-        "metrics": {"val_accuracy": info.get("best_val_accuracy"), **info.get("test", {}),
-                    "onnx_max_abs_diff": parity},
+        "training": {
+            "dataset": info.get("dataset"),
+            "train_scenarios": info["train_scenarios"],
+            "split_column": info["clip_options"]["split_column"],
+            "train_clips": info["train_clips"],
+            "val_clips": info["val_clips"],
+            "epochs_run": info["epochs_run"],
+            "best_epoch": info["best_epoch"],
+            "batch_size": cfg["batch_size"],
+            "lr": cfg["lr"],
+            "seed": cfg["seed"],
+            "supervision": ("distilled" if cfg["lam"] > 0 else "hard labels"),
+            "lambda": cfg["lam"],
+            "temperature": cfg["temperature"],
+            "teacher": info.get("teacher_model"),
+            "seconds_per_epoch": info.get("seconds_per_epoch"),
+            "device": info.get("device"),
+            "pretrained": "none (trained from scratch)",
+            "augmentation": info.get("augmentation"),
+            "sounds": _dataset_sounds(info.get("dataset")),
+        },
+        "metrics": {"val_accuracy": info.get("best_val_accuracy"), **info.get("test", {}), "onnx_max_abs_diff": parity},
         "opset": OPSET,
         "reproduce": info.get("reproduce") or info.get("command"),
     }

@@ -48,8 +48,14 @@ MIN_SEEDS = 2
 MEASURE_BATCH = 16  # clips per timed batch: per-clip CPU cost is flat from ~8 up; 32 would double the wait
 
 
-def measure(models: list[str], clips: Clips, batch_size: int = 32, batches: int = 2, device: str = "auto",
-            threads: int | None = None) -> dict[str, dict[str, float]]:
+def measure(
+    models: list[str],
+    clips: Clips,
+    batch_size: int = 32,
+    batches: int = 2,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, dict[str, float]]:
     """{model: {"train_s_per_clip", "eval_s_per_clip"}} from ``batches`` timed batches (of at most
     MEASURE_BATCH clips) after one warm-up."""
     if threads:
@@ -80,8 +86,10 @@ def measure(models: list[str], clips: Clips, batch_size: int = 32, batches: int 
         t0 = time.perf_counter()
         for _ in range(batches):
             predict_logits(model, sample, kind, batch_size=n, device=dev)
-        out[name] = {"train_s_per_clip": float(np.median(timed)) / n,
-                     "eval_s_per_clip": (time.perf_counter() - t0) / (batches * n)}
+        out[name] = {
+            "train_s_per_clip": float(np.median(timed)) / n,
+            "eval_s_per_clip": (time.perf_counter() - t0) / (batches * n),
+        }
     return out
 
 
@@ -108,8 +116,10 @@ class Setting:
         cut = self.apply(recipes)
         parts = []
         for t, r in sorted(cut.items()):
-            parts.append(f"Table {t} [{', '.join(c.name for c in r.columns)}] up to {r.epochs} epochs, "
-                         f"{len(r.seeds)} seed(s), split(s) {', '.join(r.splits)}")
+            parts.append(
+                f"Table {t} [{', '.join(c.name for c in r.columns)}] up to {r.epochs} epochs, "
+                f"{len(r.seeds)} seed(s), split(s) {', '.join(r.splits)}"
+            )
         return "; ".join(parts) or "nothing"
 
 
@@ -121,8 +131,12 @@ class Estimate:
     by_model: dict[str, dict]  # model -> {"runs", "hours", "train_clips" (mean)}
 
 
-def estimate(recipes: dict[int, Recipe], ev: Evaluation, timings: dict[str, dict[str, float]],
-             teachers: dict[int, Recipe] | None = None) -> Estimate:
+def estimate(
+    recipes: dict[int, Recipe],
+    ev: Evaluation,
+    timings: dict[str, dict[str, float]],
+    teachers: dict[int, Recipe] | None = None,
+) -> Estimate:
     """The hours the unfinished cells of ``recipes`` take at most (see the module docstring)."""
     todo = [p for p in plan_cells(recipes, teachers) if not ev.finished(p)]
     runs: dict[RunSpec, None] = {}
@@ -175,8 +189,15 @@ def ladder(recipes: dict[int, Recipe], epoch_cap: int | None = None, pinned: boo
     return [Setting(e, p, sp, se) for se in seeds for sp in splits for p in PRIORITY_LADDER for e in epochs]
 
 
-def choose(recipes: dict[int, Recipe], base: dict[int, Recipe], ev: Evaluation, timings: dict, budget_hours: float,
-           epoch_cap: int | None = None, pinned: bool = False) -> tuple[Setting, Estimate]:
+def choose(
+    recipes: dict[int, Recipe],
+    base: dict[int, Recipe],
+    ev: Evaluation,
+    timings: dict,
+    budget_hours: float,
+    epoch_cap: int | None = None,
+    pinned: bool = False,
+) -> tuple[Setting, Estimate]:
     """The largest setting whose estimate fits ``budget_hours`` (BadInput when none does);
     ``base`` holds the Table-1 recipe of the teachers."""
     settings = ladder(recipes, epoch_cap, pinned)
@@ -189,5 +210,6 @@ def choose(recipes: dict[int, Recipe], base: dict[int, Recipe], ev: Evaluation, 
             return setting, est
     smallest = settings[-1]
     need = estimate(smallest.apply(recipes), ev, timings, smallest.teachers(base)).hours
-    raise BadInput(f"no honest setting fits {budget_hours:g} h: the smallest ({smallest.describe(recipes)}) "
-                   f"needs {need:.2f} h")
+    raise BadInput(
+        f"no honest setting fits {budget_hours:g} h: the smallest ({smallest.describe(recipes)}) needs {need:.2f} h"
+    )

@@ -63,11 +63,17 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         raw = tomllib.loads(path.read_text())
         columns = tuple(Column(**{**c, "layers": tuple(c.get("layers", ()))}) for c in raw.pop("columns"))
-        recipe = Recipe(**{**raw, "columns": columns,
-                           "train_sets": {k: tuple(v) for k, v in raw.pop("train_sets").items()},
-                           "splits": tuple(raw.get("splits", Recipe.splits)),
-                           "seeds": tuple(raw.get("seeds", Recipe.seeds)),
-                           "paired": tuple(tuple(p) for p in raw.get("paired", ())), "source": str(path)})
+        recipe = Recipe(
+            **{
+                **raw,
+                "columns": columns,
+                "train_sets": {k: tuple(v) for k, v in raw.pop("train_sets").items()},
+                "splits": tuple(raw.get("splits", Recipe.splits)),
+                "seeds": tuple(raw.get("seeds", Recipe.seeds)),
+                "paired": tuple(tuple(p) for p in raw.get("paired", ())),
+                "source": str(path),
+            }
+        )
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as err:
         raise BadInput(f"recipe {path}: {err}") from None
     _check(recipe)
@@ -81,8 +87,9 @@ def load_recipes(directory: str | Path = RECIPES_DIR) -> dict[int, Recipe]:
         raise BadInput(f"no table*.toml recipes in {directory}")
     for r in recipes.values():
         for c in r.columns:
-            if c.teacher and (TEACHER_TABLE not in recipes or c.teacher not in
-                              [t.name for t in recipes[TEACHER_TABLE].columns]):
+            if c.teacher and (
+                TEACHER_TABLE not in recipes or c.teacher not in [t.name for t in recipes[TEACHER_TABLE].columns]
+            ):
                 raise BadInput(f"recipe {r.source}: column {c.name}'s teacher {c.teacher!r} is not a column of Table 1")
     return recipes
 
@@ -110,9 +117,17 @@ def _check(r: Recipe) -> None:
         raise BadInput(f"{where}: epochs, patience and batch size must be >= 1, seeds and splits non-empty")
 
 
-def shrink(recipes: dict[int, Recipe], *, tables: tuple[int, ...] | None = None, epoch_cap: int | None = None,
-           seeds: int | None = None, splits: tuple[str, ...] | None = None, priority: int | None = None,
-           columns: dict[int, tuple[str, ...]] | None = None, **overrides) -> dict[int, Recipe]:
+def shrink(
+    recipes: dict[int, Recipe],
+    *,
+    tables: tuple[int, ...] | None = None,
+    epoch_cap: int | None = None,
+    seeds: int | None = None,
+    splits: tuple[str, ...] | None = None,
+    priority: int | None = None,
+    columns: dict[int, tuple[str, ...]] | None = None,
+    **overrides,
+) -> dict[int, Recipe]:
     """The recipes cut to a setting: only ``tables``, at most ``epochs`` epochs, the first ``seeds``
     seeds, only ``splits``, columns of at most ``priority`` (or named in ``columns[table]``);
     ``overrides`` (epochs, patience, batch_size, temperature, lam; None: the recipe's) replace
@@ -121,17 +136,26 @@ def shrink(recipes: dict[int, Recipe], *, tables: tuple[int, ...] | None = None,
     for t, r in recipes.items():
         if tables is not None and t not in tables:
             continue
-        keep = tuple(c for c in r.columns if (priority is None or c.priority <= priority)
-                     and (columns is None or t not in columns or c.name in columns[t]))
+        keep = tuple(
+            c
+            for c in r.columns
+            if (priority is None or c.priority <= priority)
+            and (columns is None or t not in columns or c.name in columns[t])
+        )
         if not keep:
             continue
         lam = overrides.get("lam")
         keep = tuple(replace(c, lam=lam) if lam is not None and c.teacher else c for c in keep)
         names = {c.name for c in keep}
         r = replace(r, **{k: v for k, v in overrides.items() if k != "lam" and v is not None})
-        out[t] = replace(r, columns=keep, epochs=min(r.epochs, epoch_cap or r.epochs),
-                         seeds=_first_seeds(r.seeds, seeds), splits=splits or r.splits,
-                         paired=tuple(p for p in r.paired if set(p) <= names))
+        out[t] = replace(
+            r,
+            columns=keep,
+            epochs=min(r.epochs, epoch_cap or r.epochs),
+            seeds=_first_seeds(r.seeds, seeds),
+            splits=splits or r.splits,
+            paired=tuple(p for p in r.paired if set(p) <= names),
+        )
     return out
 
 

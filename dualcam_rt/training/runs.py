@@ -50,8 +50,12 @@ def read_run_info(run_dir: str | Path) -> dict:
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """The best model of a finished run (eval mode) and its ``run.json``."""
     info = read_run_info(run_dir)
-    model = build_model(info["model"], variant=info["config"].get("variant"), weights=None,
-                        n_classes=len(info.get("classes", ())) or None)
+    model = build_model(
+        info["model"],
+        variant=info["config"].get("variant"),
+        weights=None,
+        n_classes=len(info.get("classes", ())) or None,
+    )
     state = torch.load(Path(run_dir) / BEST_FILE, map_location=device, weights_only=True)["model"]
     model.load_state_dict(state)
     return model.to(device).eval(), info

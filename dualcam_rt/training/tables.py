@@ -34,13 +34,26 @@ def rows_of(cells: list[dict]) -> list[dict]:
         if any(isinstance(v, dict) for v in c["results"].values()):  # the transfer protocol: per layer
             for layer, scores in c["results"].items():
                 for col, v in scores.items():
-                    rows.append({**base, "train_set": f"{c['column']}/{layer}",
-                                 "test_set": f"Scenario {c.get('held_out_scenario')}", "column": col,
-                                 "accuracy": float(v)})
+                    rows.append(
+                        {
+                            **base,
+                            "train_set": f"{c['column']}/{layer}",
+                            "test_set": f"Scenario {c.get('held_out_scenario')}",
+                            "column": col,
+                            "accuracy": float(v),
+                        }
+                    )
         else:
             for test_set, v in c["results"].items():
-                rows.append({**base, "train_set": c["train_set"], "test_set": test_set, "column": c["column"],
-                             "accuracy": float(v)})
+                rows.append(
+                    {
+                        **base,
+                        "train_set": c["train_set"],
+                        "test_set": test_set,
+                        "column": c["column"],
+                        "accuracy": float(v),
+                    }
+                )
     return rows
 
 
@@ -74,12 +87,15 @@ def _in_recipe_order(recipe: Recipe | None, keys: list, cols: list) -> tuple[lis
         return keys, cols
     names = [c.name for c in recipe.columns]
     if recipe.protocol == "transfer":  # rows "<column>/<layer>", columns kNN, SVM, k
+
         def row(k):
             col, layer = k[0].split("/", 1)
             c = recipe.column(col) if col in names else None
             return (names.index(col) if c else len(names), c.layers.index(layer) if c and layer in c.layers else 99)
+
         return sorted(keys, key=row), cols
     sets = list(recipe.train_sets) + ["Scenario 1", "Scenario 2", "Scenario 3", "All scenarios"]
+
     def at(name: str) -> int:
         return sets.index(name) if name in sets else len(sets)
 
@@ -113,24 +129,42 @@ def write_tables(out: Path, recipes: dict[int, Recipe], header: str, png: bool =
     return written
 
 
-def _write_table(out: Path, table: int, recipe: Recipe | None, rows: list[dict], split: str, header: str,
-                 png: bool) -> list[Path]:
+def _write_table(
+    out: Path, table: int, recipe: Recipe | None, rows: list[dict], split: str, header: str, png: bool
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    keys, cols = _in_recipe_order(recipe, list(dict.fromkeys((r["train_set"], r["test_set"]) for r in rows)),
-                                  list(dict.fromkeys(r["column"] for r in rows)))
-    values = {(k, c): [r["accuracy"] for r in rows if (r["train_set"], r["test_set"]) == k and r["column"] == c]
-              for k in keys for c in cols}
+    keys, cols = _in_recipe_order(
+        recipe,
+        list(dict.fromkeys((r["train_set"], r["test_set"]) for r in rows)),
+        list(dict.fromkeys(r["column"] for r in rows)),
+    )
+    values = {
+        (k, c): [r["accuracy"] for r in rows if (r["train_set"], r["test_set"]) == k and r["column"] == c]
+        for k in keys
+        for c in cols
+    }
     stats = {kc: mean_std(v) for kc, v in values.items()}
     pairs = {f"{a} − {b}": paired(rows, a, b) for a, b in (recipe.paired if recipe else ())}
     first = ("Features", "Test set") if table == 4 else ("Train set", "Test set")
     seeds = sorted({r["seed"] for r in rows})
     title = recipe.title if recipe else f"Table {table}"
-    md = [f"# Table {table} (split `{split}`)", "", title, "", header, "",
-          f"Seeds finished: {', '.join(map(str, seeds))}. Mean ± std (ddof 1) over seeds."
-          + (" Paired columns: mean ± std of the per-seed difference (seeds where the first is better / seeds)."
-             if pairs else ""), "",
-          "| " + " | ".join([*first, *cols, *pairs]) + " |",
-          "| " + " | ".join(["---"] * (2 + len(cols) + len(pairs))) + " |"]
+    md = [
+        f"# Table {table} (split `{split}`)",
+        "",
+        title,
+        "",
+        header,
+        "",
+        f"Seeds finished: {', '.join(map(str, seeds))}. Mean ± std (ddof 1) over seeds."
+        + (
+            " Paired columns: mean ± std of the per-seed difference (seeds where the first is better / seeds)."
+            if pairs
+            else ""
+        ),
+        "",
+        "| " + " | ".join([*first, *cols, *pairs]) + " |",
+        "| " + " | ".join(["---"] * (2 + len(cols) + len(pairs))) + " |",
+    ]
     for key in keys:
         cells = [_fmt(*stats[key, c][:2], k=c == "k") for c in cols] + [_fmt_diff(p.get(key)) for p in pairs.values()]
         md.append("| " + " | ".join([*key, *cells]) + " |")
@@ -146,20 +180,46 @@ def _write_table(out: Path, table: int, recipe: Recipe | None, rows: list[dict],
             for c in cols:
                 m, s, n = stats[key, c]
                 if n:
-                    w.writerow([*key, c, f"{m:.4f}", "" if np.isnan(s) else f"{s:.4f}", n,
-                                " ".join(f"{v:.4f}" for v in values[key, c])])
+                    w.writerow(
+                        [
+                            *key,
+                            c,
+                            f"{m:.4f}",
+                            "" if np.isnan(s) else f"{s:.4f}",
+                            n,
+                            " ".join(f"{v:.4f}" for v in values[key, c]),
+                        ]
+                    )
     written = [path_md, path_csv]
     if pairs:
         path_pairs = out / f"table{table}_paired.csv"
         with path_pairs.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["train_set", "test_set", "comparison", "mean_difference", "std_difference", "n_seeds",
-                        "seeds_better", "differences"])
+            w.writerow(
+                [
+                    "train_set",
+                    "test_set",
+                    "comparison",
+                    "mean_difference",
+                    "std_difference",
+                    "n_seeds",
+                    "seeds_better",
+                    "differences",
+                ]
+            )
             for name, p in pairs.items():
                 for key, d in p.items():
-                    w.writerow([*key, name.replace(" − ", "-"), f"{d['mean']:.4f}",
-                                "" if np.isnan(d["std"]) else f"{d['std']:.4f}", d["n"], d["wins"],
-                                " ".join(f"{x:.4f}" for x in d["diffs"])])
+                    w.writerow(
+                        [
+                            *key,
+                            name.replace(" − ", "-"),
+                            f"{d['mean']:.4f}",
+                            "" if np.isnan(d["std"]) else f"{d['std']:.4f}",
+                            d["n"],
+                            d["wins"],
+                            " ".join(f"{x:.4f}" for x in d["diffs"]),
+                        ]
+                    )
         written.append(path_pairs)
     if png:
         written.append(_heat_map(out / f"table{table}.png", table, split, keys, [c for c in cols if c != "k"], stats))
@@ -180,8 +240,15 @@ def _heat_map(path: Path, table: int, split: str, keys, cols, stats) -> Path:
     for i in range(len(keys)):
         for j in range(len(cols)):
             if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
-                        color="white" if grid[i, j] < 0.5 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    color="white" if grid[i, j] < 0.5 else "black",
+                    fontsize=8,
+                )
     ax.set_title(f"Table {table} ({split}): test accuracy (mean over seeds)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()

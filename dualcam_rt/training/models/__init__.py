@@ -27,19 +27,44 @@ class ModelSpec:
     role: str  # "teacher" | "student"
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("dualcamnet", lambda **kw: DualCamNet(len(CLASSES), variant=kw.get("variant") or "code"),
-              InputKind.MFCC_VOLUME, "teacher"),
-    ModelSpec("resnet50", lambda **kw: ResNet50(len(CLASSES), weights=kw.get("weights")), InputKind.VIDEO, "teacher"),
-    ModelSpec("temporal_resnet50", lambda **kw: ResNet50(len(CLASSES), temporal=True, weights=kw.get("weights")),
-              InputKind.VIDEO, "teacher"),
-    ModelSpec("avnet", lambda **kw: AVNet(len(CLASSES), weights=kw.get("weights")), InputKind.AUDIO_VISUAL, "teacher"),
-    # students may learn a background class besides the actions (n_classes=15, training/augment.py)
-    ModelSpec("hearnet", lambda **kw: HearNet(kw.get("n_classes") or len(CLASSES)), InputKind.SPECTROGRAM, "student"),
-    ModelSpec("soundnet", lambda **kw: OurSoundNet(kw.get("n_classes") or len(CLASSES)), InputKind.WAVEFORM, "student"),
-)}
-ARCHITECTURES = {"dualcamnet": "DualCamNet", "resnet50": "ResNet-50", "temporal_resnet50": "Temporal ResNet-50",
-                 "avnet": "AVNet", "hearnet": "HearNet", "soundnet": "OurSoundNet"}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "dualcamnet",
+            lambda **kw: DualCamNet(len(CLASSES), variant=kw.get("variant") or "code"),
+            InputKind.MFCC_VOLUME,
+            "teacher",
+        ),
+        ModelSpec(
+            "resnet50", lambda **kw: ResNet50(len(CLASSES), weights=kw.get("weights")), InputKind.VIDEO, "teacher"
+        ),
+        ModelSpec(
+            "temporal_resnet50",
+            lambda **kw: ResNet50(len(CLASSES), temporal=True, weights=kw.get("weights")),
+            InputKind.VIDEO,
+            "teacher",
+        ),
+        ModelSpec(
+            "avnet", lambda **kw: AVNet(len(CLASSES), weights=kw.get("weights")), InputKind.AUDIO_VISUAL, "teacher"
+        ),
+        # students may learn a background class besides the actions (n_classes=15, training/augment.py)
+        ModelSpec(
+            "hearnet", lambda **kw: HearNet(kw.get("n_classes") or len(CLASSES)), InputKind.SPECTROGRAM, "student"
+        ),
+        ModelSpec(
+            "soundnet", lambda **kw: OurSoundNet(kw.get("n_classes") or len(CLASSES)), InputKind.WAVEFORM, "student"
+        ),
+    )
+}
+ARCHITECTURES = {
+    "dualcamnet": "DualCamNet",
+    "resnet50": "ResNet-50",
+    "temporal_resnet50": "Temporal ResNet-50",
+    "avnet": "AVNet",
+    "hearnet": "HearNet",
+    "soundnet": "OurSoundNet",
+}
 
 
 def model_names(role: str | None = None) -> list[str]:

@@ -18,7 +18,6 @@ from .resnet import ResNet50
 
 
 class AVNet(nn.Module):
-
     def __init__(self, n_classes: int = 14, weights: str | None = None):
         super().__init__()
         self.audio = DualCamNet(n_classes)
