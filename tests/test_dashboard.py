@@ -147,7 +147,9 @@ FREEZE_WHEN = """([wantSource, timeoutMs]) => new Promise((resolve, reject) => {
     const ready = wantSource
       ? source && source !== "none" && layer.style.visibility === "visible" && layer.complete && layer.naturalWidth > 0
       : source === "none";
-    if (ready) { document.getElementById("freeze").click(); clearInterval(poll); resolve([source, view.dataset.truth]); }
+    if (ready) {
+      document.getElementById("freeze").click(); clearInterval(poll); resolve([source, view.dataset.truth]);
+    }
     else if (Date.now() - t0 > timeoutMs) { clearInterval(poll); reject(new Error("state not seen: " + source)); }
   }, 2);
 })"""

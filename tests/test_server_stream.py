@@ -89,7 +89,7 @@ def test_many_clients_stream_at_once_and_share_batches(ws_url):
         )
 
     results = asyncio.run(main())
-    for (hello, predictions, end, code), f in zip(results, [500, 1000, 3000, 5000] * 6):
+    for (_hello, predictions, _end, code), f in zip(results, [500, 1000, 3000, 5000] * 6):
         assert len(predictions) == 4 and code == 1000
         assert {p["label"] for p in predictions} == {CLASSES[band_of(f)]}
     assert max(p["batch"] for r in results for p in r[1]) > 1  # windows of different clients shared a run

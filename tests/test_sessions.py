@@ -155,9 +155,8 @@ def test_disk_full_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path,
         if not real:
             from dualcam_rt.sessions import writer
 
-            monkeypatch.setattr(
-                writer, "free_bytes", lambda path, calls=iter(range(10**6)): 10**9 if next(calls) < 2 else 10**5
-            )
+            calls = iter(range(10**6))
+            monkeypatch.setattr(writer, "free_bytes", lambda path: 10**9 if next(calls) < 2 else 10**5)
         w = SessionWriter(disk / "s", {"label": "typing"}, channels=list(range(16)))
         with pytest.raises(DualcamError, match="disk full") as err:
             for frame in scene_frames(600, video_every=12):

@@ -8,6 +8,7 @@ message and exit code 2 (bad input) or 1 (failure), never a traceback.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error and exit (2: bad usage or input, 1: failure)."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

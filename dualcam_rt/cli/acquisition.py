@@ -136,6 +136,8 @@ def probe(
     view = Live(Table(), console=Console(), refresh_per_second=8) if live and not as_json else None
 
     def show(frame, device) -> None:  # the last block's levels, while reading
+        if view is None:
+            return
         full_scale = float(device.describe().get("full_scale_pa") or 20.0)
         view.update(_levels_table(f"{uri}: block {frame.index}", channel_levels(frame.audio, full_scale, geometry)))
 

@@ -1,4 +1,5 @@
-"""``dualcam-rt calibrate-gate``: pick a student's "no action" thresholds on labelled clips and write them into its card."""
+"""``dualcam-rt calibrate-gate``: pick a student's "no action" thresholds on labelled clips and write them
+into its card."""
 
 from __future__ import annotations
 

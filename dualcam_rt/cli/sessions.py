@@ -41,7 +41,7 @@ def record(
         ..., "--out", help="Directory to create the session in (made, with its parents, if missing)"
     ),
     name: str = typer.Option(None, help="Session name (default LABEL-scK-sN-UTCTIME); no '/' or '..'"),
-    label: str = typer.Option(None, help="Action class (default: the URI's label, if any)"),
+    label: str | None = typer.Option(None, help="Action class (default: the URI's label, if any)"),
     scenario: int = typer.Option(None, help="Scenario 1|2|3 (default: the URI's scenario, if any)"),
     subject: int = typer.Option(None, help="Subject index (default: the URI's subject, if any)"),
     channels: str = typer.Option("all", help="Device channels to store: 'all' or a list like '0' or '0,5,9'"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Model:
 
     name: str
     card: dict
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession (untyped)
 
     @property
     def classes(self) -> list[str]:

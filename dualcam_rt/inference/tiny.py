@@ -70,7 +70,8 @@ def write_tiny_model(models_dir: str | Path, name: str = "tone-bands") -> Path:
         "output": {"name": "logits", "shape": [None, n_classes]},
         "training": {"note": "not trained: fixed band-energy weights"},
         "metrics": {},
-        "reproduce": f"python -c \"from dualcam_rt.inference.tiny import write_tiny_model; write_tiny_model('models', '{name}')\"",
+        "reproduce": 'python -c "from dualcam_rt.inference.tiny import write_tiny_model; '
+        f"write_tiny_model('models', '{name}')\"",
     }
     (out / f"{name}.json").write_text(json.dumps(card, indent=2))
     return out / f"{name}.json"

@@ -14,6 +14,7 @@ import random
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ PRESETS = {
 def session_specs(preset: Preset, seed: int = 0) -> list[dict]:
     """One spec per session (id, scenario, subject, label, scene seed, ticks), in a fixed order."""
     rng = random.Random(seed)
-    specs = []
+    specs: list[dict] = []
     for scenario in preset.scenarios:
         for subject in range(preset.subjects):
             for label in preset.classes:
@@ -181,7 +182,8 @@ def make_dataset(
     """
     if preset not in PRESETS:
         raise BadInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    config = replace(PRESETS[preset], **({"raw": raw} if raw is not None else {}), **overrides)
+    changes: dict[str, Any] = {"raw": raw} if raw is not None else {}
+    config = replace(PRESETS[preset], **changes, **overrides)
     for c in config.classes:
         class_index(c)  # BadInput for an unknown class
     if config.raw and not config.images:
@@ -232,7 +234,7 @@ def make_dataset(
                         progress.advance(task)
         else:
             for spec in todo:
-                entries.append(render_session(spec, str(out), _imaging, cache_dir))
+                entries.append(_render_star((spec, str(out), cache_dir)))
                 if progress:
                     progress.advance(task)
     finally:

@@ -77,7 +77,7 @@ def export_video(
                     image = imaging.overlay(image, imaging.image(frame.audio, view), view, label)
                 if writer is None:
                     h, w = image.shape[:2]
-                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (w, h))
                     if not writer.isOpened():
                         raise BadInput(f"OpenCV cannot write MP4 to {out}")
                 writer.write(np.ascontiguousarray(image))

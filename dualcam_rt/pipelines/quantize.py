@@ -1,7 +1,8 @@
 """A statically quantized int8 copy of an audio student, and its accuracy and speed against fp32.
 
-``dualcam-rt quantize --data DATASET --model models/hearnet.json --out models`` calibrates onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights,
-MinMax calibration) on the student inputs of training clips of a simulated dataset
+``dualcam-rt quantize --data DATASET --model models/hearnet.json --out models`` calibrates
+onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights, MinMax
+calibration) on the student inputs of training clips of a simulated dataset
 (``dualcam-rt make-dataset``), then measures both models on the dataset's test clips and
 onnxruntime's per-item time, and writes ``<name>_int8.onnx`` with its card (the fp32 card plus
 what was done and measured).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +102,7 @@ def quantize_student(
     quantize(fp32_path, int8_path, calibration, card["input"].get("name", "input"))
 
     fp32, int8 = open_session(fp32_path, threads), open_session(int8_path, threads)
-    measured = {}
+    measured: dict[str, Any] = {}
     for split in ("val", "test"):
         part = clips.select(split)
         x = part.student_features(kind)

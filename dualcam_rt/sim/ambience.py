@@ -57,7 +57,7 @@ def traffic(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
 
 
 def voices(rng: np.random.Generator, seconds: float, fs: int) -> np.ndarray:
-    out = sum(voice(rng, seconds, fs) for _ in range(3))
+    out = np.sum([voice(rng, seconds, fs) for _ in range(3)], axis=0)
     spec = np.fft.rfft(out)
     spec[np.fft.rfftfreq(len(out), 1 / fs) > 2500] *= 0.1  # air absorption over tens of metres
     return np.fft.irfft(spec, len(out))

@@ -153,7 +153,7 @@ def hits(x: np.ndarray, fs: int) -> list[tuple[int, int]]:
     energy = np.mean(np.asarray(x[: n * frame], float).reshape(n, frame) ** 2, axis=1)
     loud = energy > energy.max() * 10 ** (HIT_GATE_DB / 10)
     spans: list[list[int]] = []
-    for i in np.flatnonzero(loud):
+    for i in np.flatnonzero(loud).tolist():
         if spans and i - spans[-1][1] <= HIT_GAP_S * fs / frame:
             spans[-1][1] = i + 1
         else:
@@ -187,8 +187,8 @@ class RealAction:
 
     def __call__(self, rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, Events, str]:
         if rng.random() < self.share:
-            wave, events = synthesize(self.label, self.subject, seconds, rng, self.fs)
-            return wave, events, "procedural"
+            wave, spans = synthesize(self.label, self.subject, seconds, rng, self.fs)
+            return wave, spans, "procedural"
         fs, tr = self.fs, self.traits
         out = np.zeros(int(round(seconds * fs)))
         events: Events = []

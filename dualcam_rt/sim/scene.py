@@ -62,7 +62,8 @@ class _Emitter:
     """One sound component: a signal source and the (cached) positions it radiates from."""
 
     name: str
-    make: Callable[[np.random.Generator, float], tuple[np.ndarray, list]]  # (rng, seconds) -> (Pa, events)
+    # (rng, seconds) -> (Pa, events), and for the subject (Pa, events, "real" | "procedural")
+    make: Callable[[np.random.Generator, float], tuple]
     positions_m: np.ndarray  # (P, 3)
     key: int  # component id in the seed sequence
     far: bool = False
@@ -70,7 +71,7 @@ class _Emitter:
     gain: float = 1.0
     chunks: OrderedDict = field(default_factory=OrderedDict)
 
-    def chunk(self, seed: int, k: int) -> tuple[np.ndarray, list]:
+    def chunk(self, seed: int, k: int) -> tuple:
         if k not in self.chunks:
             seconds = CHUNK_S + (CHUNK_XFADE_S if self.stationary else 0.0)
             self.chunks[k] = self.make(np.random.default_rng([seed, self.key, 1, k]), seconds)

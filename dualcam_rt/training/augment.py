@@ -27,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
@@ -158,12 +160,12 @@ def room_pool(
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    info = json.loads(str(z["info"]))
-                    return [z[f"rir{i}"] for i in range(n)], info
+                    return [z[f"rir{i}"] for i in range(n)], json.loads(str(z["info"]))
             except (OSError, ValueError, KeyError):
                 pass  # a torn file: compute again
     rng = np.random.default_rng([seed, 7])
-    rirs, info = [], []
+    rirs: list[np.ndarray] = []
+    info: list[dict] = []
     while len(rirs) < n:
         rir, desc = _draw_room(rng, fs)
         if not RT60_EXCLUDED_S[0] <= desc["rt60_s"] <= RT60_EXCLUDED_S[1] and desc["rt60_s"] <= RT60_MAX_S:
@@ -172,7 +174,8 @@ def room_pool(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, info=json.dumps(info), **{f"rir{i}": r for i, r in enumerate(rirs)})
+        arrays: dict[str, Any] = {f"rir{i}": r for i, r in enumerate(rirs)}
+        np.savez(tmp, info=json.dumps(info), **arrays)
         os.replace(tmp, path)
     return rirs, info
 
@@ -235,7 +238,7 @@ def augmented_input(
 
 
 def background_waves(
-    n: int, samples: int, rng: np.random.Generator, ambience: list[np.ndarray] = (), fs: int = SAMPLE_RATE
+    n: int, samples: int, rng: np.random.Generator, ambience: Sequence[np.ndarray] = (), fs: int = SAMPLE_RATE
 ) -> np.ndarray:
     """``n`` clips (n, samples) float32 Pa in which no action happens (see the module docstring)."""
     kinds = (["ambience"] * 5 if len(ambience) else []) + ["quiet"] * 2 + ["hum"] * 1 + ["noise"] * 2
