@@ -65,7 +65,7 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: system-test install-test
+test: system-test install-test lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
