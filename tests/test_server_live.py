@@ -90,7 +90,8 @@ def test_live_pushes_predictions_and_source_positions(live_url):
     assert hello["device"]["kind"] == "sim" and hello["model"] == "tone-bands"
     assert hello["classes"] == list(CLASSES) and hello["hop_s"] == 0.5
     p = got["prediction"][-1]
-    assert p["label"] in CLASSES and p["truth"] == "knocking"
+    # a class, or no action and why (a window between knocks can fall under the level gate)
+    assert (p["label"] in CLASSES or p["reason"] in ("silence", "no_action")) and p["truth"] == "knocking"
     assert p["latency_ms"] > 0 and p["arrived_at"] <= time.time()
     assert got["prediction"][1]["t_s"] - got["prediction"][0]["t_s"] == pytest.approx(0.5)
     for pos in got["position"]:  # a source, or none and why (tests/test_dashboard.py waits for both)
