@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput, DeviceError, NotFound
+from ..errors import DeviceError, NotFound
 from ..frame import SensorFrame
-from ..labels import CLASSES
+from ..labels import CLASSES, class_index
 from ..sessions import SessionWriter, check_name
 from ..sessions.record import default_session_name, record_frames
 from .live import LivePipeline
@@ -118,8 +118,8 @@ class Recorder:
 
     def start(self, live: LivePipeline | None, spec: RecordingSpec) -> Recording:
         """Start recording ``live``; BadInput for an unknown class, DeviceError when nothing streams."""
-        if spec.label is not None and spec.label not in CLASSES:
-            raise BadInput(f"unknown class {spec.label!r}; known: {', '.join(CLASSES)}")
+        if spec.label is not None:
+            class_index(spec.label)  # BadInput for an unknown class
         if live is None or live.state not in STREAMING_STATES:
             raise DeviceError("no live device to record from")
         self.sessions_dir.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ import numpy as np
 from ..dsp.resample import resample
 from ..errors import BadInput, NotFound
 from ..geometry import SAMPLE_RATE
-from ..labels import CLASSES
+from ..labels import CLASSES, class_index
 from .qrc import RccFile
 
 BANK_VERSION = 1  # bump when the build's output changes for the same inputs
@@ -1046,8 +1046,7 @@ class SoundBank:
 
     def takes(self, cls: str, split: str | None = None) -> list[Take]:
         """The takes of class ``cls`` in ``split`` (all splits when None), in manifest order."""
-        if cls not in CLASSES:
-            raise BadInput(f"unknown class {cls!r}; known: {', '.join(CLASSES)}")
+        class_index(cls)  # BadInput for an unknown class
         return [Take(self._audio(r["file"]), r) for r in self._rows(cls, split)]
 
     def ambience(self, split: str | None = None) -> list[Take]:
