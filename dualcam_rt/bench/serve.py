@@ -241,6 +241,18 @@ async def _stream_client(ws_url: str, seconds: float, offset_s: float, latencies
     await _realtime_client(ws_url, chunks, STREAM_CHUNK_S, offset_s, latencies, failures)
 
 
+def _step_summary(n: int, latencies: list[float], failures: list[str], step_s: float) -> dict:
+    """What every search step reports: clients, latency percentiles, predictions against expected, failures."""
+    return {
+        "clients": n,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+        "predictions": len(latencies),
+        "expected": n * int(round((step_s - STREAM_WARMUP_S) / STREAM_HOP_S)),
+        "failures": len(failures),
+    }
+
+
 def _stream_step(server: ServeProcess, n: int) -> dict:
     """``n`` clients at once, their hops spread evenly over the hop (staggered, as real streams are)."""
     url = server.url
@@ -262,15 +274,10 @@ def _stream_step(server: ServeProcess, n: int) -> dict:
     after = httpx.get(url + "/v1/status").json()["batching"]
     batches = sum(b["batches"] for b in after.values()) - sum(b["batches"] for b in before.values())
     items = sum(b["items"] for b in after.values()) - sum(b["items"] for b in before.values())
-    expected = n * int(round((STREAM_STEP_S - STREAM_WARMUP_S) / STREAM_HOP_S))
-    p99 = _pct(latencies, 99)
+    summary = _step_summary(n, latencies, failures, STREAM_STEP_S)
+    expected, p99 = summary["expected"], summary["p99_ms"]
     return {
-        "clients": n,
-        "p50_ms": _pct(latencies, 50),
-        "p99_ms": p99,
-        "predictions": len(latencies),
-        "expected": expected,
-        "failures": len(failures),
+        **summary,
         "mean_batch": round(items / max(batches, 1), 2),
         # server CPU per prediction (warm-up windows included): the figure load on the machine disturbs least
         "server_cpu_ms_per_prediction": round(cpu_s * 1e3 / max(items, 1), 2),
@@ -426,15 +433,10 @@ def _realistic_step(server: ServeProcess, n: int, actions: list[np.ndarray], idl
     done.set()
     watcher.join()
     cpu_s, wall = server.cpu_s() - cpu_before, time.monotonic() - wall_before
-    expected = n * int(round((REALISTIC_STEP_S - STREAM_WARMUP_S) / STREAM_HOP_S))
-    p99 = _pct(latencies, 99)
+    summary = _step_summary(n, latencies, failures, REALISTIC_STEP_S)
+    expected, p99 = summary["expected"], summary["p99_ms"]
     return {
-        "clients": n,
-        "p50_ms": _pct(latencies, 50),
-        "p99_ms": p99,
-        "predictions": len(latencies),
-        "expected": expected,
-        "failures": len(failures),
+        **summary,
         "model_ran_share": round(counts["model_ran"] / max(len(latencies), 1), 3),
         "server_cpu_share": round(cpu_s / wall, 3),  # of one CPU
         "rss_before_mb": rss_before,
