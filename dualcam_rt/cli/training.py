@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -42,7 +43,23 @@ _AUGMENT = typer.Option(
     "augmentations (gain -30..+6 dB, EQ tilt, high-pass, clipping, rooms, real ambience, shifts)",
 )
 _BANK = typer.Option(
-    None, "--bank", help="Sound bank whose ambience --augment and --background use (default <cache_dir>/soundbank)"
+    None,
+    "--bank",
+    help="Sound bank whose ambience --augment and --background and whose takes --bank-clips use "
+    "(default <cache_dir>/soundbank)",
+)
+_BANK_CLIPS = typer.Option(
+    0,
+    "--bank-clips",
+    help="Students: add N clips per class made from the sound bank's train takes (rooms, levels, ambience, "
+    "noise floors; training/bank_clips.py) and N/4 per class from its val takes for early stopping; with "
+    "--background as many no-action clips",
+)
+_BACKGROUND = typer.Option(
+    False,
+    "--background/--no-background",
+    help="Students: learn a 15th class, no_action, from clips of real ambience, quiet rooms, hum and noise at "
+    "random levels",
 )
 
 
@@ -156,6 +173,60 @@ def _with_background(clips, ambience: dict, seed: int):
     return with_background(clips, waves)
 
 
+def _open_bank(bank: str | None):
+    from ..config import get_settings
+    from ..errors import DualcamError
+    from ..sim.soundbank import SoundBank, default_bank_dir
+
+    path = Path(bank) if bank else default_bank_dir(get_settings().cache_dir)
+    try:
+        return SoundBank.open(path)
+    except DualcamError as err:
+        fail(f"--bank-clips needs a sound bank: {err}")
+
+
+def _with_bank_clips(clips, bank: str | None, per_class: int, background: bool, seed: int):
+    """``clips`` plus ``per_class`` sound-bank clips per class of the train takes and a quarter as
+    many of the val takes; (clips, what was drawn per split)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..config import get_settings
+    from ..geometry import SAMPLE_RATE
+    from ..training.bank_clips import BankClipConfig, bank_clips
+
+    sound_bank = _open_bank(bank)
+    config = BankClipConfig(seconds=clips.mic.shape[1] / SAMPLE_RATE)  # as long as the dataset's clips
+    drawn: dict[str, Any] = {}
+    for split, n in (("train", per_class), ("val", max(1, per_class // 4))):
+        with Progress(
+            TextColumn(f"bank clips ({split})"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("", total=None)
+
+            def advance(done: int, total: int, task=task, bar=bar) -> None:
+                bar.update(task, completed=done, total=total)
+
+            made = bank_clips(
+                sound_bank,
+                split,
+                config,
+                seed=seed,
+                clips_per_class=n,
+                background=background,
+                cache_dir=get_settings().cache_dir,
+                progress=advance,
+            )
+        clips = clips.extended(made.waves, made.labels, np.full(len(made.labels), split), f"bank-{split}")
+        drawn[split] = made.describe()
+    drawn["bank"] = str(sound_bank.root)
+    return clips, drawn
+
+
 def _fit_and_test(cfg, clips, scen, out: str, resume: bool, quiet: bool, extra: dict, augmenter=None) -> dict:
     from ..training.distributed import init_distributed, is_main_process
     from ..training.engine import accuracy, fit, predict_logits
@@ -223,13 +294,8 @@ def train(
     quiet: bool = _QUIET,
     augment: bool = _AUGMENT,
     bank: str = _BANK,
-    background: bool = typer.Option(
-        False,
-        "--background/--no-background",
-        help="Students: learn a 15th class, "
-        "no_action, from clips of real ambience, quiet rooms, hum and noise at random "
-        "levels",
-    ),
+    background: bool = _BACKGROUND,
+    bank_clips: int = _BANK_CLIPS,
 ):
     """Train a teacher (DualCamNet, ResNet-50, Temporal ResNet-50, AVNet) or a student on hard labels."""
     _torch()
@@ -255,6 +321,8 @@ def train(
         augment=augment,
         background=background,
     )
+    if bank_clips:
+        _student_only(model, "--bank-clips")
     scen = _scenarios(scenarios)
     clips = _load(
         data,
@@ -266,19 +334,20 @@ def train(
         max_clips_per_session,
         *_needs(input_kind(model)),
     )
+    extra: dict = {"dataset": str(data), "command": _command()}
     ambience = _bank_ambience(bank, augment or background)
     if background:
         clips = _with_background(clips, ambience, seed)
-    _fit_and_test(
-        cfg,
-        clips,
-        scen,
-        out,
-        resume,
-        quiet,
-        {"dataset": str(data), "command": _command()},
-        augmenter=_augmenter(augment, ambience),
-    )
+    if bank_clips:
+        clips, extra["bank_clips"] = _with_bank_clips(clips, bank, bank_clips, background, seed)
+    _fit_and_test(cfg, clips, scen, out, resume, quiet, extra, augmenter=_augmenter(augment, ambience))
+
+
+def _student_only(model: str, option: str) -> None:
+    from ..training.models import model_names
+
+    if model not in model_names("student"):
+        fail(f"{option} is for students ({', '.join(model_names('student'))}), not {model}")
 
 
 @app.command()
@@ -308,8 +377,13 @@ def distill(
     quiet: bool = _QUIET,
     augment: bool = _AUGMENT,
     bank: str = _BANK,
+    background: bool = _BACKGROUND,
+    bank_clips: int = _BANK_CLIPS,
 ):
-    """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T)."""
+    """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T).
+
+    Clips the teacher cannot see (--background, --bank-clips: one microphone only) are learned from
+    their hard labels (their soft label is their one-hot label)."""
     _torch()
     from ..training.engine import TrainConfig, soft_labels
     from ..training.models import model_names
@@ -331,6 +405,7 @@ def distill(
         temperature=temperature,
         teacher=str(teacher),
         augment=augment,
+        background=background,
     )
     teacher_model, tinfo = load_run(teacher)
     need_mfcc, need_video = _needs(tinfo["input_kind"])
@@ -338,23 +413,31 @@ def distill(
     clips = _load(
         data, split, clip_seconds, mfcc_seconds, video_frames, frame_size, max_clips_per_session, need_mfcc, need_video
     )
-    train_clips = clips.select("train", scen)
-    soft = soft_labels(teacher_model, train_clips, tinfo["input_kind"], temperature)
-    teacher_acc = float(np.mean(soft.argmax(1) == train_clips.label)) if len(train_clips) else float("nan")
+    soft = soft_labels(teacher_model, clips, tinfo["input_kind"], temperature)  # every clip; train rows below
+    train = (clips.split == "train") & np.isin(clips.scenario, scen)
+    teacher_acc = float(np.mean(soft[train].argmax(1) == clips.label[train])) if train.any() else float("nan")
     console.print(
-        f"soft labels from {tinfo['model']} ({teacher}): {len(soft)} clips, teacher train acc {teacher_acc:.3f}",
+        f"soft labels from {tinfo['model']} ({teacher}): {int(train.sum())} clips, teacher train acc {teacher_acc:.3f}",
         highlight=False,
     )
-    _fit_and_test(
-        cfg,
-        clips,
-        scen,
-        out,
-        resume,
-        quiet,
-        {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"], "_soft": soft},
-        augmenter=_augmenter(augment, _bank_ambience(bank, augment)),
-    )
+    extra: dict = {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"]}
+    ambience = _bank_ambience(bank, augment or background)
+    if background or bank_clips:
+        from dataclasses import replace
+
+        n_dataset = len(clips)
+        clips = replace(clips, mfcc=None, frames=None)  # the teacher's inputs are done with
+        if background:
+            clips = _with_background(clips, ambience, seed)
+        if bank_clips:
+            clips, extra["bank_clips"] = _with_bank_clips(clips, bank, bank_clips, background, seed)
+        n_classes = len(cfg.classes)
+        soft = np.concatenate(
+            [np.pad(soft, ((0, 0), (0, n_classes - soft.shape[1]))), np.eye(n_classes)[clips.label[n_dataset:]]]
+        ).astype(np.float32)
+    train = (clips.split == "train") & np.isin(clips.scenario, scen)
+    extra["_soft"] = soft[train]
+    _fit_and_test(cfg, clips, scen, out, resume, quiet, extra, augmenter=_augmenter(augment, ambience))
 
 
 @app.command()

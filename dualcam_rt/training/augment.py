@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -262,25 +262,13 @@ def background_waves(
 
 def with_background(clips, waves: dict[str, np.ndarray]):
     """``clips`` (a students' ``training.data.Clips``, no MFCC or video) plus background clips per split
-    (``{"train": (n, samples), ...}``), labelled ``len(CLASSES)`` (BACKGROUND_CLASS), spread over the
-    three scenarios so that any scenario selection keeps them."""
-    if clips.mfcc is not None or clips.frames is not None:
-        raise BadInput("background clips are for students: load the clips without MFCC volumes and video")
+    (``{"train": (n, samples), ...}``), labelled ``len(CLASSES)`` (BACKGROUND_CLASS)."""
     parts = [(split, w) for split, w in waves.items() if len(w)]
-    n = sum(len(w) for _, w in parts)
-    tags = np.concatenate([np.full(len(w), split) for split, w in parts]) if parts else np.zeros(0, str)
-    cat = lambda a, b: np.concatenate([a, np.asarray(b, a.dtype) if a.dtype.kind != "U" else np.asarray(b)])  # noqa: E731
-    return replace(
-        clips,
-        label=cat(clips.label, np.full(n, len(CLASSES))),
-        scenario=cat(clips.scenario, np.arange(n) % 3 + 1),
-        subject=cat(clips.subject, np.full(n, -1)),
-        split=cat(clips.split, tags),
-        session=cat(clips.session, [f"background-{i}" for i in range(n)]),
-        mic=np.concatenate([clips.mic] + [w.astype(np.float32) for _, w in parts]),
-        splits={k: cat(v, tags) for k, v in clips.splits.items()},
-        _features={},
-    )
+    if not parts:
+        return clips
+    mic = np.concatenate([w for _, w in parts])
+    tags = np.concatenate([np.full(len(w), split) for split, w in parts])
+    return clips.extended(mic, np.full(len(mic), len(CLASSES)), tags, "background")
 
 
 def bank_ambience(bank, split: str = "train") -> list[np.ndarray]:

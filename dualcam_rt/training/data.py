@@ -109,9 +109,37 @@ class Clips:
             if len(self) == 0:
                 shape = (0, 257, 500) if kind is InputKind.SPECTROGRAM else (0, 110250)
                 self._features[kind] = np.zeros(shape, np.float32)
-            else:
-                self._features[kind] = np.stack([student_input(kind, w, SAMPLE_RATE) for w in self.mic])
+            else:  # filled in place: a list then np.stack would hold every feature twice
+                first = student_input(kind, self.mic[0], SAMPLE_RATE)
+                out = np.empty((len(self), *first.shape), np.float32)
+                out[0] = first
+                for i in range(1, len(self)):
+                    out[i] = student_input(kind, self.mic[i], SAMPLE_RATE)
+                self._features[kind] = out
         return self._features[kind]
+
+    def extended(self, mic: np.ndarray, label: np.ndarray, split: np.ndarray, tag: str) -> Clips:
+        """These clips plus microphone-only clips (students: background or sound-bank clips) with
+        labels ``label`` and ``split`` in every split column, spread over the three scenarios so that
+        any scenario selection keeps some; sessions are named ``tag-<i>``."""
+        if self.mfcc is not None or self.frames is not None:
+            raise BadInput("microphone-only clips are for students: load the clips without MFCC volumes and video")
+        n = len(label)
+        if mic.shape != (n, self.mic.shape[1]):
+            raise BadInput(f"extra clips must be ({n}, {self.mic.shape[1]}) samples, got {mic.shape}")
+        split = np.asarray(split)
+        cat = lambda a, b: np.concatenate([a, np.asarray(b, a.dtype) if a.dtype.kind != "U" else np.asarray(b)])  # noqa: E731
+        return replace(
+            self,
+            label=cat(self.label, label),
+            scenario=cat(self.scenario, np.arange(n) % 3 + 1),
+            subject=cat(self.subject, np.full(n, -1)),
+            split=cat(self.split, split),
+            session=cat(self.session, [f"{tag}-{i}" for i in range(n)]),
+            mic=np.concatenate([self.mic, mic.astype(np.float32)]),
+            splits={k: cat(v, split) for k, v in self.splits.items()},
+            _features={},
+        )
 
 
 def read_manifest(dataset_dir: str | Path) -> dict:

@@ -78,6 +78,8 @@ class TrainConfig:
             raise BadInput(f"lambda must be in [0, 1], got {self.lam}")
         if self.temperature <= 0:
             raise BadInput(f"temperature must be positive, got {self.temperature}")
+        if self.background and MODELS[self.model].role != "student":
+            raise BadInput("a background class is for students (hearnet, soundnet)")
         self.lr = self.learning_rate  # run.json records the rate used
 
     @property
@@ -86,8 +88,6 @@ class TrainConfig:
         if self.lr is not None:
             return self.lr
         return TEACHER_LR if MODELS[self.model].role == "teacher" else STUDENT_LR
-        if self.background and MODELS[self.model].role != "student":
-            raise BadInput("a background class is for students (hearnet, soundnet)")
 
     @property
     def classes(self) -> list[str]:
