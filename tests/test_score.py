@@ -127,6 +127,26 @@ def test_score_plot_writes_a_png(tiny_dir, tones, tmp_path):
     assert "top-1 accuracy 0.800" in r.stderr and "0/1 false alarms" in r.stderr
 
 
+def test_score_card_records_the_figures_in_the_model_card(tiny_dir, tones, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_dir, models)
+    (tones / "testset.json").write_text(json.dumps({"split": "test", "seed": 7}))
+    try:
+        r = run_cli("score", str(tones), "--card", "--json", env={"DUALCAM_MODELS_DIR": str(models)})
+    finally:
+        (tones / "testset.json").unlink()
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout)
+    (card_file,) = [p for p in models.glob("*.json") if json.loads(p.read_text()).get("name") == figures["model"]]
+    recorded = json.loads(card_file.read_text())["metrics"]["real_recordings"]
+    assert recorded["top1_accuracy"] == figures["top1_accuracy"] == pytest.approx(0.8)
+    assert recorded["test_set"] == "dualcam-rt soundbank testset --split test --seed 7"
+    assert recorded["no_action"] == figures["no_action"] and recorded["clips"] == 5
+    assert recorded["per_class_accuracy"]["speaking"] == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize(
     "labels, error",
     [

@@ -48,22 +48,12 @@ def calibrate_gate(
             settings.max_upload_seconds,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    card = next(
-        (
-            p
-            for p in Path(settings.models_dir).glob("*.json")
-            if json.loads(p.read_text()).get("name", p.stem) == student.name
-        ),
-        None,
-    )
     if write:
-        if card is None:
-            fail(f"no card of {student.name!r} in {settings.models_dir}", code=1)
-        else:
-            try:
-                write_gate(card, result)
-            except OSError as err:
-                fail(f"cannot write {card}: {err.strerror or err}", code=1)
+        card = card_path(settings.models_dir, student.name)
+        try:
+            write_gate(card, result)
+        except OSError as err:
+            fail(f"cannot write {card}: {err.strerror or err}", code=1)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
@@ -84,3 +74,11 @@ def calibrate_gate(
             f"clips: silence false alarms {result['silence_rates']['false_alarm_rate']:.3f}",
             soft_wrap=True,
         )
+
+
+def card_path(models_dir: str | Path, name: str) -> Path:
+    """The card file of the loaded model ``name`` in ``models_dir`` (exit 1 when there is none)."""
+    for p in Path(models_dir).glob("*.json"):
+        if json.loads(p.read_text()).get("name", p.stem) == name:
+            return p
+    fail(f"no card of {name!r} in {models_dir}", code=1)

@@ -20,6 +20,7 @@ def score(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON"),
     plot: str = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG (needs matplotlib)"),
+    card: bool = typer.Option(False, "--card", help="Record the figures in the model card (metrics.real_recordings)"),
 ):
     """Score a student on labelled clips: top-1 and per-class accuracy, no-action false alarms and misses, confusion."""
     from rich.table import Table
@@ -50,6 +51,15 @@ def score(
         )
     if plot is not None:
         _plot(result, Path(plot), matplotlib)
+    if card:
+        from ..inference.score import write_scores
+        from .gate import card_path
+
+        path = card_path(settings.models_dir, student.name)
+        try:
+            write_scores(path, result, clips_dir)
+        except OSError as err:
+            fail(f"cannot write {path}: {err.strerror or err}", code=1)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return

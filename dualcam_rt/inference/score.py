@@ -11,6 +11,7 @@ as "no action"; a label otherwise.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,3 +137,24 @@ def summarise(truth: list[str], predicted: list[str], classes: list[str], **extr
         },
         "confusion": {"labels": labels, "matrix": confusion.tolist()},
     }
+
+
+def write_scores(card_path: Path, result: dict, clips_dir: str | Path) -> None:
+    """Record a ``score_clips`` result in the model card at ``card_path`` (``metrics.real_recordings``),
+    with the test set's split and seed when the folder was made by ``dualcam-rt soundbank testset``."""
+    card = json.loads(card_path.read_text())
+    described = Path(clips_dir) / "testset.json"
+    made_by = json.loads(described.read_text()) if described.is_file() else {}
+    card.setdefault("metrics", {})["real_recordings"] = {
+        "clips_dir": str(clips_dir),
+        "test_set": (
+            f"dualcam-rt soundbank testset --split {made_by.get('split')} --seed {made_by.get('seed')}"
+            if made_by
+            else "your own labelled clips"
+        ),
+        "clips": result["clips"],
+        "top1_accuracy": result["top1_accuracy"],
+        "per_class_accuracy": {k: v["accuracy"] for k, v in result["per_class"].items()},
+        "no_action": result["no_action"],
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
