@@ -1,5 +1,7 @@
 """Training augmentation: each step does what it says, measured on the output."""
 
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +142,6 @@ def test_an_augmented_student_input_is_the_feature_of_the_augmented_wave(pool):
 
 
 def test_a_student_trains_on_fresh_augmentations_of_its_clips(pool, tmp_path):
-    import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_training import synthetic_clips
@@ -180,8 +181,6 @@ def test_background_clips_are_quiet_rooms_ambience_hum_and_noise_at_their_levels
 
 
 def test_a_student_with_a_background_class_exports_it_for_the_gate(tmp_path):
-    import json
-    import sys
     from dataclasses import replace
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -207,3 +206,44 @@ def test_a_student_with_a_background_class_exports_it_for_the_gate(tmp_path):
     card = export_run(tmp_path / "run", tmp_path / "models", "hn")
     assert card["classes"] == [*CLASSES, BACKGROUND_CLASS] and card["output"]["shape"] == [None, 15]
     assert Gate.of(json.loads((tmp_path / "models" / "hn.json").read_text())).background_class == BACKGROUND_CLASS
+
+
+def test_spec_augment_masks_bands_and_spans_of_a_copy():
+    from dualcam_rt.training.augment import SPEC_MAX_BINS, SPEC_MAX_FRAMES, spec_augment
+
+    rng = np.random.default_rng(0)
+    spec = rng.normal(0, 10, (257, 500)).astype(np.float32)
+    before = spec.copy()
+    masked_any = False
+    for _ in range(20):
+        out = spec_augment(spec, rng)
+        assert out.shape == spec.shape and np.array_equal(spec, before)  # the input is untouched
+        same = out == np.float32(spec.mean())
+        rows, cols = np.flatnonzero(same.all(axis=1)), np.flatnonzero(same.all(axis=0))
+        assert len(rows) <= 2 * SPEC_MAX_BINS and len(cols) <= 2 * SPEC_MAX_FRAMES
+        assert np.array_equal(out[~same], spec[~same])  # everything else kept
+        masked_any |= len(rows) > 0 and len(cols) > 0
+    assert masked_any
+
+
+def test_spec_augment_is_for_hearnet_and_trains(tmp_path):
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import synthetic_clips
+
+    from dualcam_rt.errors import BadInput
+    from dualcam_rt.training.engine import TrainConfig, fit
+
+    with pytest.raises(BadInput, match="for hearnet"):
+        TrainConfig("soundnet", spec_augment=True)
+    clips = replace(synthetic_clips(28), mfcc=None, frames=None)
+    info = fit(
+        TrainConfig("hearnet", epochs=1, batch_size=8, threads=1, spec_augment=True),
+        clips.select("train"),
+        clips.select("val"),
+        tmp_path / "run",
+        progress=False,
+    )
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["spec_augment"] is True
+    assert info["epochs_run"] == 1

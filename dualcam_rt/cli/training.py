@@ -55,6 +55,12 @@ _BANK_CLIPS = typer.Option(
     "noise floors; training/bank_clips.py) and N/4 per class from its val takes for early stopping; with "
     "--background as many no-action clips",
 )
+_SPEC_AUGMENT = typer.Option(
+    False,
+    "--spec-augment/--no-spec-augment",
+    help="HearNet: mask 2 random frequency bands (up to ~1 kHz) and 2 time spans (up to 0.4 s) of every "
+    "training spectrogram (SpecAugment)",
+)
 _BACKGROUND = typer.Option(
     False,
     "--background/--no-background",
@@ -296,6 +302,7 @@ def train(
     bank: str = _BANK,
     background: bool = _BACKGROUND,
     bank_clips: int = _BANK_CLIPS,
+    spec_augment: bool = _SPEC_AUGMENT,
 ):
     """Train a teacher (DualCamNet, ResNet-50, Temporal ResNet-50, AVNet) or a student on hard labels."""
     _torch()
@@ -320,6 +327,7 @@ def train(
         weights=weights,
         augment=augment,
         background=background,
+        spec_augment=spec_augment,
     )
     if bank_clips:
         _student_only(model, "--bank-clips")
@@ -379,6 +387,7 @@ def distill(
     bank: str = _BANK,
     background: bool = _BACKGROUND,
     bank_clips: int = _BANK_CLIPS,
+    spec_augment: bool = _SPEC_AUGMENT,
 ):
     """Distil a student (HearNet, OurSoundNet) from a teacher's soft labels softmax(f_t(x*)/T).
 
@@ -406,6 +415,7 @@ def distill(
         teacher=str(teacher),
         augment=augment,
         background=background,
+        spec_augment=spec_augment,
     )
     teacher_model, tinfo = load_run(teacher)
     need_mfcc, need_video = _needs(tinfo["input_kind"])

@@ -274,3 +274,26 @@ def with_background(clips, waves: dict[str, np.ndarray]):
 def bank_ambience(bank, split: str = "train") -> list[np.ndarray]:
     """The sound bank's ambience recordings of a split (train only for training)."""
     return [np.asarray(t.audio, np.float32) for t in bank.ambience(split)]
+
+
+# --- SpecAugment -----------------------------------------------------------------------------
+
+SPEC_MASKS = 2  # frequency masks and time masks per draw (Park et al. 2019, LibriSpeech "LB" policy)
+SPEC_MAX_BINS = 24  # widest frequency mask, bins of 43 Hz (~1 kHz)
+SPEC_MAX_FRAMES = 40  # longest time mask, frames of 10 ms (0.4 s)
+
+
+def spec_augment(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of a spectrogram (bins, frames) with ``SPEC_MASKS`` random frequency bands and time
+    spans set to its mean: a student cannot lean on one band or one moment of a take."""
+    out = np.array(spec, copy=True)
+    fill = out.mean()
+    bins, frames = out.shape
+    for _ in range(SPEC_MASKS):
+        width = int(rng.integers(SPEC_MAX_BINS + 1))
+        start = int(rng.integers(max(1, bins - width)))
+        out[start : start + width] = fill
+        span = int(rng.integers(SPEC_MAX_FRAMES + 1))
+        start = int(rng.integers(max(1, frames - span)))
+        out[:, start : start + span] = fill
+    return out

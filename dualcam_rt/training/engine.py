@@ -33,7 +33,7 @@ from ..errors import BadInput
 from ..frame import InputKind
 from ..geometry import FPS
 from ..labels import CLASSES
-from .augment import BACKGROUND_CLASS, Augmenter, augmented_input
+from .augment import BACKGROUND_CLASS, Augmenter, augmented_input, spec_augment
 from .data import Clips
 from .distributed import barrier, rank_world, resolve_device
 from .losses import distillation_loss, soft_labels_from_logits
@@ -66,6 +66,7 @@ class TrainConfig:
     teacher: str | None = None  # the teacher run directory a student was distilled from
     augment: bool = False  # students: a fresh microphone-and-room augmentation of every training clip (augment.py)
     background: bool = False  # students: a 15th class, augment.BACKGROUND_CLASS, for clips where no action happens
+    spec_augment: bool = False  # HearNet: random frequency and time masks on every training spectrogram
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise BadInput(f"temperature must be positive, got {self.temperature}")
         if self.background and MODELS[self.model].role != "student":
             raise BadInput("a background class is for students (hearnet, soundnet)")
+        if self.spec_augment and MODELS[self.model].input_kind != InputKind.SPECTROGRAM:
+            raise BadInput("spec augment masks spectrograms: it is for hearnet")
         self.lr = self.learning_rate  # run.json records the rate used
 
     @property
@@ -110,12 +113,14 @@ class ClipDataset(Dataset):
         soft: np.ndarray | None = None,
         augmenter: Augmenter | None = None,
         seed: int = 0,
+        spec_augment: bool = False,
     ):
         self.clips, self.kind, self.train = clips, InputKind(kind), train
         self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32)
         # training students see each clip through a new random microphone and room every time
         self.augmenter = augmenter if train and self.kind.one_microphone else None
         self.rng = np.random.default_rng([seed, 11])
+        self.spec_augment = spec_augment and train and self.kind is InputKind.SPECTROGRAM
         if self.kind.one_microphone and self.augmenter is None:
             self.x = torch.from_numpy(clips.student_features(self.kind))
         elif self.kind.uses_mfcc and clips.mfcc is None:
@@ -139,9 +144,10 @@ class ClipDataset(Dataset):
 
     def inputs(self, i: int) -> tuple[torch.Tensor, ...]:
         if self.augmenter is not None:
-            return (torch.from_numpy(augmented_input(self.kind, self.clips.mic[i], self.augmenter, self.rng)),)
+            x = augmented_input(self.kind, self.clips.mic[i], self.augmenter, self.rng)
+            return (torch.from_numpy(spec_augment(x, self.rng) if self.spec_augment else x),)
         if self.kind.one_microphone:
-            return (self.x[i],)
+            return (torch.from_numpy(spec_augment(self.x[i].numpy(), self.rng)) if self.spec_augment else self.x[i],)
         if self.kind is InputKind.MFCC_VOLUME:
             return (self._mfcc(i),)
         if self.kind is InputKind.VIDEO:
@@ -266,7 +272,8 @@ class Trainer:
         self.model = build_model(cfg.model, variant=cfg.variant, weights=cfg.weights, n_classes=len(cfg.classes))
         self.augmenter = (augmenter or Augmenter()) if cfg.augment and self.kind.one_microphone else None
         train_ds = ClipDataset(train, self.kind, train=True, soft=soft, augmenter=self.augmenter, seed=cfg.seed)
-        set_input_stats(self.model, train_ds)
+        set_input_stats(self.model, train_ds)  # from unmasked inputs
+        train_ds.spec_augment = cfg.spec_augment and self.kind is InputKind.SPECTROGRAM
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.stopper = EarlyStopping(cfg.patience)

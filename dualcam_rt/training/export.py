@@ -131,6 +131,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str | None = None
             "device": info.get("device"),
             "pretrained": "none (trained from scratch)",
             "augmentation": info.get("augmentation"),
+            "spec_augment": cfg.get("spec_augment", False),
+            "bank_clips": info.get("bank_clips"),
             "sounds": _dataset_sounds(info.get("dataset")),
         },
         "metrics": {"val_accuracy": info.get("best_val_accuracy"), **info.get("test", {}), "onnx_max_abs_diff": parity},
