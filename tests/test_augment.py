@@ -20,6 +20,7 @@ from dualcam_rt.training.augment import (
     eq_tilt,
     hard_clip,
     highpass,
+    lowpass,
     reverberate,
     room_pool,
 )
@@ -81,6 +82,14 @@ def test_highpass_attenuates_below_its_cut_and_passes_above():
     settle = FS // 2  # skip the filter's start-up transient
     assert db(power(highpass(below, cut)[settle:]) / power(below[settle:])) < -40  # 4 poles: ~48 dB at 2 octaves
     assert db(power(highpass(above, cut)[settle:]) / power(above[settle:])) == pytest.approx(0.0, abs=0.5)
+
+
+def test_lowpass_attenuates_above_its_cut_and_passes_below():
+    cut = 1500.0
+    below, above = tone(cut / 4), tone(cut * 3.5)  # 5.25 kHz: below the 6.1 kHz Nyquist
+    settle = FS // 2
+    assert db(power(lowpass(above, cut)[settle:]) / power(above[settle:])) < -40
+    assert db(power(lowpass(below, cut)[settle:]) / power(below[settle:])) == pytest.approx(0.0, abs=0.5)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 12.0, 30.0])

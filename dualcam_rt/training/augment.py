@@ -98,6 +98,11 @@ def highpass(x: np.ndarray, cutoff_hz: float, fs: int = SAMPLE_RATE, order: int 
     return sosfilt(butter(order, cutoff_hz, "highpass", fs=fs, output="sos"), x).astype(x.dtype)
 
 
+def lowpass(x: np.ndarray, cutoff_hz: float, fs: int = SAMPLE_RATE, order: int = 4) -> np.ndarray:
+    """A Butterworth low-pass (``order`` poles, -3 dB at ``cutoff_hz``): a band-limited capsule or codec."""
+    return sosfilt(butter(order, cutoff_hz, "lowpass", fs=fs, output="sos"), x).astype(x.dtype)
+
+
 def add_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` plus ``noise`` (looped from a random offset to ``x``'s length) at ``snr_db`` below
     ``x``'s mean power."""
