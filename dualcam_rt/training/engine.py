@@ -122,7 +122,7 @@ class ClipDataset(Dataset):
         self.rng = np.random.default_rng([seed, 11])
         self.spec_augment = spec_augment and train and self.kind is InputKind.SPECTROGRAM
         if self.kind.one_microphone and self.augmenter is None:
-            self.x = torch.from_numpy(clips.student_features(self.kind))
+            self.x = torch.from_numpy(clips.student_features(self.kind, np.float16))
         elif self.kind.uses_mfcc and clips.mfcc is None:
             raise BadInput("this model needs MFCC volumes, and the dataset's sessions have none")
 
@@ -144,10 +144,11 @@ class ClipDataset(Dataset):
 
     def inputs(self, i: int) -> tuple[torch.Tensor, ...]:
         if self.augmenter is not None:
-            x = augmented_input(self.kind, self.clips.mic[i], self.augmenter, self.rng)
-            return (torch.from_numpy(spec_augment(x, self.rng) if self.spec_augment else x),)
+            wave = augmented_input(self.kind, self.clips.mic[i], self.augmenter, self.rng)
+            return (torch.from_numpy(spec_augment(wave, self.rng) if self.spec_augment else wave),)
         if self.kind.one_microphone:
-            return (torch.from_numpy(spec_augment(self.x[i].numpy(), self.rng)) if self.spec_augment else self.x[i],)
+            x = self.x[i].float()  # stored as float16
+            return (torch.from_numpy(spec_augment(x.numpy(), self.rng)) if self.spec_augment else x,)
         if self.kind is InputKind.MFCC_VOLUME:
             return (self._mfcc(i),)
         if self.kind is InputKind.VIDEO:
