@@ -174,6 +174,21 @@ def test_calibration_meets_the_false_alarm_limit_with_the_fewest_misses():
     assert 41 < gate.silence_db <= 60 and 0.95 < gate.min_confidence <= 0.97
 
 
+def test_a_balanced_calibration_trades_one_false_alarm_for_many_hits():
+    # one ambience clip (75 dB) the student is sure of: the 0 % limit costs two of four actions
+    m = {
+        "level_db": np.array([40, 41, 70, 75, 80, 60, 65, 85]),
+        "top_probability": np.array([0.9, 0.9, 0.5, 0.999, 0.7, 0.8, 0.9, 0.9999]),
+        "background": np.zeros(8, bool),
+        "empty": np.array([True, True, True, True, False, False, False, False]),
+    }
+    strict, strict_rates = choose_gate(m, max_false_alarm=0.0)
+    assert strict_rates["false_alarms"] == 0 and strict_rates["misses"] == 2
+    gate, rates = choose_gate(m, balanced=True)
+    assert rates["false_alarms"] == 1 and rates["misses"] == 0
+    assert gate.silence_db <= 60 < strict.silence_db and gate.min_confidence <= 0.7
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """A service on a simulated device whose tiny model's card asks for certainty (so every live

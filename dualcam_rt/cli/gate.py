@@ -25,6 +25,12 @@ def calibrate_gate(
     max_false_alarm: float = typer.Option(
         0.02, "--max-false-alarm", min=0.0, max=1.0, help="Share of no-action clips that may be labelled an action"
     ),
+    balanced: bool = typer.Option(
+        False,
+        "--balanced",
+        help="Pick the gate with the smallest false-alarm rate + miss rate instead (when the "
+        "--max-false-alarm limit would cost most actions)",
+    ),
     write: bool = typer.Option(True, "--write/--dry-run", help="Write the gate into the model card"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ):
@@ -47,6 +53,7 @@ def calibrate_gate(
             max_false_alarm,
             settings.max_upload_seconds,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            balanced=balanced,
         )
     if write:
         card = card_path(settings.models_dir, student.name)

@@ -9,7 +9,10 @@ the lowest false-alarm rate, then to the highest thresholds. When the only such 
 action clip at all (a student as sure of ambience as of actions: the students shipped before the
 background class), the target is not met (``target_met`` false) and the gate falls back to the
 level gate alone, calibrated on the silence clips (``silence*`` files): silence is still "no
-action", ambience is not. Calibrate on clips made from the
+action", ambience is not. ``balanced=True`` (``calibrate-gate --balanced``) picks instead the gate
+with the smallest false-alarm rate plus miss rate: the operating point for a student that cannot
+meet the limit without missing most actions (``target_met`` then says whether it met it anyway).
+Calibrate on clips made from the
 bank's **val** split (``dualcam-rt soundbank testset --split val``), never on the test split
 that ``dualcam-rt score`` reports.
 """
@@ -31,6 +34,7 @@ from .predict import predict_waves
 from .score import BATCH, NO_ACTION, read_labels
 
 MAX_FALSE_ALARM = 0.02
+OBJECTIVES = {False: "fewest misses at <= {} false alarms", True: "false alarm rate + miss rate"}
 
 
 def measure_clips(
@@ -81,9 +85,14 @@ def error_rates(m: dict[str, Any], silence_db: float, min_confidence: float) -> 
 
 
 def choose_gate(
-    m: dict[str, Any], background_class: str | None = None, max_false_alarm: float = MAX_FALSE_ALARM
+    m: dict[str, Any],
+    background_class: str | None = None,
+    max_false_alarm: float = MAX_FALSE_ALARM,
+    balanced: bool = False,
 ) -> tuple[Gate, dict]:
-    """The gate meeting ``max_false_alarm`` with the fewest misses (see the module docstring), and its rates."""
+    """The gate meeting ``max_false_alarm`` with the fewest misses (see the module docstring), and its
+    rates; ``balanced``: the gate with the smallest false-alarm rate plus miss rate, whatever its
+    false alarms (for a student whose limit would cost most actions)."""
     if not m["empty"].any() or m["empty"].all():
         raise BadInput("calibration needs both no-action clips (empty class) and action clips")
     finite = m["level_db"][np.isfinite(m["level_db"])]
@@ -94,9 +103,10 @@ def choose_gate(
     for s in levels:
         for c in confidences:
             r = error_rates(m, s, c)
-            if r["false_alarm_rate"] > max_false_alarm:
+            if not balanced and r["false_alarm_rate"] > max_false_alarm:
                 continue
-            key = (r["misses"], r["false_alarms"], -s, -c)
+            total = r["false_alarm_rate"] + r["miss_rate"] if balanced else 0.0
+            key = (total, r["misses"], r["false_alarms"], -s, -c)
             if best_key is None or key < best_key:
                 best, best_key = (s, c, r), key
     assert best is not None  # the highest thresholds label nothing: some candidate always meets the limit
@@ -110,6 +120,7 @@ def calibrate_gate(
     max_false_alarm: float = MAX_FALSE_ALARM,
     max_seconds: float = 600.0,
     progress: Callable[[int, int], None] | None = None,
+    balanced: bool = False,
 ) -> dict:
     """The calibrated gate of ``model`` on ``clips_dir`` (``gate``: the card entry) and its error rates
     there, next to those of the card's current gate."""
@@ -122,10 +133,10 @@ def calibrate_gate(
         )
     m = measure_clips(model, clips_dir, max_seconds, progress)
     current = Gate.of(model.card)
-    gate, rates = choose_gate(m, current.background_class, max_false_alarm)
+    gate, rates = choose_gate(m, current.background_class, max_false_alarm, balanced)
     silence = np.array([f.startswith("silence") for f in m["files"]]) & m["empty"]
-    target_met = rates["misses"] < rates["action_clips"]
-    if not target_met and silence.any():
+    target_met = rates["false_alarm_rate"] <= max_false_alarm and rates["misses"] < rates["action_clips"]
+    if not balanced and not target_met and silence.any():
         quiet = {k: (v[silence | ~m["empty"]] if k != "files" else v) for k, v in m.items()}
         gate, _ = choose_gate(
             {**quiet, "top_probability": np.ones_like(quiet["top_probability"])},
@@ -140,6 +151,7 @@ def calibrate_gate(
         "split": split,
         "clips": len(m["files"]),
         "max_false_alarm": max_false_alarm,
+        "objective": OBJECTIVES[balanced].format(max_false_alarm),
         "target_met": target_met,
         "gate": gate.card(),
         "rates": rates,
@@ -160,7 +172,16 @@ def write_gate(card_path: Path, result: dict) -> None:
         **result["gate"],
         "calibration": {
             k: result[k]
-            for k in ("clips_dir", "split", "clips", "max_false_alarm", "target_met", "rates", "silence_rates")
+            for k in (
+                "clips_dir",
+                "split",
+                "clips",
+                "max_false_alarm",
+                "objective",
+                "target_met",
+                "rates",
+                "silence_rates",
+            )
         },
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
