@@ -92,7 +92,11 @@ def test_train_with_bank_clips_adds_them_to_the_training_and_validation_clips(da
 
 @pytest.mark.parametrize(
     "extra,needle",
-    [(["--bank-clips", "2", "--bank", "/nonexistent"], "needs a sound bank"), (["--bank-clips", "2"], "for students")],
+    [
+        (["--bank-clips", "2", "--bank", "/nonexistent"], "needs a sound bank"),
+        (["--bank-clips", "2"], "for students"),
+        (["--bank-clips", "-3"], "greater than or equal to 0"),
+    ],
 )
 def test_bank_clips_errors_are_one_line(dataset, extra, needle, tmp_path):  # noqa: F811
     model = "dualcamnet" if needle == "for students" else "hearnet"

@@ -51,6 +51,7 @@ _BANK = typer.Option(
 _BANK_CLIPS = typer.Option(
     0,
     "--bank-clips",
+    min=0,
     help="Students: add N clips per class made from the sound bank's train takes (rooms, levels, ambience, "
     "noise floors; training/bank_clips.py) and N/4 per class from its val takes for early stopping; with "
     "--background as many no-action clips",
