@@ -134,27 +134,43 @@ def _needs(kind: str) -> tuple[bool, bool]:
     return InputKind(kind).uses_mfcc, InputKind(kind).uses_video
 
 
-def _bank_ambience(bank: str | None, needed: bool) -> dict[str, list]:
-    """The sound bank's ambience recordings per split ({} without a bank: a warning, or an error for --bank)."""
+def _open_bank(bank: str | None, needed_by: str | None = None):
+    """The sound bank at ``--bank`` (default ``<cache_dir>/soundbank``), or None with a warning when the
+    default holds none; a one-line error when ``--bank`` names no bank or ``needed_by`` (an option) needs one."""
     from ..config import get_settings
-    from ..errors import NotFound
-    from ..sim.soundbank import SPLITS, SoundBank, default_bank_dir
-    from ..training.augment import bank_ambience
+    from ..errors import DualcamError, NotFound
+    from ..sim.soundbank import SoundBank, default_bank_dir
 
-    if not needed:
-        return {}
     path = Path(bank) if bank else default_bank_dir(get_settings().cache_dir)
     try:
-        sound_bank = SoundBank.open(path)
-    except NotFound:
+        return SoundBank.open(path)
+    except NotFound as err:
+        if needed_by:
+            fail(f"{needed_by} needs a sound bank: {err}")
         if bank:
             fail(f"no sound bank in {path}: build one with `dualcam-rt soundbank build --out {path}`")
         console.print(
             f"[yellow]no sound bank in {path}: no real ambience in the augmentation or background; "
             "build one with `make soundbank`[/]"
         )
-        return {}
-    return {s: bank_ambience(sound_bank, s) for s in SPLITS}
+        return None
+    except DualcamError as err:
+        fail(str(err))
+
+
+def _bank_for(bank: str | None, ambience_wanted: bool, bank_clips: int):
+    """The sound bank --augment/--background (ambience, optional) and --bank-clips (required) use, or None."""
+    if not (ambience_wanted or bank_clips):
+        return None
+    return _open_bank(bank, "--bank-clips" if bank_clips else None)
+
+
+def _bank_ambience(sound_bank) -> dict[str, list]:
+    """The sound bank's ambience recordings per split ({} without a bank)."""
+    from ..sim.soundbank import SPLITS
+    from ..training.augment import bank_ambience
+
+    return {s: bank_ambience(sound_bank, s) for s in SPLITS} if sound_bank is not None else {}
 
 
 def _augmenter(augment: bool, ambience: dict):
@@ -180,39 +196,18 @@ def _with_background(clips, ambience: dict, seed: int):
     return with_background(clips, waves)
 
 
-def _open_bank(bank: str | None):
-    from ..config import get_settings
-    from ..errors import DualcamError
-    from ..sim.soundbank import SoundBank, default_bank_dir
-
-    path = Path(bank) if bank else default_bank_dir(get_settings().cache_dir)
-    try:
-        return SoundBank.open(path)
-    except DualcamError as err:
-        fail(f"--bank-clips needs a sound bank: {err}")
-
-
-def _with_bank_clips(clips, bank: str | None, per_class: int, background: bool, seed: int):
+def _with_bank_clips(clips, sound_bank, per_class: int, background: bool, seed: int):
     """``clips`` plus ``per_class`` sound-bank clips per class of the train takes and a quarter as
     many of the val takes; (clips, what was drawn per split)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ..config import get_settings
     from ..geometry import SAMPLE_RATE
     from ..training.bank_clips import BankClipConfig, bank_clips
+    from .soundbank import _progress
 
-    sound_bank = _open_bank(bank)
     config = BankClipConfig(seconds=clips.mic.shape[1] / SAMPLE_RATE)  # as long as the dataset's clips
     drawn: dict[str, Any] = {}
     for split, n in (("train", per_class), ("val", max(1, per_class // 4))):
-        with Progress(
-            TextColumn(f"bank clips ({split})"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with _progress(f"bank clips ({split})") as bar:
             task = bar.add_task("", total=None)
 
             def advance(done: int, total: int, task=task, bar=bar) -> None:
@@ -344,11 +339,12 @@ def train(
         *_needs(input_kind(model)),
     )
     extra: dict = {"dataset": str(data), "command": _command()}
-    ambience = _bank_ambience(bank, augment or background)
+    sound_bank = _bank_for(bank, augment or background, bank_clips)
+    ambience = _bank_ambience(sound_bank)
     if background:
         clips = _with_background(clips, ambience, seed)
     if bank_clips:
-        clips, extra["bank_clips"] = _with_bank_clips(clips, bank, bank_clips, background, seed)
+        clips, extra["bank_clips"] = _with_bank_clips(clips, sound_bank, bank_clips, background, seed)
     _fit_and_test(cfg, clips, scen, out, resume, quiet, extra, augmenter=_augmenter(augment, ambience))
 
 
@@ -432,7 +428,8 @@ def distill(
         highlight=False,
     )
     extra: dict = {"dataset": str(data), "command": _command(), "teacher_model": tinfo["model"]}
-    ambience = _bank_ambience(bank, augment or background)
+    sound_bank = _bank_for(bank, augment or background, bank_clips)
+    ambience = _bank_ambience(sound_bank)
     if background or bank_clips:
         from dataclasses import replace
 
@@ -441,7 +438,7 @@ def distill(
         if background:
             clips = _with_background(clips, ambience, seed)
         if bank_clips:
-            clips, extra["bank_clips"] = _with_bank_clips(clips, bank, bank_clips, background, seed)
+            clips, extra["bank_clips"] = _with_bank_clips(clips, sound_bank, bank_clips, background, seed)
         n_classes = len(cfg.classes)
         soft = np.concatenate(
             [np.pad(soft, ((0, 0), (0, n_classes - soft.shape[1]))), np.eye(n_classes)[clips.label[n_dataset:]]]

@@ -113,14 +113,13 @@ class ClipDataset(Dataset):
         soft: np.ndarray | None = None,
         augmenter: Augmenter | None = None,
         seed: int = 0,
-        spec_augment: bool = False,
     ):
         self.clips, self.kind, self.train = clips, InputKind(kind), train
         self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32)
         # training students see each clip through a new random microphone and room every time
         self.augmenter = augmenter if train and self.kind.one_microphone else None
         self.rng = np.random.default_rng([seed, 11])
-        self.spec_augment = spec_augment and train and self.kind is InputKind.SPECTROGRAM
+        self.spec_augment = False  # the Trainer switches it on once the input statistics are fixed
         if self.kind.one_microphone and self.augmenter is None:
             self.x = torch.from_numpy(clips.student_features(self.kind, np.float16))
         elif self.kind.uses_mfcc and clips.mfcc is None:
