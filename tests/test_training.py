@@ -494,7 +494,7 @@ def test_the_papers_recipes_run_through_the_engine_and_fill_every_table(dataset,
     clips = load_clips(dataset, options)
     ev = Evaluation(clips, tmp_path / "out", tmp_path / "work", {"dataset": str(dataset)}, threads=1)
     done = run_recipes(recipes, ev)
-    assert done == {"made": 2 + 3 + 3 + 1, "skipped": 0}
+    assert done == {"made": 2 + 3 + 3 + 1, "skipped": 0, "elsewhere": 0}
     cells = {
         p.relative_to(tmp_path / "out" / "cells").as_posix(): json.loads(p.read_text())
         for p in (tmp_path / "out" / "cells").rglob("*.json")
@@ -595,6 +595,28 @@ def test_a_killed_evaluation_resumes_and_never_retrains_a_finished_cell(dataset,
     assert "| Scenario 1 | Scenario 2 |" in md and "D − G" in md
     r = run_cli(*args, "--resume", "--epochs", "2", timeout=240)
     assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_second_evaluation_process_leaves_a_claimed_group_to_its_owner(dataset, tmp_path):
+    from dualcam_rt.training.evaluation import claim
+
+    recipes, out, work = small_recipes(tmp_path / "recipes"), tmp_path / "out", tmp_path / "work"
+    args = ["evaluate", "--data", str(dataset), "--out", str(out), "--work", str(work), "--recipes", str(recipes)]
+    args += ["--tables", "1,3", "--seeds", "1", "--splits", "chunk_split", "--measure-batches", "1", "--resume"]
+    lock = work / "claims" / "chunk_split_seed0_all_scenarios.lock"
+    with claim(lock) as mine:  # this test process plays the other evaluate, busy with train all
+        assert mine
+        with claim(lock) as again:
+            assert not again  # an exclusive lock: a second holder is refused, even in one process
+        r = run_cli(*args, *EVAL_FAST, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "chunk_split/seed0/all_scenarios: another process has it" in r.stderr
+    assert "2 cell(s) made, 0 skipped, 3 left to other processes" in r.stderr
+    assert sorted(_cells(out)) == [f"cells/chunk_split/table3/scenario_1_{c}_seed0.json" for c in ("D", "G")]
+    r = run_cli(*args, *EVAL_FAST, timeout=240)  # the lock is free again: the rest is made, once
+    assert r.returncode == 0 and "3 cell(s) made, 2 skipped, 0 left to other processes" in r.stderr
+    assert len(_cells(out)) == 5
 
 
 def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(dataset, tmp_path):

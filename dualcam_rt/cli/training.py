@@ -479,7 +479,9 @@ def evaluate(
     max_clips_per_session: int = _MAXCLIPS,
     quiet: bool = _QUIET,
 ):
-    """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first."""
+    """The paper's Tables 1-4 from their recipes, one JSON per finished cell, with a budget plan first.
+
+    Run it once per core with the same arguments and --resume: the processes share the cells."""
     _torch()
     from ..training.data import SPLIT_COLUMNS, read_manifest  # no torch yet: bad options fail fast
 
@@ -625,7 +627,8 @@ def evaluate(
     )
     written = write_tables(out_dir, every, header)
     console.print(
-        f"{done['made']} cell(s) made, {done['skipped']} skipped; {len(written)} table files under {out_dir} "
+        f"{done['made']} cell(s) made, {done['skipped']} skipped, {done['elsewhere']} left to other processes; "
+        f"{len(written)} table files under {out_dir} "
         f"in {time.perf_counter() - t0:.0f} s",
         highlight=False,
     )

@@ -17,12 +17,19 @@ Transfer protocol (Table 4 analogue): a student distilled on the source scenario
 layer's activations (averaged over time) of the held-out scenario's clips feed a kNN (k chosen on
 a val third) and a linear SVM, trained on a train third and tested on a test third of them (in
 turn within each class, as DCASE brings its own split).
+
+Several ``evaluate`` processes with the same arguments share the work: each (split, seed, train
+set) group, whose cells share their teacher runs, is claimed by one process through an exclusive
+lock on ``<work>/claims/<group>.lock`` (released by the kernel if that process dies), and cells
+finished by another process are skipped. One process per core fills a table that many times sooner.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,6 +284,24 @@ class Evaluation:
         return path
 
 
+@contextmanager
+def claim(lock: Path) -> Iterator[bool]:
+    """Yields True while this process holds the exclusive lock ``lock``, False when another does."""
+    import fcntl  # POSIX; the lock lives as long as the open file, so a killed process frees it
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def test_sets(scenarios: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
     """Where a run trained on ``scenarios`` is tested: all together for all three, else each one."""
     if set(scenarios) == {1, 2, 3}:
@@ -288,7 +313,7 @@ def run_recipes(
     recipes: dict[int, Recipe], ev: Evaluation, teachers: dict[int, Recipe] | None = None, after_cell=None
 ) -> dict:
     """Make every cell of ``recipes`` not yet finished; ``after_cell(path)`` is called after each.
-    Returns {"made": n, "skipped": n}."""
+    Returns {"made": n, "skipped": n (finished before), "elsewhere": n (left to other processes)}."""
     planned = plan_cells(recipes, teachers)
     todo = [p for p in planned if not ev.finished(p)]
     skipped = len(planned) - len(todo)
@@ -302,32 +327,48 @@ def run_recipes(
             models[run] = ev.obtain(run, soft_from=teacher)
         return models[run]
 
-    group = None
+    groups: dict[tuple, list[Planned]] = {}
     for p in todo:
-        key = (p.cell.split, p.cell.seed, p.cell.train_set)
-        if key != group:
+        groups.setdefault((p.cell.split, p.cell.seed, p.cell.train_set), []).append(p)
+    made = elsewhere = 0
+    for (split, seed, train_set), cells in groups.items():
+        with claim(ev.work / "claims" / f"{split}_seed{seed}_{slug(train_set)}.lock") as mine:
+            if not mine:
+                console.print(f"{split}/seed{seed}/{slug(train_set)}: another process has it", highlight=False)
+                elsewhere += len(cells)
+                continue
             models.clear()
-            group = key
-        t0 = time.perf_counter()
-        model, info = model_of(p.run)
-        if p.recipe.protocol == "transfer":
-            results = transfer_results(model, p, ev)
-        else:
-            _, _, test = ev.data(p.run.split, p.run.scenarios, p.run.seed)
-            logits = predict_logits(model, test, input_kind(p.run.model), device=next(model.parameters()).device)
-            results = {
-                name: accuracy(logits[np.isin(test.scenario, s)], test.label[np.isin(test.scenario, s)])
-                for name, s in test_sets(p.run.scenarios)
-            }
-        path = ev.write_cell(p, info, results, time.perf_counter() - t0)
-        console.print(
-            f"cell {path.relative_to(ev.out)}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in results.items() if isinstance(v, float)),
-            highlight=False,
-        )
-        if after_cell:
-            after_cell(path)
-    return {"made": len(todo), "skipped": skipped}
+            for p in cells:
+                if p.cell.path(ev.out).is_file():  # made by another process since the plan
+                    elsewhere += 1
+                    continue
+                path = make_cell(p, ev, model_of)
+                made += 1
+                if after_cell:
+                    after_cell(path)
+    return {"made": made, "skipped": skipped, "elsewhere": elsewhere}
+
+
+def make_cell(p: Planned, ev: Evaluation, model_of) -> Path:
+    """Trains (or reuses) the cell's run, tests it and writes the cell."""
+    t0 = time.perf_counter()
+    model, info = model_of(p.run)
+    if p.recipe.protocol == "transfer":
+        results = transfer_results(model, p, ev)
+    else:
+        _, _, test = ev.data(p.run.split, p.run.scenarios, p.run.seed)
+        logits = predict_logits(model, test, input_kind(p.run.model), device=next(model.parameters()).device)
+        results = {
+            name: accuracy(logits[np.isin(test.scenario, s)], test.label[np.isin(test.scenario, s)])
+            for name, s in test_sets(p.run.scenarios)
+        }
+    path = ev.write_cell(p, info, results, time.perf_counter() - t0)
+    console.print(
+        f"cell {path.relative_to(ev.out)}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in results.items() if isinstance(v, float)),
+        highlight=False,
+    )
+    return path
 
 
 # -- the transfer protocol --------------------------------------------------------------------
