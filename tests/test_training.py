@@ -669,6 +669,29 @@ def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(d
         planner.choose(recipes, recipes, ev, timings, 1e-9)
 
 
+def test_the_planner_rescales_a_models_timings_by_what_its_finished_cells_took():
+    from dualcam_rt.training import planner
+
+    timings = {
+        "hearnet": {"train_s_per_clip": 0.01, "eval_s_per_clip": 0.005},
+        "soundnet": {"train_s_per_clip": 0.2, "eval_s_per_clip": 0.1},
+    }
+
+    def cell(model, train, val, seconds_per_epoch):
+        run = {"train_clips": train, "val_clips": val, "seconds_per_epoch": seconds_per_epoch}
+        return {"model": model, "run": run}
+
+    # predicted epoch 100 x 0.01 + 20 x 0.005 = 1.1 s; these took 2x, 3x and 10x that: the median is 3x
+    cells = [cell("hearnet", 100, 20, 2.2), cell("hearnet", 100, 20, 3.3), cell("hearnet", 100, 20, 11.0)]
+    cells += [cell("resnet50", 100, 20, 50.0), {"model": "hearnet", "run": None}]  # no timings / no run
+    got = planner.calibrate(timings, cells)
+    assert got["hearnet"]["scale"] == pytest.approx(3.0) and got["hearnet"]["cells"] == 3
+    assert got["hearnet"]["train_s_per_clip"] == pytest.approx(0.03)
+    assert got["hearnet"]["eval_s_per_clip"] == pytest.approx(0.015)
+    assert got["soundnet"] == timings["soundnet"] and "resnet50" not in got  # no cells: as measured
+    assert timings["hearnet"]["train_s_per_clip"] == 0.01  # the measured timings are left as they were
+
+
 def test_chunk_split_gives_every_clip_the_split_of_its_official_code_chunk(dataset):
     from dualcam_rt.sessions.manifest import chunk_split
 

@@ -505,7 +505,7 @@ def evaluate(
     from ..training.models import input_kind
     from ..training.recipe import RECIPES_DIR, load_recipes, shrink
     from ..training.runs import write_json_atomic
-    from ..training.tables import write_tables
+    from ..training.tables import read_cells, write_tables
 
     every = load_recipes(recipes or RECIPES_DIR)
     if unknown := [t for t in table_ids if t not in every]:
@@ -582,12 +582,14 @@ def evaluate(
         console.print(f"measuring {measure_batches} batches of {', '.join(models)} here ...", highlight=False)
         batch = next(iter(chosen.values())).batch_size
         measured = planner.measure(models, clips, batch, measure_batches, device, threads)
+    # what finished cells took per epoch corrects the few timed batches (timings.json keeps the raw ones)
+    timing = planner.calibrate(measured, read_cells(out_dir))
     if budget_hours is not None:
-        setting, estimate = planner.choose(chosen, base, ev, measured, budget_hours, epochs, pinned)
+        setting, estimate = planner.choose(chosen, base, ev, timing, budget_hours, epochs, pinned)
     else:
-        estimate = planner.estimate(chosen, ev, measured, setting.teachers(base))
+        estimate = planner.estimate(chosen, ev, timing, setting.teachers(base))
     cut = setting.apply(chosen)
-    _print_plan(measured, estimate, threads)
+    _print_plan(timing, estimate, threads)
     console.print(
         f"setting: {setting.describe(chosen)}"
         + (f" (chosen for --budget-hours {budget_hours:g})" if budget_hours is not None else ""),
@@ -604,6 +606,7 @@ def evaluate(
         "runs": estimate.runs,
         "cells": estimate.cells,
         "by_model": estimate.by_model,
+        "scale_from_cells": {m: t["scale"] for m, t in timing.items() if "scale" in t},
         "threads": threads,
     }
     write_json_atomic(out_dir / "timings.json", {"seconds_per_clip": measured, "threads": threads, "device": device})
@@ -646,7 +649,7 @@ def _print_plan(measured: dict, estimate, threads: int | None) -> None:
     from rich.table import Table
 
     table = Table(title="budget plan (every run to its epoch cap; early stopping ends most sooner)")
-    for col in ("model", "runs", "train clips/run", "train s/clip", "eval s/clip", "hours at most"):
+    for col in ("model", "runs", "train clips/run", "train s/clip", "eval s/clip", "x from cells", "hours at most"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for model, m in sorted(estimate.by_model.items()):
         t = measured[model]
@@ -656,6 +659,7 @@ def _print_plan(measured: dict, estimate, threads: int | None) -> None:
             f"{m['train_clips']:.0f}",
             f"{t['train_s_per_clip']:.4f}",
             f"{t['eval_s_per_clip']:.4f}",
+            f"{t['scale']:.2f} ({t['cells']})" if "scale" in t else "-",
             f"{m['hours']:.3f}",
         )
     console.print(table)

@@ -15,6 +15,10 @@ Table 2; Table 3 and Table 1's D and R always stay), then the second split, then
 (never below two: a paired comparison needs a spread); each step down starts the epoch ladder
 again from the top. It never subsamples a training split. Finished cells and finished runs
 (``resume``) cost nothing.
+
+A few timed batches can misjudge a whole epoch (timed next to another job on this project's
+2-core machine, they overstated every model's by about 5x), so ``calibrate`` rescales each
+model's timings by what its finished cells took per epoch, once an evaluation has some.
 """
 
 from __future__ import annotations
@@ -89,6 +93,32 @@ def measure(
         out[name] = {
             "train_s_per_clip": float(np.median(timed)) / n,
             "eval_s_per_clip": (time.perf_counter() - t0) / (batches * n),
+        }
+    return out
+
+
+def calibrate(timings: dict[str, dict[str, float]], cells: list[dict]) -> dict[str, dict]:
+    """``timings`` scaled per model by the median of (measured seconds per epoch) / (predicted
+    seconds per epoch) over the finished ``cells`` that ran that model; each entry gains "scale"
+    and "cells" (how many cells it rests on). Models without such cells keep their timings."""
+    ratios: dict[str, list[float]] = {}
+    for c in cells:
+        run, t = c.get("run") or {}, timings.get(c.get("model", ""))
+        if t is None or not run.get("seconds_per_epoch") or not run.get("train_clips"):
+            continue
+        predicted = run["train_clips"] * t["train_s_per_clip"] + (run.get("val_clips") or 0) * t["eval_s_per_clip"]
+        ratios.setdefault(c["model"], []).append(run["seconds_per_epoch"] / predicted)
+    out = {}
+    for model, t in timings.items():
+        if model not in ratios:
+            out[model] = dict(t)
+            continue
+        k = float(np.median(ratios[model]))
+        out[model] = {
+            "train_s_per_clip": t["train_s_per_clip"] * k,
+            "eval_s_per_clip": t["eval_s_per_clip"] * k,
+            "scale": k,
+            "cells": len(ratios[model]),
         }
     return out
 
