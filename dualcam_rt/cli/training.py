@@ -625,10 +625,14 @@ def evaluate(
         + f".\n\nMade by: `{plan['command']}`"
     )
     t0 = time.perf_counter()
+    ran = tuple(dict.fromkeys(s for r in cut.values() for s in r.splits))  # another run's splits keep their header
     done = run_recipes(
-        cut, ev, teachers=setting.teachers(base), after_cell=lambda _: write_tables(out_dir, every, header, png=False)
+        cut,
+        ev,
+        teachers=setting.teachers(base),
+        after_cell=lambda _: write_tables(out_dir, every, header, png=False, splits=ran),
     )
-    written = write_tables(out_dir, every, header)
+    written = write_tables(out_dir, every, header, splits=ran)
     console.print(
         f"{done['made']} cell(s) made, {done['skipped']} skipped, {done['elsewhere']} left to other processes; "
         f"{len(written)} table files under {out_dir} "

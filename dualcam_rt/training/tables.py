@@ -118,11 +118,14 @@ def _fmt_diff(d: dict | None) -> str:
     return f"{d['mean']:+.3f}{spread} ({d['wins']}/{d['n']})"
 
 
-def write_tables(out: Path, recipes: dict[int, Recipe], header: str, png: bool = True) -> list[Path]:
-    """``out/<split>/table<N>.md|.csv|.png`` (and ``table<N>_paired.csv``) from every finished cell."""
+def write_tables(
+    out: Path, recipes: dict[int, Recipe], header: str, png: bool = True, splits: tuple[str, ...] | None = None
+) -> list[Path]:
+    """``out/<split>/table<N>.md|.csv|.png`` (and ``table<N>_paired.csv``) from every finished cell,
+    for ``splits`` only when given (the header describes the run that made them)."""
     rows = rows_of(read_cells(out))
     written = []
-    for split in sorted({r["split"] for r in rows}):
+    for split in sorted({r["split"] for r in rows if splits is None or r["split"] in splits}):
         for table in sorted({r["table"] for r in rows if r["split"] == split}):
             mine = [r for r in rows if r["split"] == split and r["table"] == table]
             written += _write_table(out / split, table, recipes.get(table), mine, split, header, png)
