@@ -625,14 +625,14 @@ def evaluate(
         + f".\n\nMade by: `{plan['command']}`"
     )
     t0 = time.perf_counter()
-    ran = tuple(dict.fromkeys(s for r in cut.values() for s in r.splits))  # another run's splits keep their header
+    ran = {(s, t) for t, r in cut.items() for s in r.splits}  # other tables keep the header of the run that made them
     done = run_recipes(
         cut,
         ev,
         teachers=setting.teachers(base),
-        after_cell=lambda _: write_tables(out_dir, every, header, png=False, splits=ran),
+        after_cell=lambda _: write_tables(out_dir, every, header, png=False, only=ran),
     )
-    written = write_tables(out_dir, every, header, splits=ran)
+    written = write_tables(out_dir, every, header, only=ran)
     console.print(
         f"{done['made']} cell(s) made, {done['skipped']} skipped, {done['elsewhere']} left to other processes; "
         f"{len(written)} table files under {out_dir} "

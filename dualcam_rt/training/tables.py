@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +120,20 @@ def _fmt_diff(d: dict | None) -> str:
 
 
 def write_tables(
-    out: Path, recipes: dict[int, Recipe], header: str, png: bool = True, splits: tuple[str, ...] | None = None
+    out: Path,
+    recipes: dict[int, Recipe],
+    header: str,
+    png: bool = True,
+    only: Collection[tuple[str, int]] | None = None,
 ) -> list[Path]:
-    """``out/<split>/table<N>.md|.csv|.png`` (and ``table<N>_paired.csv``) from every finished cell,
-    for ``splits`` only when given (the header describes the run that made them)."""
+    """``out/<split>/table<N>.md|.csv|.png`` (and ``table<N>_paired.csv``) from every finished cell;
+    with ``only``, just those (split, table) pairs (the header describes the run that made them)."""
     rows = rows_of(read_cells(out))
     written = []
-    for split in sorted({r["split"] for r in rows if splits is None or r["split"] in splits}):
+    for split in sorted({r["split"] for r in rows}):
         for table in sorted({r["table"] for r in rows if r["split"] == split}):
+            if only is not None and (split, table) not in only:
+                continue
             mine = [r for r in rows if r["split"] == split and r["table"] == table]
             written += _write_table(out / split, table, recipes.get(table), mine, split, header, png)
     return written
