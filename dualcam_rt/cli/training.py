@@ -648,15 +648,15 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return tuple(sorted({int(p) for p in parts}))
 
 
-def _print_plan(measured: dict, estimate, threads: int | None) -> None:
-    """The planner's table: per model, runs to do, s per clip and epoch, hours at most."""
+def _print_plan(timing: dict, estimate, threads: int | None) -> None:
+    """The planner's table: per model, runs to do, s per clip and epoch (calibrated), hours at most."""
     from rich.table import Table
 
     table = Table(title="budget plan (every run to its epoch cap; early stopping ends most sooner)")
     for col in ("model", "runs", "train clips/run", "train s/clip", "eval s/clip", "x from cells", "hours at most"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for model, m in sorted(estimate.by_model.items()):
-        t = measured[model]
+        t = timing[model]
         table.add_row(
             model,
             str(m["runs"]),

@@ -332,9 +332,10 @@ def run_recipes(
         groups.setdefault((p.cell.split, p.cell.seed, p.cell.train_set), []).append(p)
     made = elsewhere = 0
     for (split, seed, train_set), cells in groups.items():
-        with claim(ev.work / "claims" / f"{split}_seed{seed}_{slug(train_set)}.lock") as mine:
+        group = f"{split}/seed{seed}/{slug(train_set)}"  # as its runs lie under ``work``
+        with claim(ev.work / "claims" / f"{group.replace('/', '_')}.lock") as mine:
             if not mine:
-                console.print(f"{split}/seed{seed}/{slug(train_set)}: another process has it", highlight=False)
+                console.print(f"{group}: another process has it", highlight=False)
                 elsewhere += len(cells)
                 continue
             models.clear()
