@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")  # the train extra; always installed by `ma
 
 from conftest import CLI, free_port, run_cli  # noqa: E402
 
+from dualcam_rt.errors import BadInput  # noqa: E402
 from dualcam_rt.training.data import ClipOptions, Clips, load_clips  # noqa: E402
 from dualcam_rt.training.engine import TrainConfig, fit  # noqa: E402
 from dualcam_rt.training.losses import distillation_loss, soft_labels_from_logits  # noqa: E402
@@ -280,6 +281,22 @@ def test_a_killed_run_resumes_where_its_checkpoint_left_off(tmp_path):
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["history"][0] == {**full["history"][0], "seconds": resumed["history"][0]["seconds"]}
     assert resumed["history"][-1]["loss"] == pytest.approx(full["history"][-1]["loss"], rel=1e-4)
+
+
+def test_a_run_whose_network_changed_shape_is_refused_clearly_and_retrained(tmp_path):
+    clips = synthetic_clips()
+    cfg = TrainConfig("hearnet", epochs=1, batch_size=8, threads=1)
+    fit(cfg, clips.select("train"), clips.select("val"), tmp_path / "run", progress=False)
+    for name in ("best.pt", "last.pt"):  # as an older dualcam-rt's network would have left them
+        ckpt = torch.load(tmp_path / "run" / name, weights_only=False)
+        key = next(iter(ckpt["model"]))
+        ckpt["model"][key] = ckpt["model"][key][:1]
+        torch.save(ckpt, tmp_path / "run" / name)
+    with pytest.raises(BadInput, match="do not fit today's hearnet network"):
+        load_run(tmp_path / "run")
+    info = fit(cfg, clips.select("train"), clips.select("val"), tmp_path / "run", resume=True, progress=False)
+    assert [h["epoch"] for h in info["history"]] == [1]  # started afresh, not a traceback
+    assert load_run(tmp_path / "run")[1]["model"] == "hearnet"
 
 
 def test_load_run_gives_back_the_best_weights(tmp_path):
@@ -639,7 +656,6 @@ def test_a_second_evaluation_process_leaves_a_claimed_group_to_its_owner(dataset
 
 
 def test_the_planner_prints_hours_and_a_smaller_budget_picks_a_smaller_setting(dataset, tmp_path):
-    from dualcam_rt.errors import BadInput
     from dualcam_rt.training import planner
     from dualcam_rt.training.evaluation import Evaluation
     from dualcam_rt.training.recipe import load_recipes

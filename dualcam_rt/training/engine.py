@@ -38,7 +38,7 @@ from .data import Clips
 from .distributed import barrier, rank_world, resolve_device
 from .losses import distillation_loss, soft_labels_from_logits
 from .models import MODELS, build_model, input_kind
-from .runs import BEST_FILE, LAST_FILE, save_atomic, write_run_info
+from .runs import BEST_FILE, LAST_FILE, fits, save_atomic, write_run_info
 
 console = Console(stderr=True)
 N_CLASSES = len(CLASSES)
@@ -364,6 +364,9 @@ class Trainer:
         ckpt = torch.load(last, map_location=self.device, weights_only=False)
         if ckpt.get("identity") != self.cfg.training_identity():
             self._say(f"{last} is a run with other settings: starting afresh")
+            return False
+        if not fits(self.model, ckpt["model"]):
+            self._say(f"{last} holds another shape of {self.cfg.model} (an older dualcam-rt?): starting afresh")
             return False
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])

@@ -219,9 +219,13 @@ class Evaluation:
         train, val, _ = self.data(run.split, run.scenarios, run.seed)
         want = plain({"settings": run.settings(), "data": self.data_identity})
         if self.resume and (out / "run.json").is_file() and not (out / LAST_FILE).is_file():
-            model, info = load_run(out, device=resolve_device(self.device))
-            if info.get("evaluation") == want:
-                return model, info
+            try:
+                model, info = load_run(out, device=resolve_device(self.device))
+            except BadInput as err:  # weights of an older network: made again below
+                console.print(f"{err}; training it again", highlight=False)
+            else:
+                if info.get("evaluation") == want:
+                    return model, info
         soft = None
         if run.teacher is not None:
             if soft_from is None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import NotFound
+from ..errors import BadInput, NotFound
 from .models import build_model
 
 RUN_FILE, BEST_FILE, LAST_FILE = "run.json", "best.pt", "last.pt"
@@ -57,8 +57,20 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[n
         n_classes=len(info.get("classes", ())) or None,
     )
     state = torch.load(Path(run_dir) / BEST_FILE, map_location=device, weights_only=True)["model"]
+    if not fits(model, state):
+        raise BadInput(
+            f"{run_dir}: its weights do not fit today's {info['model']} network (trained by an older "
+            "dualcam-rt?): train it again, or remove the run directory"
+        )
     model.load_state_dict(state)
     return model.to(device).eval(), info
+
+
+def fits(model: nn.Module, state: dict) -> bool:
+    """True when ``state`` has exactly ``model``'s tensors, shape for shape (load_state_dict would
+    otherwise copy the tensors that fit before it fails)."""
+    own = model.state_dict()
+    return own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
 
 
 def _json_default(x):
