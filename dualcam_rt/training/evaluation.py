@@ -221,11 +221,10 @@ class Evaluation:
         if self.resume and (out / "run.json").is_file() and not (out / LAST_FILE).is_file():
             try:
                 model, info = load_run(out, device=resolve_device(self.device))
-            except BadInput as err:  # weights of an older network: made again below
-                console.print(f"{err}; training it again", highlight=False)
-            else:
                 if info.get("evaluation") == want:
                     return model, info
+            except BadInput as err:  # weights of an older network: made again below
+                console.print(f"{err}; training it again", highlight=False)
         soft = None
         if run.teacher is not None:
             if soft_from is None:
